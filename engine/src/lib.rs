@@ -1,0 +1,17 @@
+//! vigil's engine: chain format v1, hashing, signature checking, chain rules
+//! and the streaming verifier. The `vigil` CLI is a thin layer over this
+//! crate; a node embedding it gets exactly what the CLI gets.
+
+pub mod chain;
+pub mod format;
+pub mod hash;
+pub mod report;
+pub mod sig;
+pub mod verify;
+
+pub use chain::ChainState;
+pub use format::{BlockHeader, BlockView, Malformation, TxHeader, TxView};
+pub use hash::Digest;
+pub use report::{BlockReport, CollectSink, Failure, MalformedReport, ReportSink, Rule, Summary};
+pub use sig::RuleSet;
+pub use verify::{InputError, IoMode, Verifier, VerifyOptions, expand_paths};

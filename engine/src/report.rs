@@ -1,0 +1,163 @@
+//! What verification reports: rule names exactly as FORMAT.md gives them,
+//! per-block failures, malformed blocks and the run's summary.
+
+use crate::format::Malformation;
+use crate::hash::Digest;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// The validity rules of FORMAT.md, in the order of its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    Malformed,
+    ChainId,
+    Height,
+    PrevHash,
+    Timestamp,
+    TxRoot,
+    BlockSignature,
+    TxSignature,
+    TxTimestamp,
+    Nonce,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 10] = [
+        Rule::Malformed,
+        Rule::ChainId,
+        Rule::Height,
+        Rule::PrevHash,
+        Rule::Timestamp,
+        Rule::TxRoot,
+        Rule::BlockSignature,
+        Rule::TxSignature,
+        Rule::TxTimestamp,
+        Rule::Nonce,
+    ];
+
+    /// The rule's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Malformed => "malformed",
+            Rule::ChainId => "chain_id",
+            Rule::Height => "height",
+            Rule::PrevHash => "prev_hash",
+            Rule::Timestamp => "timestamp",
+            Rule::TxRoot => "tx_root",
+            Rule::BlockSignature => "block_signature",
+            Rule::TxSignature => "tx_signature",
+            Rule::TxTimestamp => "tx_timestamp",
+            Rule::Nonce => "nonce",
+        }
+    }
+
+    /// Whether the rule is about one transaction (its failures carry `tx`).
+    pub fn is_per_transaction(self) -> bool {
+        matches!(self, Rule::TxSignature | Rule::TxTimestamp | Rule::Nonce)
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Rule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Rule::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| format!("unknown rule {s:?}"))
+    }
+}
+
+/// One rule a block breaks. `tx` is the transaction's index in its block,
+/// for per-transaction rules only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub rule: Rule,
+    pub tx: Option<u32>,
+    pub detail: String,
+}
+
+/// The verdict on one well-formed block.
+#[derive(Debug, Clone)]
+pub struct BlockReport {
+    pub file: Arc<Path>,
+    /// Byte offset of the block in its file.
+    pub offset: u64,
+    /// 0-based index of the block among the well-formed blocks of the run.
+    pub position: u64,
+    /// The height stored in the header.
+    pub height: u64,
+    pub hash: Digest,
+    pub tx_count: u32,
+    pub failures: Vec<Failure>,
+}
+
+impl BlockReport {
+    pub fn valid(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// A block that could not be framed; it ends its file.
+#[derive(Debug, Clone)]
+pub struct MalformedReport {
+    pub file: Arc<Path>,
+    pub offset: u64,
+    pub reason: Malformation,
+}
+
+/// Totals of a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub files: u64,
+    /// Well-formed blocks checked.
+    pub blocks: u64,
+    /// Well-formed blocks that break at least one rule.
+    pub invalid_blocks: u64,
+    /// Malformed blocks (each ends its file).
+    pub malformed: u64,
+    pub transactions: u64,
+    /// Signatures checked: every transaction's and every block's.
+    pub signatures: u64,
+    /// Bytes of the files read.
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+impl Summary {
+    pub fn valid(&self) -> bool {
+        self.invalid_blocks == 0 && self.malformed == 0
+    }
+}
+
+/// Where reports go, in chain order. The CLI prints them; a node collects
+/// them.
+pub trait ReportSink {
+    fn block(&mut self, report: &BlockReport);
+    fn malformed(&mut self, report: &MalformedReport);
+    /// Called after each batch with running totals.
+    fn progress(&mut self, _totals: &Summary) {}
+}
+
+/// A sink that keeps every report, for tests and embedding.
+#[derive(Debug, Default)]
+pub struct CollectSink {
+    pub blocks: Vec<BlockReport>,
+    pub malformed: Vec<MalformedReport>,
+}
+
+impl ReportSink for CollectSink {
+    fn block(&mut self, report: &BlockReport) {
+        self.blocks.push(report.clone());
+    }
+    fn malformed(&mut self, report: &MalformedReport) {
+        self.malformed.push(report.clone());
+    }
+}

@@ -1,0 +1,124 @@
+//! ed25519 signature checking: the one place that decides whether a
+//! signature verifies, under an explicit rule set.
+//!
+//! - `zip215` (the chain's rule, FORMAT.md "Signatures"): canonical S,
+//!   A and R may be any encoding that decodes to a curve point (non-canonical
+//!   and small-order ones included), cofactored equation. ed25519-zebra is
+//!   the reference implementation of exactly these rules.
+//! - `strict`: ed25519-dalek's `verify_strict` (canonical S, A and R not of
+//!   small order, cofactorless equation compared byte-for-byte with R).
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleSet {
+    #[default]
+    Zip215,
+    Strict,
+}
+
+impl RuleSet {
+    pub const ALL: [RuleSet; 2] = [RuleSet::Zip215, RuleSet::Strict];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleSet::Zip215 => "zip215",
+            RuleSet::Strict => "strict",
+        }
+    }
+}
+
+impl fmt::Display for RuleSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for RuleSet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "zip215" => Ok(RuleSet::Zip215),
+            "strict" => Ok(RuleSet::Strict),
+            other => Err(format!("unknown rule set {other:?} (expected zip215 or strict)")),
+        }
+    }
+}
+
+/// Whether `signature` by `public_key` over `message` verifies under `rules`.
+pub fn verify(rules: RuleSet, public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+    match rules {
+        RuleSet::Zip215 => {
+            let Ok(key) = ed25519_zebra::VerificationKey::try_from(*public_key) else {
+                return false;
+            };
+            key.verify(&ed25519_zebra::Signature::from_bytes(signature), message)
+                .is_ok()
+        }
+        RuleSet::Strict => {
+            let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public_key) else {
+                return false;
+            };
+            key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
+                .is_ok()
+        }
+    }
+}
+
+/// Which curve25519-dalek backend this process uses for point arithmetic.
+pub fn curve_backend() -> &'static str {
+    #[cfg(all(target_arch = "x86_64", curve25519_dalek_backend = "avx512"))]
+    if std::is_x86_feature_detected!("avx512ifma") && std::is_x86_feature_detected!("avx512vl") {
+        return "avx512ifma";
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        return "avx2";
+    }
+    "serial"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+
+    #[test]
+    fn both_rule_sets_accept_a_fresh_signature_and_reject_a_tampered_one() {
+        let sk = SigningKey::from_bytes(&[9; 32]);
+        let pk = sk.verifying_key().to_bytes();
+        let msg = [1u8; 32];
+        let sig = sk.sign(&msg).to_bytes();
+        for rules in RuleSet::ALL {
+            assert!(verify(rules, &pk, &msg, &sig), "{rules}");
+            let mut bad = sig;
+            bad[40] ^= 1;
+            assert!(!verify(rules, &pk, &msg, &bad), "{rules}");
+            assert!(!verify(rules, &pk, &[2u8; 32], &sig), "{rules}");
+        }
+    }
+
+    #[test]
+    fn s_plus_l_is_rejected_by_both() {
+        // L, little-endian.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let sk = SigningKey::from_bytes(&[3; 32]);
+        let pk = sk.verifying_key().to_bytes();
+        let msg = [7u8; 32];
+        let mut sig = sk.sign(&msg).to_bytes();
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let v = sig[32 + i] as u16 + L[i] as u16 + carry;
+            sig[32 + i] = v as u8;
+            carry = v >> 8;
+        }
+        for rules in RuleSet::ALL {
+            assert!(!verify(rules, &pk, &msg, &sig), "{rules}");
+        }
+    }
+}
