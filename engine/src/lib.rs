@@ -14,4 +14,4 @@ pub use format::{BlockHeader, BlockView, Malformation, TxHeader, TxView};
 pub use hash::Digest;
 pub use report::{BlockReport, CollectSink, Failure, MalformedReport, ReportSink, Rule, Summary};
 pub use sig::RuleSet;
-pub use verify::{InputError, IoMode, Verifier, VerifyOptions, expand_paths};
+pub use verify::{InputError, IoMode, Segment, Verifier, VerifyOptions, expand_paths};

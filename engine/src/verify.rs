@@ -118,6 +118,35 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
     Ok(files)
 }
 
+/// A whole segment file's bytes, mapped or read, for tools that walk one
+/// file (`vigil inspect`, tests).
+pub enum Segment {
+    Mapped(Mmap),
+    Read(Vec<u8>),
+}
+
+impl Segment {
+    pub fn open(path: &Path, io: IoMode) -> Result<Segment, InputError> {
+        let mut file = File::open(path).map_err(io_error(path))?;
+        let len = file.metadata().map_err(io_error(path))?.len();
+        if io == IoMode::Read || len == 0 {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map_err(io_error(path))?;
+            return Ok(Segment::Read(bytes));
+        }
+        // SAFETY: read-only map; see the module comment on files that shrink.
+        let map = unsafe { Mmap::map(&file) }.map_err(io_error(path))?;
+        Ok(Segment::Mapped(map))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Segment::Mapped(m) => m,
+            Segment::Read(v) => v,
+        }
+    }
+}
+
 /// A block framed in a batch: its offset in the file and its bytes' place
 /// in the batch's data.
 #[derive(Debug, Clone, Copy)]
@@ -200,23 +229,48 @@ impl Verifier {
             return Ok(());
         }
         match self.opts.io {
-            IoMode::Mmap => self.verify_mapped(&name, &file, len, sink),
+            IoMode::Mmap => self.verify_mapped(&name, &file, sink),
             IoMode::Read => self.verify_read(&name, file, len, sink),
         }
     }
 
-    fn verify_mapped(
-        &mut self,
-        name: &Arc<Path>,
-        file: &File,
-        len: u64,
-        sink: &mut dyn ReportSink,
-    ) -> Result<(), InputError> {
+    fn verify_mapped(&mut self, name: &Arc<Path>, file: &File, sink: &mut dyn ReportSink) -> Result<(), InputError> {
         // SAFETY: the map is read-only; the file must not be truncated while
         // mapped (documented above; `IoMode::Read` is the safe alternative).
         let map = unsafe { Mmap::map(file) }.map_err(io_error(name))?;
         let _ = map.advise(Advice::Sequential);
-        let data: &[u8] = &map;
+        self.verify_slice(
+            name,
+            &map,
+            |from, to| {
+                // Give finished pages back so RSS stays flat on huge files.
+                // SAFETY: a read-only file mapping: dropped pages are re-read
+                // from the file if touched again; no slice into them is used
+                // after its batch.
+                let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, from, to - from) };
+            },
+            sink,
+        );
+        Ok(())
+    }
+
+    /// Verifies one segment file's bytes held in memory (a node's block
+    /// buffer, a test's mutated copy), continuing the chain. `name` is what
+    /// reports call the file.
+    pub fn verify_bytes(&mut self, name: &Path, data: &[u8], sink: &mut dyn ReportSink) {
+        self.totals.files += 1;
+        self.verify_slice(&Arc::from(name), data, |_, _| {}, sink);
+    }
+
+    /// Frames `data` (one whole file) batch by batch; `release(from, to)` is
+    /// told each page-aligned range that no later batch needs.
+    fn verify_slice(
+        &mut self,
+        name: &Arc<Path>,
+        data: &[u8],
+        release: impl Fn(usize, usize),
+        sink: &mut dyn ReportSink,
+    ) {
         let mut pos = 0usize;
         while pos < data.len() {
             let batch_start = pos;
@@ -243,21 +297,16 @@ impl Verifier {
             }
             self.process(name, data, &framed, pos - batch_start, sink);
             self.framed = framed;
-            // Give the finished pages back so RSS stays flat on huge files.
-            let page = 4096;
-            let (from, to) = (batch_start / page * page, pos / page * page);
+            const PAGE: usize = 4096;
+            let (from, to) = (batch_start / PAGE * PAGE, pos / PAGE * PAGE);
             if to > from {
-                // SAFETY: a read-only private file mapping: dropped pages are
-                // re-read from the file if touched again; no slice into them
-                // outlives this batch.
-                let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, from, to - from) };
+                release(from, to);
             }
             if let Some(reason) = malformed {
-                self.report_malformed(name, pos as u64, reason, len - pos as u64, sink);
+                self.report_malformed(name, pos as u64, reason, (data.len() - pos) as u64, sink);
                 break;
             }
         }
-        Ok(())
     }
 
     fn verify_read(

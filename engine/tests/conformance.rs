@@ -47,7 +47,7 @@ fn valid_chain_matches_expected_block_by_block() {
     let expected = load(&dir.join("expected.json"));
     let want = expected["blocks"].as_array().unwrap();
 
-    let files = expand_paths(&[dir.clone()]).unwrap();
+    let files = expand_paths(std::slice::from_ref(&dir)).unwrap();
     assert_eq!(files.len() as u64, expected["totals"]["files"].as_u64().unwrap());
 
     // Framing and hashing, block by block, straight from the format layer.

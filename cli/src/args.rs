@@ -1,0 +1,65 @@
+//! Parsers for argument values: ranges, sizes, hex keys.
+
+use std::ops::RangeInclusive;
+
+/// `N` or `A..B` (inclusive; `A..=B` is accepted too).
+pub fn range_u32(s: &str) -> Result<RangeInclusive<u32>, String> {
+    let num = |t: &str| t.trim().parse::<u32>().map_err(|e| format!("{t:?}: {e}"));
+    let (lo, hi) = match s.split_once("..") {
+        Some((a, b)) => (num(a)?, num(b.strip_prefix('=').unwrap_or(b))?),
+        None => (num(s)?, num(s)?),
+    };
+    if lo > hi {
+        return Err(format!("empty range {s:?}: {lo} > {hi}"));
+    }
+    Ok(lo..=hi)
+}
+
+/// A byte count with an optional unit: `4096`, `64KiB`, `64MiB`, `1GiB`, `10MB`.
+pub fn byte_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 4096, 64KiB, 64MiB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => return Err(format!("unknown unit {other:?} in {s:?}")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// 32 bytes as 64 hex digits.
+pub fn hex32(s: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(s.trim()).map_err(|e| format!("{s:?} is not hex: {e}"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("{s:?} is {} bytes, expected 32", b.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ranges_and_sizes() {
+        assert_eq!(range_u32("5"), Ok(5..=5));
+        assert_eq!(range_u32("1..64"), Ok(1..=64));
+        assert_eq!(range_u32("1..=64"), Ok(1..=64));
+        assert!(range_u32("9..3").is_err());
+        assert!(range_u32("x").is_err());
+        assert_eq!(byte_size("64KiB"), Ok(65536));
+        assert_eq!(byte_size("2MB"), Ok(2_000_000));
+        assert_eq!(byte_size("100"), Ok(100));
+        assert!(byte_size("12 parsecs").is_err());
+        assert!(hex32("00").is_err());
+        assert_eq!(hex32(&"ab".repeat(32)), Ok([0xab; 32]));
+    }
+}

@@ -1,0 +1,72 @@
+//! `vigil`: argument parsing and presentation over `vigil-engine`. No
+//! validation logic lives here.
+
+mod args;
+mod gen_cmd;
+mod inspect_cmd;
+mod verify_cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit codes: 0 all valid, 1 something invalid or malformed, 2 usage or I/O error.
+pub const EXIT_INVALID: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "GPU- and SIMD-accelerated block validation (chain format v1)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify every rule of a chain (files, or directories of *.vblk).
+    Verify(verify_cmd::VerifyArgs),
+    /// Generate a valid synthetic chain deterministically (optionally with faults).
+    Gen(gen_cmd::GenArgs),
+    /// Show block headers (and with -v transactions) of a segment file.
+    Inspect(inspect_cmd::InspectArgs),
+}
+
+/// A run-stopping error: printed as one line, exit code 2.
+pub struct Fatal(pub String);
+
+impl<E: std::fmt::Display> From<E> for Fatal {
+    fn from(e: E) -> Self {
+        Fatal(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Verify(a) => verify_cmd::run(a),
+        Command::Gen(a) => gen_cmd::run(a),
+        Command::Inspect(a) => inspect_cmd::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(Fatal(msg)) => {
+            eprintln!("vigil: error: {msg}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Sizes rayon's global pool: `threads` workers, or all cores when `None`.
+pub fn init_threads(threads: Option<usize>) -> Result<(), Fatal> {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        if n == 0 {
+            return Err(Fatal("--threads must be at least 1".into()));
+        }
+        builder = builder.num_threads(n);
+    }
+    Ok(builder.build_global()?)
+}

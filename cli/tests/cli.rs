@@ -1,0 +1,391 @@
+//! The `vigil` binary as a user runs it: exit codes, NDJSON schema, human
+//! output, fault injection round trips, the bundled sample.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn conformance() -> PathBuf {
+    let dir = match std::env::var_os("VIGIL_SHARED") {
+        Some(shared) => PathBuf::from(shared).join("datasets/conformance"),
+        None => workspace().join("../shared/datasets/conformance"),
+    };
+    assert!(dir.is_dir(), "conformance data missing at {}", dir.display());
+    dir
+}
+
+fn vigil(args: &[&str]) -> Output {
+    Command::new(VIGIL).args(args).output().expect("run vigil")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+fn ndjson(o: &Output) -> Vec<Value> {
+    String::from_utf8(o.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn verify_valid_chain_json_and_human() {
+    let dir = conformance().join("valid");
+    let o = vigil(&["verify", s(&dir), "--json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = ndjson(&o);
+    assert_eq!(lines.len(), 1, "only the summary for a valid chain without --all");
+    let sum = &lines[0];
+    assert_eq!(sum["type"], "summary");
+    assert_eq!(sum["verdict"], "valid");
+    assert_eq!(sum["blocks"], 60);
+    assert_eq!(sum["invalid_blocks"], 0);
+    assert_eq!(sum["transactions"], 1892);
+    assert_eq!(sum["signatures"], 1892 + 60);
+    assert_eq!(sum["bytes"], 544325);
+    assert!(sum["seconds"].as_f64().unwrap() >= 0.0);
+
+    let o = vigil(&["verify", s(&dir), "--json", "--all", "--threads", "1", "--no-mmap"]);
+    assert_eq!(code(&o), 0);
+    let lines = ndjson(&o);
+    assert_eq!(lines.len(), 61);
+    assert_eq!(lines[0]["type"], "block");
+    assert_eq!(lines[0]["valid"], true);
+    assert_eq!(lines[0]["height"], 0);
+    assert_eq!(lines[0]["offset"], 0);
+    assert_eq!(
+        lines[0]["hash"],
+        "a14e16c68d9cf1274be311757012bdf3d5a5a9e33f69636054f5b782d3b53438"
+    );
+    assert!(lines[0]["file"].as_str().unwrap().ends_with("000.vblk"));
+    assert_eq!(lines[0]["failures"], Value::Array(vec![]));
+
+    let o = vigil(&["verify", s(&dir)]);
+    assert_eq!(code(&o), 0);
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.starts_with("VALID: 60 blocks (0 invalid), 1892 transactions"),
+        "{out}"
+    );
+}
+
+#[test]
+fn verify_reports_invalid_blocks_with_rule_and_tx() {
+    let file = conformance().join("faults/tx_signature-4.vblk");
+    let o = vigil(&["verify", s(&file), "--json"]);
+    assert_eq!(code(&o), 1);
+    let lines = ndjson(&o);
+    assert_eq!(lines.len(), 2);
+    let block = &lines[0];
+    assert_eq!(block["type"], "block");
+    assert_eq!(block["valid"], false);
+    assert_eq!(block["height"], 3);
+    let failures = block["failures"].as_array().unwrap();
+    let got: Vec<(String, u64)> = failures
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap().to_owned(), f["tx"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, [("tx_signature".to_owned(), 1), ("tx_signature".to_owned(), 3)]);
+    assert!(failures[0]["detail"].as_str().unwrap().contains("does not verify"));
+    assert_eq!(lines[1]["verdict"], "invalid");
+    assert_eq!(lines[1]["invalid_blocks"], 1);
+
+    // Block-level rules carry no "tx".
+    let o = vigil(&["verify", s(&conformance().join("faults/prev_hash-1.vblk")), "--json"]);
+    let f = &ndjson(&o)[0]["failures"][0];
+    assert_eq!(f["rule"], "prev_hash");
+    assert!(f.get("tx").is_none());
+
+    let o = vigil(&["verify", s(&file)]);
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("INVALID block at height 3"), "{out}");
+    assert!(out.contains("tx_signature (tx 1)"), "{out}");
+    assert!(out.contains("INVALID: 5 blocks (1 invalid)"), "{out}");
+}
+
+#[test]
+fn malformed_block_names_file_and_offset_and_verification_goes_on() {
+    let faults = conformance().join("faults");
+    let bad = faults.join("malformed-1.vblk");
+    let good = conformance().join("valid/000.vblk");
+    let o = vigil(&["verify", s(&bad), s(&good), "--json"]);
+    assert_eq!(code(&o), 1);
+    let lines = ndjson(&o);
+    let m = lines
+        .iter()
+        .find(|l| l["type"] == "malformed")
+        .expect("a malformed line");
+    assert_eq!(m["offset"], 1467);
+    assert_eq!(m["file"], s(&bad));
+    assert!(m["detail"].as_str().unwrap().contains("magic"));
+    let sum = lines.last().unwrap();
+    // 2 blocks before the malformed one, then 21 from the next file.
+    assert_eq!(sum["blocks"], 2 + 21);
+    assert_eq!(sum["malformed"], 1);
+}
+
+#[test]
+fn usage_and_io_errors_exit_2_naming_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nope.vblk");
+    let o = vigil(&["verify", s(&missing)]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains(s(&missing)) && err.lines().count() == 1, "{err}");
+
+    let empty_dir = tempfile::tempdir().unwrap();
+    std::fs::write(empty_dir.path().join("notes.txt"), "x").unwrap();
+    let o = vigil(&["verify", s(empty_dir.path())]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8(o.stderr).unwrap().contains(s(empty_dir.path())));
+
+    assert_eq!(code(&vigil(&["verify"])), 2, "no path is a usage error");
+    assert_eq!(code(&vigil(&["verify", "--bogus", "x"])), 2);
+    let valid = conformance().join("valid");
+    assert_eq!(code(&vigil(&["verify", s(&valid), "--chain-id", "zz"])), 2);
+    assert_eq!(code(&vigil(&["verify", s(&valid), "--threads", "0"])), 2);
+
+    let auth = tmp.path().join("auth.txt");
+    std::fs::write(&auth, "# authorities\nnot-hex\n").unwrap();
+    let o = vigil(&["verify", s(&valid), "--authorities", s(&auth)]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        String::from_utf8(o.stderr)
+            .unwrap()
+            .contains(&format!("{}:2", s(&auth)))
+    );
+
+    // An empty file holds no blocks: valid.
+    let empty = tmp.path().join("empty.vblk");
+    std::fs::write(&empty, b"").unwrap();
+    let o = vigil(&["verify", s(&empty), "--json"]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(ndjson(&o)[0]["blocks"], 0);
+}
+
+#[test]
+fn authorities_and_chain_id() {
+    let valid = conformance().join("valid");
+    let tmp = tempfile::tempdir().unwrap();
+    let auth = tmp.path().join("auth.txt");
+    std::fs::write(
+        &auth,
+        "c0f6d6d2762a55958349d6998df9fe19a86ad136a2fd5f1ec2779955d4712ad4\n",
+    )
+    .unwrap();
+    assert_eq!(code(&vigil(&["verify", s(&valid), "--authorities", s(&auth)])), 0);
+    std::fs::write(&auth, format!("{}\n", "11".repeat(32))).unwrap();
+    let o = vigil(&["verify", s(&valid), "--authorities", s(&auth), "--json"]);
+    assert_eq!(code(&o), 1);
+    let lines = ndjson(&o);
+    assert_eq!(lines.len(), 61);
+    assert!(
+        lines[0]["failures"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not an authority")
+    );
+
+    let id = "b581a57bc2f4d79777425a67dd0b5783e78bb779c081de1382f79c7cdea78b3c";
+    assert_eq!(code(&vigil(&["verify", s(&valid), "--chain-id", id])), 0);
+    assert_eq!(code(&vigil(&["verify", s(&valid), "--chain-id", &"00".repeat(32)])), 1);
+}
+
+/// `vigil gen --fault RULE@H` then `vigil verify`: exactly that rule, at
+/// that block (and transaction), and nothing else.
+#[test]
+fn every_injected_fault_is_reported_exactly() {
+    let rules = [
+        "malformed",
+        "chain_id",
+        "height",
+        "prev_hash",
+        "timestamp",
+        "tx_root",
+        "block_signature",
+        "tx_signature",
+        "tx_timestamp",
+        "nonce",
+    ];
+    for rule in rules {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("chain");
+        let fault = format!("{rule}@5");
+        let o = vigil(&[
+            "gen",
+            s(&out),
+            "--seed",
+            "3",
+            "--blocks",
+            "9",
+            "--txs-per-block",
+            "0..6",
+            "--senders",
+            "4",
+            "--payload",
+            "0..200",
+            "--segment-size",
+            "4KiB",
+            "--fault",
+            &fault,
+            "--json",
+        ]);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        let info = &ndjson(&o)[0];
+        let injected = &info["faults"][0];
+        assert_eq!(injected["rule"], rule);
+
+        let o = vigil(&["verify", s(&out), "--json"]);
+        assert_eq!(code(&o), 1, "{rule}");
+        let lines = ndjson(&o);
+        let (summary, reports) = lines.split_last().unwrap();
+        assert_eq!(reports.len(), 1, "{rule}: {reports:?}");
+        let r = &reports[0];
+        assert_eq!(r["file"], injected["file"], "{rule}");
+        assert_eq!(r["offset"], injected["offset"], "{rule}");
+        if rule == "malformed" {
+            assert_eq!(r["type"], "malformed");
+            assert_eq!(summary["invalid_blocks"], 0);
+        } else {
+            let failures = r["failures"].as_array().unwrap();
+            assert_eq!(failures.len(), 1, "{rule}: {failures:?}");
+            assert_eq!(failures[0]["rule"], rule);
+            assert_eq!(
+                failures[0].get("tx"),
+                injected.get("tx").filter(|t| !t.is_null()),
+                "{rule}"
+            );
+            assert_eq!(summary["malformed"], 0);
+        }
+    }
+}
+
+/// The exact command the README gives for the bundled sample.
+const SAMPLE_ARGS: &[&str] = &[
+    "--seed",
+    "2026",
+    "--blocks",
+    "64",
+    "--txs-per-block",
+    "0..40",
+    "--senders",
+    "12",
+    "--payload",
+    "16..512",
+    "--segment-size",
+    "128KiB",
+];
+
+#[test]
+fn the_bundled_sample_regenerates_byte_for_byte_and_is_valid() {
+    let sample = workspace().join("datasets/sample");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sample");
+    let mut args = vec!["gen", s(&out)];
+    args.extend_from_slice(SAMPLE_ARGS);
+    let o = vigil(&args);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let names = |d: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        v.retain(|n| n.to_str().unwrap().ends_with(".vblk"));
+        v.sort();
+        v
+    };
+    assert_eq!(names(&sample), names(&out));
+    for name in names(&out) {
+        assert!(
+            std::fs::read(sample.join(&name)).unwrap() == std::fs::read(out.join(&name)).unwrap(),
+            "{name:?}"
+        );
+    }
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&SAMPLE_ARGS.join(" ")),
+        "README shows the sample's gen command"
+    );
+    assert_eq!(code(&vigil(&["verify", s(&sample)])), 0);
+}
+
+#[test]
+fn gen_is_deterministic_across_thread_counts_and_refuses_to_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let common = [
+        "--seed",
+        "9",
+        "--blocks",
+        "20",
+        "--txs-per-block",
+        "3..30",
+        "--segment-size",
+        "16KiB",
+    ];
+    let run = |dir: &Path, threads: &str| {
+        let mut args = vec!["gen", s(dir), "--threads", threads];
+        args.extend_from_slice(&common);
+        code(&vigil(&args))
+    };
+    assert_eq!(run(&a, "1"), 0);
+    assert_eq!(run(&b, "2"), 0);
+    for entry in std::fs::read_dir(&a).unwrap() {
+        let name = entry.unwrap().file_name();
+        assert!(std::fs::read(a.join(&name)).unwrap() == std::fs::read(b.join(&name)).unwrap());
+    }
+    assert_eq!(
+        run(&a, "1"),
+        2,
+        "a directory that already holds a chain is not overwritten"
+    );
+    assert_eq!(
+        code(&vigil(&["gen", s(&tmp.path().join("c")), "--fault", "nonsense@1"])),
+        2
+    );
+}
+
+#[test]
+fn inspect_lists_headers_and_transactions() {
+    let file = conformance().join("valid/000.vblk");
+    let o = vigil(&["inspect", s(&file), "--json"]);
+    assert_eq!(code(&o), 0);
+    let lines = ndjson(&o);
+    assert_eq!(lines.len(), 21);
+    assert_eq!(lines[1]["height"], 1);
+    assert_eq!(lines[1]["tx_count"], 3);
+    assert_eq!(
+        lines[1]["hash"],
+        "8d4b47d2b64985972c06e044a3df91989f226183ce941ecbe9003435166a37f3"
+    );
+    assert!(lines[1].get("transactions").is_none());
+
+    let o = vigil(&["inspect", s(&file), "--json", "--height", "1", "-v"]);
+    let lines = ndjson(&o);
+    assert_eq!(lines.len(), 1);
+    let txs = lines[0]["transactions"].as_array().unwrap();
+    assert_eq!(txs.len(), 3);
+    assert_eq!(
+        txs[0]["tx_id"],
+        "b26d8d247976d61a6ace3ab19863ae454df1633973bcba2164be68783d74a600"
+    );
+
+    let o = vigil(&["inspect", s(&file), "-v"]);
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("8d4b47d2b64985972c06e044a3df91989f226183ce941ecbe9003435166a37f3"));
+    assert!(out.contains("b26d8d247976d61a6ace3ab19863ae454df1633973bcba2164be68783d74a600"));
+
+    let o = vigil(&["inspect", s(&conformance().join("faults/malformed-1.vblk"))]);
+    assert_eq!(code(&o), 1);
+    assert!(String::from_utf8(o.stdout).unwrap().contains("MALFORMED"));
+    assert_eq!(code(&vigil(&["inspect", s(&file), "--height", "999"])), 1);
+}
