@@ -74,7 +74,24 @@ fn naive_verify(files: &[Vec<u8>]) -> (u64, u64) {
     (txs, invalid)
 }
 
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
 fn bench(c: &mut Criterion) {
+    eprintln!(
+        "CPU: {}, {} threads, curve25519-dalek backend: {}",
+        cpu_model(),
+        rayon::current_num_threads(),
+        vigil_engine::sig::curve_backend()
+    );
     let dir = tempfile::tempdir().unwrap();
     let cfg = GenConfig {
         seed: 1,

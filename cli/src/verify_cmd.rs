@@ -87,7 +87,7 @@ fn progress_bar(total_bytes: u64) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec}  {msg}")
+        ProgressStyle::with_template("{elapsed_precise} [{bar:24}] {bytes}/{total_bytes} {bytes_per_sec}  {msg}")
             .expect("valid template")
             .progress_chars("=> "),
     );
