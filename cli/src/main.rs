@@ -4,6 +4,7 @@
 mod args;
 mod gen_cmd;
 mod inspect_cmd;
+mod sigs_cmd;
 mod verify_cmd;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ enum Command {
     Gen(gen_cmd::GenArgs),
     /// Show block headers (and with -v transactions) of a segment file.
     Inspect(inspect_cmd::InspectArgs),
+    /// Check raw ed25519 signatures: JSON lines {"pubkey","msg","sig"} (hex).
+    Sigs(sigs_cmd::SigsArgs),
 }
 
 /// A run-stopping error: printed as one line, exit code 2.
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => verify_cmd::run(a),
         Command::Gen(a) => gen_cmd::run(a),
         Command::Inspect(a) => inspect_cmd::run(a),
+        Command::Sigs(a) => sigs_cmd::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use vigil_engine::{BlockReport, IoMode, MalformedReport, ReportSink, Summary, Verifier, VerifyOptions, expand_paths};
+use vigil_engine::{
+    BlockReport, IoMode, MalformedReport, ReportSink, RuleSet, Summary, Verifier, VerifyOptions, expand_paths,
+};
 
 #[derive(Args)]
 pub struct VerifyArgs {
@@ -32,6 +34,12 @@ pub struct VerifyArgs {
     /// Read files with plain reads instead of mapping them (safe for files that may change).
     #[arg(long)]
     no_mmap: bool,
+    /// Signature rules: zip215 (format v1's rule) or strict (an audit: ed25519-dalek verify_strict).
+    #[arg(long, default_value = "zip215")]
+    rules: RuleSet,
+    /// Fix the signature batch size instead of learning the fastest one.
+    #[arg(long)]
+    batch_size: Option<usize>,
 }
 
 pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
@@ -45,6 +53,8 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
         chain_id: a.chain_id,
         authorities,
         io: if a.no_mmap { IoMode::Read } else { IoMode::Mmap },
+        rules: a.rules,
+        batch_size: a.batch_size,
         ..Default::default()
     };
 

@@ -389,3 +389,102 @@ fn inspect_lists_headers_and_transactions() {
     assert!(String::from_utf8(o.stdout).unwrap().contains("MALFORMED"));
     assert_eq!(code(&vigil(&["inspect", s(&file), "--height", "999"])), 1);
 }
+
+fn vectors() -> PathBuf {
+    let dir = match std::env::var_os("VIGIL_SHARED") {
+        Some(shared) => PathBuf::from(shared).join("vectors"),
+        None => workspace().join("../shared/vectors"),
+    };
+    assert!(dir.is_dir(), "vectors missing at {}", dir.display());
+    dir
+}
+
+fn vigil_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(VIGIL)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().ok();
+    out
+}
+
+/// The RFC 8032 signatures as `vigil sigs` input lines.
+fn rfc_lines() -> Vec<String> {
+    std::fs::read_to_string(vectors().join("rfc8032-sign.input"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            format!(r#"{{"pubkey":"{}","msg":"{}","sig":"{}"}}"#, f[1], f[2], &f[3][..128])
+        })
+        .collect()
+}
+
+#[test]
+fn sigs_checks_raw_signatures_under_both_rule_sets() {
+    let mut lines = rfc_lines();
+    assert_eq!(lines.len(), 1024);
+    for rules in ["zip215", "strict"] {
+        let o = vigil_stdin(&["sigs", "-", "--rules", rules, "--json"], &lines.join("\n"));
+        assert_eq!(code(&o), 0, "{rules}: {}", String::from_utf8_lossy(&o.stderr));
+        let out = ndjson(&o);
+        assert_eq!(out.len(), 1025);
+        for (i, v) in out[..1024].iter().enumerate() {
+            assert_eq!(v["index"], i as u64);
+            assert_eq!(v["valid"], true);
+        }
+        assert_eq!(out[1024]["type"], "summary");
+        assert_eq!(out[1024]["signatures"], 1024);
+        assert_eq!(out[1024]["rules"], rules);
+    }
+
+    // Tamper with two signatures' S (one byte in the middle of S).
+    for i in [3usize, 700] {
+        let pos = lines[i].rfind("\"}").unwrap() - 40;
+        let flipped = if &lines[i][pos..pos + 1] == "0" { "1" } else { "0" };
+        lines[i].replace_range(pos..pos + 1, flipped);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sigs.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n\n").unwrap();
+    let o = vigil(&["sigs", s(&file), "--batch-size", "64"]);
+    assert_eq!(code(&o), 1);
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.contains("1022 valid, 2 invalid") && out.contains("invalid indices: 3, 700"),
+        "{out}"
+    );
+
+    // speccheck case 0 (small-order key and R): zip215 accepts, strict rejects.
+    let cases: Value = serde_json::from_slice(&std::fs::read(vectors().join("speccheck-cases.json")).unwrap()).unwrap();
+    let c = &cases[0];
+    let line = format!(
+        r#"{{"pubkey":"{}","msg":"{}","sig":"{}"}}"#,
+        c["pub_key"].as_str().unwrap(),
+        c["message"].as_str().unwrap(),
+        c["signature"].as_str().unwrap()
+    );
+    assert_eq!(code(&vigil_stdin(&["sigs", "-"], &line)), 0);
+    assert_eq!(code(&vigil_stdin(&["sigs", "-", "--rules", "strict"], &line)), 1);
+
+    // Input that cannot be parsed: exit 2 naming the line.
+    let bad = format!(
+        "{}\n{}\n{{\"pubkey\":\"00\",\"msg\":\"\",\"sig\":\"00\"}}\n",
+        lines[0], lines[1]
+    );
+    let o = vigil_stdin(&["sigs", "-"], &bad);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains("-:3:") && err.contains("pubkey is 1 bytes"), "{err}");
+    assert_eq!(code(&vigil_stdin(&["sigs", "-"], "not json\n")), 2);
+    assert_eq!(code(&vigil(&["sigs", s(&tmp.path().join("missing"))])), 2);
+    assert_eq!(code(&vigil_stdin(&["sigs", "-", "--rules", "lax"], "")), 2);
+}

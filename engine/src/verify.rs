@@ -17,7 +17,7 @@ use crate::chain::{BlockFacts, ChainState};
 use crate::format::{BlockView, HEADER_LEN, Malformation, TxView, check_body, check_header};
 use crate::hash::{self, Digest};
 use crate::report::{BlockReport, MalformedReport, ReportSink, Summary};
-use crate::sig::{self, RuleSet};
+use crate::sig::{self, BatchSizer, RuleSet, SigItem};
 use memmap2::{Advice, Mmap, UncheckedAdvice};
 use rayon::prelude::*;
 use std::collections::HashSet;
@@ -44,6 +44,11 @@ pub struct VerifyOptions {
     /// When set, every block's proposer must be one of these keys.
     pub authorities: Option<HashSet<[u8; 32]>>,
     pub io: IoMode,
+    /// Signature rules; chains in format v1 use zip215 (strict is a
+    /// stricter audit, not the chain's rule).
+    pub rules: RuleSet,
+    /// Fix the signature batch size instead of learning it.
+    pub batch_size: Option<usize>,
     pub max_batch_txs: usize,
     pub max_batch_bytes: usize,
 }
@@ -54,6 +59,8 @@ impl Default for VerifyOptions {
             chain_id: None,
             authorities: None,
             io: IoMode::default(),
+            rules: RuleSet::Zip215,
+            batch_size: None,
             max_batch_txs: 32 * 1024,
             max_batch_bytes: 32 << 20,
         }
@@ -166,9 +173,9 @@ struct TxSpan {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct TxOutcome {
+struct TxHashes {
+    id: Digest,
     leaf: Digest,
-    signature_ok: bool,
 }
 
 /// Verifies a chain file by file, carrying chain state across calls.
@@ -180,7 +187,8 @@ pub struct Verifier {
     // Reused per batch.
     framed: Vec<Framed>,
     spans: Vec<TxSpan>,
-    outcomes: Vec<TxOutcome>,
+    hashed: Vec<TxHashes>,
+    sizer: BatchSizer,
     read_buf: Vec<u8>,
 }
 
@@ -188,14 +196,15 @@ impl Verifier {
     pub fn new(opts: VerifyOptions) -> Self {
         let chain = ChainState::new(opts.chain_id);
         Verifier {
-            opts,
             chain,
             totals: Summary::default(),
             started: Instant::now(),
             framed: Vec::new(),
             spans: Vec::new(),
-            outcomes: Vec::new(),
+            hashed: Vec::new(),
+            sizer: opts.batch_size.map_or_else(BatchSizer::new, BatchSizer::fixed),
             read_buf: Vec::new(),
+            opts,
         }
     }
 
@@ -428,43 +437,69 @@ impl Verifier {
         }
         first_tx.push(spans.len());
 
-        let mut outcomes = std::mem::take(&mut self.outcomes);
+        let tx_of = |span: &TxSpan| TxView {
+            bytes: &views[span.block as usize].body[span.start as usize..(span.start + span.len) as usize],
+        };
+
+        // Hash stage: every transaction's tx_id and leaf, then each block's
+        // hash and Merkle root.
+        let mut hashed = std::mem::take(&mut self.hashed);
         spans
             .par_iter()
             .with_min_len(64)
             .map(|span| {
-                let view = &views[span.block as usize];
-                let tx = TxView {
-                    bytes: &view.body[span.start as usize..(span.start + span.len) as usize],
-                };
-                let id = hash::tx_id(&view.header.chain_id, tx.signed_part());
-                let signature_ok = sig::verify(RuleSet::Zip215, &tx.header().sender, &id, tx.signature());
-                TxOutcome {
+                let tx = tx_of(span);
+                let id = hash::tx_id(&views[span.block as usize].header.chain_id, tx.signed_part());
+                TxHashes {
+                    id,
                     leaf: hash::leaf(&id, tx.signature()),
-                    signature_ok,
                 }
             })
-            .collect_into_vec(&mut outcomes);
-
-        let authorities = self.opts.authorities.as_ref();
-        let facts: Vec<BlockFacts> = views
+            .collect_into_vec(&mut hashed);
+        let digests: Vec<(Digest, Digest)> = views
             .par_iter()
             .enumerate()
             .map(|(b, view)| {
-                let txs = &outcomes[first_tx[b]..first_tx[b + 1]];
-                let mut leaves: Vec<Digest> = txs.iter().map(|o| o.leaf).collect();
-                let block_hash = hash::block_hash(view.header);
-                BlockFacts {
-                    hash: block_hash,
-                    computed_root: hash::merkle_root_in_place(&mut leaves),
-                    block_signature: check_block_signature(view, &block_hash, authorities),
-                    bad_tx_signatures: txs
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, o)| !o.signature_ok)
-                        .map(|(i, _)| i as u32)
-                        .collect(),
+                let mut leaves: Vec<Digest> = hashed[first_tx[b]..first_tx[b + 1]].iter().map(|h| h.leaf).collect();
+                (hash::block_hash(view.header), hash::merkle_root_in_place(&mut leaves))
+            })
+            .collect();
+
+        // Signature stage: the transactions' and blocks' signatures of the
+        // whole batch together, so batches span many blocks.
+        let items: Vec<SigItem<'_>> = spans
+            .iter()
+            .zip(&hashed)
+            .map(|(span, h)| {
+                let tx = tx_of(span);
+                SigItem {
+                    public_key: &tx.header().sender,
+                    message: &h.id,
+                    signature: tx.signature(),
                 }
+            })
+            .chain(views.iter().zip(&digests).map(|(view, (block_hash, _))| SigItem {
+                public_key: &view.header.proposer,
+                message: block_hash,
+                signature: &view.header.proposer_sig,
+            }))
+            .collect();
+        let mut verdicts = vec![false; items.len()];
+        sig::verify_many_tuned(self.opts.rules, &items, &mut verdicts, &mut self.sizer);
+        let (tx_ok, block_ok) = verdicts.split_at(spans.len());
+
+        let authorities = self.opts.authorities.as_ref();
+        let facts: Vec<BlockFacts> = views
+            .iter()
+            .enumerate()
+            .map(|(b, view)| BlockFacts {
+                hash: digests[b].0,
+                computed_root: digests[b].1,
+                block_signature: block_signature_verdict(view, block_ok[b], authorities),
+                bad_tx_signatures: (first_tx[b]..first_tx[b + 1])
+                    .filter(|&i| !tx_ok[i])
+                    .map(|i| (i - first_tx[b]) as u32)
+                    .collect(),
             })
             .collect();
 
@@ -490,19 +525,19 @@ impl Verifier {
         }
         self.totals.bytes += bytes as u64;
         self.spans = spans;
-        self.outcomes = outcomes;
+        self.hashed = hashed;
         sink.progress(&self.summary());
     }
 }
 
-fn check_block_signature(
+fn block_signature_verdict(
     view: &BlockView<'_>,
-    block_hash: &Digest,
+    signature_ok: bool,
     authorities: Option<&HashSet<[u8; 32]>>,
 ) -> Result<(), String> {
     let h = view.header;
     let mut problems = Vec::new();
-    if !sig::verify(RuleSet::Zip215, &h.proposer, block_hash, &h.proposer_sig) {
+    if !signature_ok {
         problems.push(format!(
             "proposer_sig does not verify for proposer {}",
             hex::encode(h.proposer)

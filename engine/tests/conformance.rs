@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use vigil_engine::format::blocks;
 use vigil_engine::hash::{self, Digest};
-use vigil_engine::{CollectSink, IoMode, Verifier, VerifyOptions, expand_paths};
+use vigil_engine::{CollectSink, IoMode, RuleSet, Verifier, VerifyOptions, expand_paths};
 
 fn conformance_dir() -> PathBuf {
     let dir = match std::env::var_os("VIGIL_SHARED") {
@@ -183,8 +183,23 @@ fn every_fault_file_reports_exactly_its_failures() {
                 }
             })
             .collect();
-        for io in [IoMode::Mmap, IoMode::Read] {
-            let (summary, sink) = run(&[dir.join(name)], io, None);
+        // Both I/O modes, batch sizes from single to large, and the strict
+        // rule set (these faults break both rule sets alike).
+        for (io, rules, batch_size) in [
+            (IoMode::Mmap, RuleSet::Zip215, None),
+            (IoMode::Read, RuleSet::Zip215, Some(1)),
+            (IoMode::Mmap, RuleSet::Zip215, Some(5)),
+            (IoMode::Mmap, RuleSet::Zip215, Some(4096)),
+            (IoMode::Mmap, RuleSet::Strict, None),
+        ] {
+            let opts = VerifyOptions {
+                io,
+                rules,
+                batch_size,
+                ..Default::default()
+            };
+            let mut sink = CollectSink::default();
+            let summary = Verifier::new(opts).verify_files(&[dir.join(name)], &mut sink).unwrap();
             let mut got = BTreeSet::new();
             for b in &sink.blocks {
                 for f in &b.failures {
@@ -200,7 +215,7 @@ fn every_fault_file_reports_exactly_its_failures() {
             for m in &sink.malformed {
                 got.insert(Expected::Malformed { offset: m.offset });
             }
-            assert_eq!(got, want, "{name} ({io:?})");
+            assert_eq!(got, want, "{name} ({io:?}, {rules}, batch {batch_size:?})");
             assert_eq!(summary.blocks, case["blocks"].as_u64().unwrap(), "{name}");
             assert!(!summary.valid(), "{name}");
         }

@@ -8,8 +8,16 @@
 //! - `strict`: ed25519-dalek's `verify_strict` (canonical S, A and R not of
 //!   small order, cofactorless equation compared byte-for-byte with R).
 
+mod batch;
+mod sizer;
+
+pub use batch::verify_zip215_batch;
+pub use sizer::BatchSizer;
+
+use rayon::prelude::*;
 use std::fmt;
 use std::str::FromStr;
+use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -65,6 +73,46 @@ pub fn verify(rules: RuleSet, public_key: &[u8; 32], message: &[u8], signature: 
                 .is_ok()
         }
     }
+}
+
+/// One signature to check: any ed25519 chain's (public key, message,
+/// signature), borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct SigItem<'a> {
+    pub public_key: &'a [u8; 32],
+    pub message: &'a [u8],
+    pub signature: &'a [u8; 64],
+}
+
+/// Verifies `items` across rayon workers; `out[i]` is item i's verdict,
+/// exactly [`verify`]'s. zip215 runs batches of `batch` signatures (see
+/// [`batch`]); strict verifies one at a time.
+pub fn verify_many(rules: RuleSet, items: &[SigItem<'_>], out: &mut [bool], batch: usize) {
+    assert_eq!(items.len(), out.len());
+    let batch = batch.max(1);
+    match rules {
+        RuleSet::Zip215 => items
+            .par_chunks(batch)
+            .zip(out.par_chunks_mut(batch))
+            .for_each(|(items, out)| verify_zip215_batch(items, out)),
+        RuleSet::Strict => items
+            .par_iter()
+            .zip(out.par_iter_mut())
+            .with_min_len(16)
+            .for_each(|(it, ok)| *ok = verify(RuleSet::Strict, it.public_key, it.message, it.signature)),
+    }
+}
+
+/// [`verify_many`] with the batch size chosen, and then learned from the
+/// measured time, by `sizer`.
+pub fn verify_many_tuned(rules: RuleSet, items: &[SigItem<'_>], out: &mut [bool], sizer: &mut BatchSizer) {
+    if rules == RuleSet::Strict || items.is_empty() {
+        return verify_many(rules, items, out, 1);
+    }
+    let choice = sizer.choose(items.len(), rayon::current_num_threads());
+    let started = Instant::now();
+    verify_many(rules, items, out, choice.size);
+    sizer.record(choice, items.len(), started.elapsed());
 }
 
 /// Which curve25519-dalek backend this process uses for point arithmetic.

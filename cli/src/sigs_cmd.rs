@@ -1,0 +1,138 @@
+//! `vigil sigs`: checks raw ed25519 signatures from any chain, one JSON
+//! object a line: `{"pubkey":hex,"msg":hex,"sig":hex}`.
+
+use crate::{EXIT_INVALID, Fatal, init_threads};
+use clap::Args;
+use serde_json::json;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+use vigil_engine::sig::{BatchSizer, RuleSet, SigItem, verify_many_tuned};
+
+/// Signatures read, verified and printed at a time (memory stays bounded).
+const CHUNK: usize = 16 * 1024;
+
+#[derive(Args)]
+pub struct SigsArgs {
+    /// File of JSON lines, or - for standard input.
+    input: PathBuf,
+    /// Rule set: zip215 (batched) or strict (ed25519-dalek verify_strict).
+    #[arg(long, default_value = "zip215")]
+    rules: RuleSet,
+    /// One {"index":i,"valid":bool} line per signature, in input order, then a summary line.
+    #[arg(long)]
+    json: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Fix the zip215 batch size instead of learning it.
+    #[arg(long)]
+    batch_size: Option<usize>,
+}
+
+#[derive(serde::Deserialize)]
+struct Line {
+    pubkey: String,
+    msg: String,
+    sig: String,
+}
+
+struct Parsed {
+    public_key: [u8; 32],
+    message: Vec<u8>,
+    signature: [u8; 64],
+}
+
+fn parse(line: &str) -> Result<Parsed, String> {
+    let l: Line = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let bytes = |field: &str, hex_text: &str| hex::decode(hex_text).map_err(|e| format!("{field}: {e}"));
+    let public_key = bytes("pubkey", &l.pubkey)?
+        .try_into()
+        .map_err(|v: Vec<u8>| format!("pubkey is {} bytes, expected 32", v.len()))?;
+    let signature = bytes("sig", &l.sig)?
+        .try_into()
+        .map_err(|v: Vec<u8>| format!("sig is {} bytes, expected 64", v.len()))?;
+    Ok(Parsed {
+        public_key,
+        message: bytes("msg", &l.msg)?,
+        signature,
+    })
+}
+
+pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
+    init_threads(a.threads)?;
+    let name = a.input.display().to_string();
+    let reader: Box<dyn BufRead> = if name == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(&a.input).map_err(|e| Fatal(format!("{name}: {e}")))?;
+        Box::new(BufReader::new(file))
+    };
+    let mut sizer = a.batch_size.map_or_else(BatchSizer::new, BatchSizer::fixed);
+    let mut out = std::io::stdout().lock();
+    let started = Instant::now();
+    let (mut total, mut invalid) = (0u64, Vec::new());
+    let mut chunk: Vec<Parsed> = Vec::with_capacity(CHUNK);
+    let mut verdicts = Vec::with_capacity(CHUNK);
+    let mut lines = reader.lines().enumerate();
+    loop {
+        chunk.clear();
+        for (n, line) in lines.by_ref() {
+            let line = line.map_err(|e| Fatal(format!("{name}:{}: {e}", n + 1)))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            chunk.push(parse(&line).map_err(|e| Fatal(format!("{name}:{}: {e}", n + 1)))?);
+            if chunk.len() == CHUNK {
+                break;
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        let items: Vec<SigItem<'_>> = chunk
+            .iter()
+            .map(|p| SigItem {
+                public_key: &p.public_key,
+                message: &p.message,
+                signature: &p.signature,
+            })
+            .collect();
+        verdicts.clear();
+        verdicts.resize(items.len(), false);
+        verify_many_tuned(a.rules, &items, &mut verdicts, &mut sizer);
+        for &valid in &verdicts {
+            if a.json {
+                writeln!(out, "{}", json!({"index": total, "valid": valid}))?;
+            }
+            if !valid {
+                invalid.push(total);
+            }
+            total += 1;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if a.json {
+        let line = json!({
+            "type": "summary", "verdict": if invalid.is_empty() { "valid" } else { "invalid" },
+            "rules": a.rules.name(), "signatures": total, "valid": total - invalid.len() as u64,
+            "invalid": invalid.len(), "seconds": seconds,
+        });
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(
+            out,
+            "{}: {total} signatures under {}, {} valid, {} invalid, {seconds:.2} s ({:.0} signatures/s)",
+            if invalid.is_empty() { "VALID" } else { "INVALID" },
+            a.rules,
+            total - invalid.len() as u64,
+            invalid.len(),
+            total as f64 / seconds.max(1e-9)
+        )?;
+        if !invalid.is_empty() {
+            let list: Vec<String> = invalid.iter().map(u64::to_string).collect();
+            writeln!(out, "invalid indices: {}", list.join(", "))?;
+        }
+    }
+    Ok(if invalid.is_empty() { 0 } else { EXIT_INVALID })
+}

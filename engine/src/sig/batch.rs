@@ -1,0 +1,166 @@
+//! ZIP-215 batch verification by random linear combination, exact per
+//! signature.
+//!
+//! A signature verifies under ZIP-215 iff `[8]([S]B − R − [k]A) = 0`. For a
+//! batch, draw fresh random 128-bit `z_i` and check one equation:
+//!
+//! ```text
+//! [8]( [Σ z_i·S_i]B − Σ [z_i]R_i − Σ_keys [Σ_{i: A_i = key} z_i·k_i]A ) = 0
+//! ```
+//!
+//! After multiplying by the cofactor every term lies in the prime-order
+//! subgroup, so if any one signature fails its own equation the sum is zero
+//! only when the unpredictable `z` happen to cancel it: probability below
+//! 2^-125. If every signature holds, the sum is zero. So "the batch holds"
+//! and "every signature holds" agree, and single and batch verification give
+//! the same verdict (FORMAT.md: "These rules make single and batch
+//! verification agree exactly"). Terms of one public key are summed before
+//! the multiscalar multiplication (IoT chains have few devices and many
+//! records each), and each key is decompressed once per batch.
+//!
+//! When the equation fails, the batch is split in halves and each half
+//! checked again (fresh `z`), down to a few signatures that are checked one by
+//! one with the reference single verifier, so the verdict names exactly the
+//! invalid signatures.
+//!
+//! Strict (`verify_strict`) is not batched: its check is cofactorless and
+//! compares the encoding of `[S]B − [k]A` with R's bytes. A random linear
+//! combination can only test a group equation; without the cofactor,
+//! small-order components of R and A make an invalid signature's term a
+//! torsion point that `z` may cancel (probability 1/8 rather than 2^-125),
+//! and byte equality of R's encoding (canonical R, not of small order) is not
+//! a group property at all. So batching cannot reproduce strict's verdicts
+//! exactly; strict signatures are verified one at a time.
+
+use super::{RuleSet, SigItem, verify};
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use rand::RngExt;
+use sha2::{Digest, Sha512};
+use std::collections::HashMap;
+
+/// Sub-batches this small are checked one signature at a time.
+const SINGLE_BELOW: usize = 4;
+
+/// One decodable signature of a batch.
+struct Term {
+    /// Index into the caller's items.
+    item: usize,
+    /// Index into the batch's distinct decompressed keys.
+    key: usize,
+    r: EdwardsPoint,
+    s: Scalar,
+    k: Scalar,
+}
+
+/// Verifies `items` under ZIP-215 as one batch; `out[i]` is item i's
+/// verdict, exactly as [`verify`] with [`RuleSet::Zip215`] would give it.
+pub fn verify_zip215_batch(items: &[SigItem<'_>], out: &mut [bool]) {
+    assert_eq!(items.len(), out.len());
+    if items.len() < SINGLE_BELOW {
+        for (it, ok) in items.iter().zip(out.iter_mut()) {
+            *ok = verify(RuleSet::Zip215, it.public_key, it.message, it.signature);
+        }
+        return;
+    }
+    out.fill(false);
+    let mut key_slot: HashMap<[u8; 32], Option<usize>> = HashMap::new();
+    let mut keys: Vec<EdwardsPoint> = Vec::new();
+    let mut terms = Vec::with_capacity(items.len());
+    for (item, it) in items.iter().enumerate() {
+        // S must be canonical (< L); A and R must decode (any encoding).
+        let s_bytes: [u8; 32] = it.signature[32..].try_into().expect("32 bytes");
+        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
+            continue;
+        };
+        let key = *key_slot.entry(*it.public_key).or_insert_with(|| {
+            let point = CompressedEdwardsY(*it.public_key).decompress()?;
+            keys.push(point);
+            Some(keys.len() - 1)
+        });
+        let Some(key) = key else { continue };
+        let r_bytes: [u8; 32] = it.signature[..32].try_into().expect("32 bytes");
+        let Some(r) = CompressedEdwardsY(r_bytes).decompress() else {
+            continue;
+        };
+        let mut h = Sha512::new();
+        h.update(r_bytes);
+        h.update(it.public_key);
+        h.update(it.message);
+        let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+        terms.push(Term { item, key, r, s, k });
+    }
+    let mut scratch = Scratch {
+        key_coeff: vec![None; keys.len()],
+        ..Default::default()
+    };
+    resolve(items, &terms, &keys, &mut scratch, out);
+}
+
+#[derive(Default)]
+struct Scratch {
+    scalars: Vec<Scalar>,
+    points: Vec<EdwardsPoint>,
+    key_coeff: Vec<Option<Scalar>>,
+    touched: Vec<usize>,
+}
+
+fn resolve(items: &[SigItem<'_>], terms: &[Term], keys: &[EdwardsPoint], scratch: &mut Scratch, out: &mut [bool]) {
+    if terms.len() < SINGLE_BELOW {
+        for t in terms {
+            let it = &items[t.item];
+            out[t.item] = verify(RuleSet::Zip215, it.public_key, it.message, it.signature);
+        }
+        return;
+    }
+    if equation_holds(terms, keys, scratch) {
+        for t in terms {
+            out[t.item] = true;
+        }
+        return;
+    }
+    let (left, right) = terms.split_at(terms.len() / 2);
+    resolve(items, left, keys, scratch, out);
+    resolve(items, right, keys, scratch, out);
+}
+
+/// The batch equation over `terms`, with fresh random coefficients.
+fn equation_holds(terms: &[Term], keys: &[EdwardsPoint], scratch: &mut Scratch) -> bool {
+    let mut rng = rand::rng();
+    let Scratch {
+        scalars,
+        points,
+        key_coeff,
+        touched,
+    } = scratch;
+    scalars.clear();
+    points.clear();
+    touched.clear();
+    let mut b_coeff = Scalar::ZERO;
+    for t in terms {
+        // Odd, so never zero; 127 bits of unpredictability.
+        let z = Scalar::from(rng.random::<u128>() | 1);
+        b_coeff += z * t.s;
+        scalars.push(-z);
+        points.push(t.r);
+        let slot = &mut key_coeff[t.key];
+        match slot {
+            Some(c) => *c += z * t.k,
+            None => {
+                *slot = Some(z * t.k);
+                touched.push(t.key);
+            }
+        }
+    }
+    for &key in touched.iter() {
+        scalars.push(-key_coeff[key].take().expect("touched"));
+        points.push(keys[key]);
+    }
+    scalars.push(b_coeff);
+    points.push(ED25519_BASEPOINT_POINT);
+    EdwardsPoint::vartime_multiscalar_mul(scalars.iter(), points.iter())
+        .mul_by_cofactor()
+        .is_identity()
+}

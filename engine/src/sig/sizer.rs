@@ -1,0 +1,143 @@
+//! Picks the zip215 batch size by measuring: the best size depends on the
+//! CPU's curve backend, the core count and the data (how many signatures
+//! share a key), so it is learned from the signatures being verified rather
+//! than fixed.
+//!
+//! Each candidate size is tried once, then the fastest (lowest time per
+//! signature, an exponential average) is used, with every eighth call
+//! re-measuring one candidate in turn so the choice follows the data.
+
+use std::time::Duration;
+
+/// Batch sizes worth trying (the bench covers 1..4096).
+pub const CANDIDATES: [usize; 7] = [64, 128, 256, 512, 1024, 2048, 4096];
+
+#[derive(Debug, Clone)]
+pub struct BatchSizer {
+    fixed: Option<usize>,
+    /// Nanoseconds per signature per candidate, once measured.
+    cost: [Option<f64>; CANDIDATES.len()],
+    calls: u64,
+    next_probe: usize,
+}
+
+/// A size to use now, and which candidate it measures (if any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    pub size: usize,
+    slot: Option<usize>,
+}
+
+impl Default for BatchSizer {
+    fn default() -> Self {
+        BatchSizer {
+            fixed: None,
+            cost: [None; CANDIDATES.len()],
+            calls: 0,
+            next_probe: 0,
+        }
+    }
+}
+
+impl BatchSizer {
+    /// Learns the size from measurements.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Always uses `size` (benches, tests, `--batch-size`).
+    pub fn fixed(size: usize) -> Self {
+        BatchSizer {
+            fixed: Some(size.max(1)),
+            ..Self::default()
+        }
+    }
+
+    /// The size to use for `total` signatures over `threads` workers.
+    pub fn choose(&mut self, total: usize, threads: usize) -> Choice {
+        if let Some(size) = self.fixed {
+            return Choice { size, slot: None };
+        }
+        self.calls += 1;
+        // A chunk larger than this would leave a worker idle.
+        let cap = total.div_ceil(threads.max(1)).max(1);
+        let fits = |i: &usize| CANDIDATES[*i] <= cap;
+        let unmeasured = (0..CANDIDATES.len()).filter(fits).find(|&i| self.cost[i].is_none());
+        let slot = unmeasured.or_else(|| {
+            if self.calls.is_multiple_of(8) {
+                let i = self.next_probe % CANDIDATES.len();
+                self.next_probe += 1;
+                Some(i).filter(fits)
+            } else {
+                self.best_slot(cap)
+            }
+        });
+        match slot {
+            Some(i) => Choice {
+                size: CANDIDATES[i],
+                slot: Some(i),
+            },
+            None => Choice {
+                size: self.best_slot(cap).map_or(cap, |i| CANDIDATES[i]),
+                slot: None,
+            },
+        }
+    }
+
+    /// Records how long `sigs` signatures took at `choice`.
+    pub fn record(&mut self, choice: Choice, sigs: usize, elapsed: Duration) {
+        let Some(i) = choice.slot else { return };
+        if sigs == 0 {
+            return;
+        }
+        let ns = elapsed.as_nanos() as f64 / sigs as f64;
+        self.cost[i] = Some(match self.cost[i] {
+            Some(old) => 0.5 * old + 0.5 * ns,
+            None => ns,
+        });
+    }
+
+    /// The fastest size measured so far.
+    pub fn best(&self) -> Option<usize> {
+        self.fixed.or_else(|| self.best_slot(usize::MAX).map(|i| CANDIDATES[i]))
+    }
+
+    fn best_slot(&self, cap: usize) -> Option<usize> {
+        (0..CANDIDATES.len())
+            .filter(|&i| CANDIDATES[i] <= cap)
+            .filter_map(|i| self.cost[i].map(|c| (i, c)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tries_every_candidate_then_keeps_the_fastest() {
+        let mut s = BatchSizer::new();
+        let mut tried = Vec::new();
+        for _ in 0..CANDIDATES.len() {
+            let c = s.choose(1 << 20, 2);
+            tried.push(c.size);
+            // Pretend 512 is fastest.
+            let ns = if c.size == 512 { 10 } else { 20 };
+            s.record(c, 1000, Duration::from_nanos(ns * 1000));
+        }
+        assert_eq!(tried, CANDIDATES);
+        assert_eq!(s.best(), Some(512));
+        let sizes: Vec<usize> = (0..6).map(|_| s.choose(1 << 20, 2).size).collect();
+        assert!(sizes.iter().filter(|&&x| x == 512).count() >= 5, "{sizes:?}");
+    }
+
+    #[test]
+    fn never_starves_workers_and_fixed_is_fixed() {
+        let mut s = BatchSizer::new();
+        assert_eq!(s.choose(100, 2).size, 50);
+        assert!(s.choose(1000, 2).size <= 500);
+        let mut f = BatchSizer::fixed(77);
+        assert_eq!(f.choose(10, 2).size, 77);
+    }
+}
