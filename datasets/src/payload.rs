@@ -179,7 +179,7 @@ fn accel(out: &mut Vec<u8>, d: &Device, len: usize, rng: &mut Rng) {
 
 fn power(out: &mut Vec<u8>, d: &Device, ts: u64, len: usize, rng: &mut Rng) {
     let _ = writeln!(out, "pwr/1 id={:08x} u=V,A,W,%SoC", d.serial);
-    let nominal = if d.key[14] % 3 == 0 { 1200 } else { 2300 }; // deci-volts
+    let nominal = if d.key[14].is_multiple_of(3) { 1200 } else { 2300 }; // deci-volts
     let mut v = nominal + rng.irange(-40, 40);
     // Centi-amps: more load in the daytime.
     let mut a = (d.byte(15) * 4 + (diurnal(ts) + 1000) / 20 + rng.irange(0, 50)).max(0);
