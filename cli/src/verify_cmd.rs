@@ -1,6 +1,6 @@
 //! `vigil verify`: progress, human report or NDJSON, exit code.
 
-use crate::{EXIT_INVALID, Fatal, args, init_threads};
+use crate::{EXIT_INVALID, Fatal, args};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
@@ -55,6 +55,7 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
         io: if a.no_mmap { IoMode::Read } else { IoMode::Mmap },
         rules: a.rules,
         batch_size: a.batch_size,
+        threads: a.threads,
         ..Default::default()
     };
 
@@ -66,7 +67,9 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
         out: std::io::stdout().lock(),
         error: None,
     };
-    init_threads(a.threads)?;
+    if a.threads == Some(0) {
+        return Err(Fatal("--threads must be at least 1".into()));
+    }
     let summary = Verifier::new(opts).verify_files(&files, &mut sink)?;
     bar.finish_and_clear();
     sink.summary(&summary);

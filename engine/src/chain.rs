@@ -5,6 +5,7 @@
 use crate::format::BlockView;
 use crate::hash::Digest;
 use crate::report::{Failure, Rule};
+use rayon::prelude::*;
 use std::collections::HashMap;
 
 /// What a later block is checked against: the last well-formed block.
@@ -25,6 +26,65 @@ pub struct BlockFacts {
     pub block_signature: Result<(), String>,
     /// Indices (ascending) of transactions whose signature does not verify.
     pub bad_tx_signatures: Vec<u32>,
+    /// Transactions (ascending index) whose nonce is not the one expected,
+    /// from [`ChainState::check_nonces`].
+    pub nonce_misses: Vec<NonceMiss>,
+}
+
+/// A transaction whose nonce breaks the `nonce` rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonceMiss {
+    /// Index of the transaction in what was checked (a block, or a batch).
+    pub index: u32,
+    pub nonce: u64,
+    /// What was expected; `None` once the sender used 2^64 − 1.
+    pub expected: Option<u64>,
+}
+
+/// Next expected nonce per sender, sharded by sender so that a batch's
+/// nonces are checked on all cores: each shard sees its senders'
+/// transactions in chain order, and no two shards share a sender.
+#[derive(Debug, Clone)]
+struct Nonces {
+    shards: Vec<HashMap<[u8; 32], Option<u64>>>,
+}
+
+const NONCE_SHARDS: usize = 32;
+/// Below this many transactions a batch is checked on one thread.
+const PARALLEL_NONCES_FROM: usize = 4096;
+
+impl Default for Nonces {
+    fn default() -> Self {
+        Nonces {
+            shards: vec![HashMap::new(); NONCE_SHARDS],
+        }
+    }
+}
+
+fn shard_of(sender: &[u8; 32]) -> usize {
+    // Keys are curve points, uniform in these bytes; a sender that grinds
+    // keys into one shard only slows itself down, never changes a verdict.
+    u16::from_le_bytes([sender[0], sender[1]]) as usize % NONCE_SHARDS
+}
+
+/// Checks `txs` (sender, nonce) in order against one shard, advancing it.
+fn check_shard(
+    shard: &mut HashMap<[u8; 32], Option<u64>>,
+    txs: impl Iterator<Item = (u32, [u8; 32], u64)>,
+    misses: &mut Vec<NonceMiss>,
+) {
+    for (index, sender, nonce) in txs {
+        let slot = shard.entry(sender).or_insert(Some(0));
+        if *slot != Some(nonce) {
+            misses.push(NonceMiss {
+                index,
+                nonce,
+                expected: *slot,
+            });
+        }
+        // Every transaction advances its sender, valid or not; no wrapping.
+        *slot = nonce.checked_add(1);
+    }
 }
 
 /// Chain state carried from block to block (and across calls).
@@ -37,7 +97,7 @@ pub struct ChainState {
     pub parent: Option<Parent>,
     /// Next expected nonce per sender; `None` once a sender used
     /// 2^64 − 1 (no later nonce is valid). Absent senders expect 0.
-    nonces: HashMap<[u8; 32], Option<u64>>,
+    nonces: Nonces,
 }
 
 impl ChainState {
@@ -50,21 +110,59 @@ impl ChainState {
 
     /// The next nonce `sender` may use (`None`: none is valid any more).
     pub fn next_nonce(&self, sender: &[u8; 32]) -> Option<u64> {
-        self.nonces.get(sender).copied().unwrap_or(Some(0))
+        self.nonces.shards[shard_of(sender)]
+            .get(sender)
+            .copied()
+            .unwrap_or(Some(0))
     }
 
     /// Every sender seen, with its next expected nonce.
     pub fn nonces(&self) -> impl Iterator<Item = (&[u8; 32], Option<u64>)> {
-        self.nonces.iter().map(|(k, v)| (k, *v))
+        self.nonces.shards.iter().flat_map(|s| s.iter().map(|(k, v)| (k, *v)))
     }
 
     /// Sets a sender's next expected nonce (a starting state).
     pub fn set_next_nonce(&mut self, sender: [u8; 32], next: Option<u64>) {
-        self.nonces.insert(sender, next);
+        self.nonces.shards[shard_of(&sender)].insert(sender, next);
+    }
+
+    /// Applies the `nonce` rule to `txs` (sender, nonce), in chain order,
+    /// advancing each sender; returns the misses by ascending index. Large
+    /// batches run one shard of senders per rayon task.
+    pub fn check_nonces(&mut self, txs: &[([u8; 32], u64)]) -> Vec<NonceMiss> {
+        let numbered = |i: u32| (i, txs[i as usize].0, txs[i as usize].1);
+        let mut misses = Vec::new();
+        if txs.len() < PARALLEL_NONCES_FROM {
+            for i in 0..txs.len() as u32 {
+                let shard = &mut self.nonces.shards[shard_of(&txs[i as usize].0)];
+                check_shard(shard, std::iter::once(numbered(i)), &mut misses);
+            }
+            return misses;
+        }
+        let mut by_shard: Vec<Vec<u32>> = vec![Vec::new(); NONCE_SHARDS];
+        for (i, (sender, _)) in txs.iter().enumerate() {
+            by_shard[shard_of(sender)].push(i as u32);
+        }
+        let per_shard: Vec<Vec<NonceMiss>> = self
+            .nonces
+            .shards
+            .par_iter_mut()
+            .zip(by_shard)
+            .map(|(shard, indices)| {
+                let mut misses = Vec::new();
+                check_shard(shard, indices.into_iter().map(numbered), &mut misses);
+                misses
+            })
+            .collect();
+        misses.extend(per_shard.into_iter().flatten());
+        misses.sort_unstable_by_key(|m| m.index);
+        misses
     }
 
     /// Applies the chain rules to `block` and advances the state. Failures
-    /// are appended in table order: block rules, then per transaction.
+    /// are appended in table order: block rules, then per transaction. The
+    /// nonce rule's verdicts come in `facts.nonce_misses`: run
+    /// [`ChainState::check_nonces`] over the block's transactions first.
     pub fn apply(&mut self, block: &BlockView<'_>, facts: &BlockFacts, failures: &mut Vec<Failure>) {
         let h = block.header;
         let height = h.height();
@@ -139,6 +237,7 @@ impl ChainState {
         }
 
         let mut bad_sigs = facts.bad_tx_signatures.iter().copied().peekable();
+        let mut nonce_misses = facts.nonce_misses.iter().peekable();
         for (i, tx) in block.txs().enumerate() {
             let i = i as u32;
             let t = tx.header();
@@ -156,20 +255,17 @@ impl ChainState {
                     detail: format!("timestamp_ms {} > block's {ts}", t.timestamp_ms()),
                 });
             }
-            let nonce = t.nonce();
-            let slot = self.nonces.entry(t.sender).or_insert(Some(0));
-            if *slot != Some(nonce) {
-                let expected = match *slot {
+            if let Some(miss) = nonce_misses.next_if(|m| m.index == i) {
+                let expected = match miss.expected {
                     Some(n) => n.to_string(),
                     None => "none (the sender used nonce 2^64-1)".to_string(),
                 };
                 failures.push(Failure {
                     rule: Rule::Nonce,
                     tx: Some(i),
-                    detail: format!("nonce {nonce}, expected {expected}"),
+                    detail: format!("nonce {}, expected {expected}", miss.nonce),
                 });
             }
-            *slot = nonce.checked_add(1);
         }
 
         self.parent = Some(Parent {
@@ -182,4 +278,73 @@ impl ChainState {
 
 fn block_failure(rule: Rule, detail: String) -> Failure {
     Failure { rule, tx: None, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule stated plainly, one sender map, one transaction at a time.
+    fn reference(txs: &[([u8; 32], u64)]) -> Vec<NonceMiss> {
+        let mut next: HashMap<[u8; 32], Option<u64>> = HashMap::new();
+        let mut misses = Vec::new();
+        for (i, (sender, nonce)) in txs.iter().enumerate() {
+            let expected = *next.get(sender).unwrap_or(&Some(0));
+            if expected != Some(*nonce) {
+                misses.push(NonceMiss {
+                    index: i as u32,
+                    nonce: *nonce,
+                    expected,
+                });
+            }
+            next.insert(*sender, nonce.checked_add(1));
+        }
+        misses
+    }
+
+    #[test]
+    fn sharded_nonces_equal_the_plain_rule() {
+        // Mostly in-order nonces with gaps, repeats and the u64 edge, over
+        // batch sizes on both sides of the parallel threshold.
+        let mut state = 0x9e3779b97f4a7c15u64;
+        let mut rand = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let senders: Vec<[u8; 32]> = (0..300u32)
+            .map(|i| {
+                let mut k = [0u8; 32];
+                k[..4].copy_from_slice(&i.wrapping_mul(2654435761).to_le_bytes());
+                k
+            })
+            .collect();
+        let mut next = vec![0u64; senders.len()];
+        let mut all = Vec::new();
+        for _ in 0..30_000 {
+            let s = (rand() % senders.len() as u64) as usize;
+            let nonce = match rand() % 50 {
+                0 => next[s] + 1,
+                1 => next[s].saturating_sub(1),
+                2 => u64::MAX,
+                _ => next[s],
+            };
+            next[s] = nonce.wrapping_add(1);
+            all.push((senders[s], nonce));
+        }
+        let want = reference(&all);
+        assert!(want.len() > 100);
+        for batch in [1usize, 100, 4095, 4096, 10_000, 30_000] {
+            let mut chain = ChainState::default();
+            let mut got = Vec::new();
+            for (c, chunk) in all.chunks(batch).enumerate() {
+                got.extend(chain.check_nonces(chunk).into_iter().map(|mut m| {
+                    m.index += (c * batch) as u32;
+                    m
+                }));
+            }
+            assert_eq!(got, want, "batch {batch}");
+        }
+    }
 }

@@ -4,7 +4,9 @@
 
 pub mod chain;
 pub mod format;
+pub mod frame;
 pub mod hash;
+pub mod input;
 pub mod report;
 pub mod sig;
 pub mod verify;
@@ -12,6 +14,7 @@ pub mod verify;
 pub use chain::ChainState;
 pub use format::{BlockHeader, BlockView, Malformation, TxHeader, TxView};
 pub use hash::Digest;
+pub use input::{InputError, IoMode, Segment, expand_paths};
 pub use report::{BlockReport, CollectSink, Failure, MalformedReport, ReportSink, Rule, Summary};
 pub use sig::RuleSet;
-pub use verify::{InputError, IoMode, Segment, Verifier, VerifyOptions, expand_paths};
+pub use verify::{Verifier, VerifyOptions};
