@@ -17,30 +17,19 @@ struct Sig {
 }
 
 fn signatures(n: usize, keys: usize) -> Vec<Sig> {
-    let keys: Vec<SigningKey> = (0..keys)
-        .map(|i| SigningKey::from_bytes(&blake3::hash(&i.to_le_bytes()).into()))
-        .collect();
+    let keys: Vec<SigningKey> =
+        (0..keys).map(|i| SigningKey::from_bytes(&blake3::hash(&i.to_le_bytes()).into())).collect();
     (0..n)
         .map(|i| {
             let key = &keys[i % keys.len()];
             let msg: [u8; 32] = blake3::hash(&(i as u64 ^ 0xabcdef).to_le_bytes()).into();
-            Sig {
-                pk: key.verifying_key().to_bytes(),
-                msg,
-                sig: key.sign(&msg).to_bytes(),
-            }
+            Sig { pk: key.verifying_key().to_bytes(), msg, sig: key.sign(&msg).to_bytes() }
         })
         .collect()
 }
 
 fn items(sigs: &[Sig]) -> Vec<SigItem<'_>> {
-    sigs.iter()
-        .map(|s| SigItem {
-            public_key: &s.pk,
-            message: &s.msg,
-            signature: &s.sig,
-        })
-        .collect()
+    sigs.iter().map(|s| SigItem { public_key: &s.pk, message: &s.msg, signature: &s.sig }).collect()
 }
 
 fn bench(c: &mut Criterion) {
@@ -57,10 +46,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 for s in &sigs {
                     let key = ed25519_dalek::VerifyingKey::from_bytes(&s.pk).unwrap();
-                    assert!(
-                        key.verify_strict(&s.msg, &ed25519_dalek::Signature::from_bytes(&s.sig))
-                            .is_ok()
-                    );
+                    assert!(key.verify_strict(&s.msg, &ed25519_dalek::Signature::from_bytes(&s.sig)).is_ok());
                 }
             })
         });
@@ -68,10 +54,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 for s in &sigs {
                     let key = ed25519_zebra::VerificationKey::try_from(s.pk).unwrap();
-                    assert!(
-                        key.verify(&ed25519_zebra::Signature::from_bytes(&s.sig), &s.msg)
-                            .is_ok()
-                    );
+                    assert!(key.verify(&ed25519_zebra::Signature::from_bytes(&s.sig), &s.msg).is_ok());
                 }
             })
         });

@@ -1,1 +1,402 @@
-//! Criterion benchmarks live in `benches/`.
+//! `vigil bench`: measures each stage of verification and the whole against
+//! a baseline on the user's own machine, in one run (these machines are
+//! noisy: only ratios measured side by side mean anything). The criterion
+//! benches in `benches/` cover the same ground with statistics.
+
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use vigil_datasets::{GenConfig, generate};
+use vigil_engine::format::blocks;
+use vigil_engine::hash::{self, Digest, K_BLOCK, K_LEAF, K_NODE, K_TX};
+use vigil_engine::sig::{self, BatchSizer, RuleSet, SigItem};
+use vigil_engine::{ReportSink, Segment, Verifier, VerifyOptions, expand_paths};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Verify this chain instead of generating one.
+    pub chain: Option<PathBuf>,
+    /// Transactions of the generated chain.
+    pub txs: u64,
+    /// Senders (devices) of the generated chain.
+    pub senders: u32,
+    /// Seconds to spend on each measurement (the best of three runs counts).
+    pub seconds: f64,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions { chain: None, txs: 100_000, senders: 64, seconds: 1.0 }
+    }
+}
+
+/// One comparison: ours against a baseline, same work, same run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub stage: String,
+    pub unit: &'static str,
+    pub ours: String,
+    pub ours_per_s: f64,
+    pub baseline: String,
+    pub baseline_per_s: f64,
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub cpu: String,
+    pub cores: usize,
+    pub curve_backend: &'static str,
+    pub hash_backend: &'static str,
+    pub chain_transactions: u64,
+    pub chain_blocks: u64,
+    pub chain_bytes: u64,
+    pub rows: Vec<Row>,
+    /// (threads, transactions/s) of `vigil verify` end to end.
+    pub threads_curve: Vec<(usize, f64)>,
+    /// (batch size, signatures/s on one core) of zip215 batch verification.
+    pub batch_curve: Vec<(usize, f64)>,
+}
+
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
+}
+
+/// Runs `f` repeatedly for about `seconds` (at least 3 times) and returns the
+/// best rate, `work` units per run.
+fn rate<R>(seconds: f64, work: u64, mut f: impl FnMut() -> R) -> f64 {
+    let budget = Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut best = Duration::MAX;
+    let mut runs = 0;
+    while runs < 3 || (started.elapsed() < budget && runs < 50) {
+        let t = Instant::now();
+        std::hint::black_box(f());
+        best = best.min(t.elapsed());
+        runs += 1;
+    }
+    work as f64 / best.as_secs_f64().max(1e-9)
+}
+
+/// A chain loaded for measurement: its files, bytes and signatures.
+pub struct Loaded {
+    pub files: Vec<PathBuf>,
+    pub segments: Vec<Segment>,
+    pub transactions: u64,
+    pub blocks: u64,
+    pub bytes: u64,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+pub fn load_or_generate(opts: &BenchOptions, progress: &dyn Fn(&str)) -> Result<Loaded, String> {
+    let (dir, tmp) = match &opts.chain {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let per_block = 200u32;
+            let cfg = GenConfig {
+                seed: 1,
+                blocks: opts.txs.div_ceil(u64::from(per_block)).max(1),
+                txs_per_block: per_block..=per_block,
+                senders: opts.senders,
+                payload: 100..=300,
+                segment_size: 64 << 20,
+                faults: vec![],
+            };
+            progress(&format!("generating a chain of {} transactions", cfg.blocks * u64::from(per_block)));
+            generate(tmp.path(), &cfg, &|_| {}).map_err(|e| e.to_string())?;
+            (tmp.path().to_owned(), Some(tmp))
+        }
+    };
+    let files = expand_paths(&[dir]).map_err(|e| e.to_string())?;
+    let segments: Vec<Segment> = files
+        .iter()
+        .map(|f| Segment::open(f, vigil_engine::IoMode::Mmap))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let (mut transactions, mut blocks_n, mut bytes) = (0, 0, 0);
+    for s in &segments {
+        bytes += s.bytes().len() as u64;
+        for (_, b) in blocks(s.bytes()) {
+            let b = b.map_err(|e| format!("the bench chain is malformed: {e}"))?;
+            transactions += u64::from(b.header.tx_count());
+            blocks_n += 1;
+        }
+    }
+    Ok(Loaded { files, segments, transactions, blocks: blocks_n, bytes, _tmp: tmp })
+}
+
+/// The naive baseline: every rule, one thread, one `blake3::keyed_hash` call
+/// per message and one single signature verification per signature.
+/// Returns (transactions, invalid blocks).
+pub fn naive_verify(segments: &[&[u8]]) -> (u64, u64) {
+    let (mut txs, mut invalid) = (0u64, 0u64);
+    let mut nonces: HashMap<[u8; 32], u64> = HashMap::new();
+    let mut parent: Option<(Digest, u64, u64)> = None;
+    for data in segments {
+        for (_, block) in blocks(data) {
+            let Ok(block) = block else {
+                invalid += 1;
+                break;
+            };
+            let h = block.header;
+            let mut ok = true;
+            let mut level = Vec::new();
+            for tx in block.txs() {
+                let mut msg = h.chain_id.to_vec();
+                msg.extend_from_slice(tx.signed_part());
+                let id = *blake3::keyed_hash(&K_TX, &msg).as_bytes();
+                ok &= sig::verify(RuleSet::Zip215, &tx.header().sender, &id, tx.signature());
+                let mut leaf_msg = id.to_vec();
+                leaf_msg.extend_from_slice(tx.signature());
+                level.push(*blake3::keyed_hash(&K_LEAF, &leaf_msg).as_bytes());
+                ok &= tx.header().timestamp_ms() <= h.timestamp_ms();
+                let next = nonces.entry(tx.header().sender).or_insert(0);
+                ok &= *next == tx.header().nonce();
+                *next = tx.header().nonce().wrapping_add(1);
+                txs += 1;
+            }
+            while level.len() > 1 {
+                level = level
+                    .chunks(2)
+                    .map(|c| {
+                        if c.len() == 2 {
+                            *blake3::keyed_hash(&K_NODE, &[c[0], c[1]].concat()).as_bytes()
+                        } else {
+                            c[0]
+                        }
+                    })
+                    .collect();
+            }
+            let root = level.first().copied().unwrap_or(hash::EMPTY_TX_ROOT);
+            ok &= root == h.tx_root;
+            let block_hash = *blake3::keyed_hash(&K_BLOCK, h.hashed_bytes()).as_bytes();
+            ok &= sig::verify(RuleSet::Zip215, &h.proposer, &block_hash, &h.proposer_sig);
+            if let Some((ph, pheight, pts)) = parent {
+                ok &= h.prev_hash == ph && Some(h.height()) == pheight.checked_add(1) && h.timestamp_ms() >= pts;
+            }
+            parent = Some((block_hash, h.height(), h.timestamp_ms()));
+            invalid += u64::from(!ok);
+        }
+    }
+    (txs, invalid)
+}
+
+/// Every transaction signature of a chain, with its tx_id as the message.
+pub struct Signatures {
+    pub keys: Vec<[u8; 32]>,
+    pub ids: Vec<Digest>,
+    pub sigs: Vec<[u8; 64]>,
+}
+
+impl Signatures {
+    pub fn of(segments: &[&[u8]]) -> Signatures {
+        let mut s = Signatures { keys: vec![], ids: vec![], sigs: vec![] };
+        for data in segments {
+            for (_, block) in blocks(data) {
+                let Ok(block) = block else { break };
+                for tx in block.txs() {
+                    s.keys.push(tx.header().sender);
+                    s.ids.push(hash::tx_id(&block.header.chain_id, tx.signed_part()));
+                    s.sigs.push(*tx.signature());
+                }
+            }
+        }
+        s
+    }
+
+    pub fn items(&self) -> Vec<SigItem<'_>> {
+        (0..self.keys.len())
+            .map(|i| SigItem { public_key: &self.keys[i], message: &self.ids[i], signature: &self.sigs[i] })
+            .collect()
+    }
+}
+
+/// A sink that only counts (the bench measures verification, not printing).
+#[derive(Default)]
+struct CountSink {
+    invalid: u64,
+}
+
+impl ReportSink for CountSink {
+    fn block(&mut self, r: &vigil_engine::BlockReport) {
+        self.invalid += u64::from(!r.valid());
+    }
+    fn malformed(&mut self, _: &vigil_engine::MalformedReport) {
+        self.invalid += 1;
+    }
+}
+
+fn one_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a 1-thread pool").install(f)
+}
+
+fn verify_once(files: &[PathBuf], threads: usize) -> u64 {
+    let opts = VerifyOptions { threads: Some(threads), ..Default::default() };
+    let mut sink = CountSink::default();
+    let summary = Verifier::new(opts).verify_files(files, &mut sink).expect("bench chain readable");
+    assert_eq!(sink.invalid, 0, "the bench chain must be valid");
+    summary.transactions
+}
+
+fn fmt_rate(per_s: f64, unit: &str) -> String {
+    if per_s >= 1e6 { format!("{:.2}M {unit}/s", per_s / 1e6) } else { format!("{:.1}k {unit}/s", per_s / 1e3) }
+}
+
+fn row(stage: &str, unit: &'static str, ours: f64, baseline_name: &str, baseline: f64) -> Row {
+    Row {
+        stage: stage.to_owned(),
+        unit,
+        ours: fmt_rate(ours, unit),
+        ours_per_s: ours,
+        baseline: format!("{baseline_name}: {}", fmt_rate(baseline, unit)),
+        baseline_per_s: baseline,
+        ratio: ours / baseline,
+    }
+}
+
+/// Runs every measurement; `progress` hears what is being measured.
+pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> Result<BenchReport, String> {
+    let loaded = load_or_generate(opts, progress)?;
+    let segs: Vec<&[u8]> = loaded.segments.iter().map(|s| s.bytes()).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let secs = opts.seconds;
+    let n = loaded.transactions;
+    let mut rows = Vec::new();
+
+    progress("hashing (one core)");
+    let hash_ours = one_thread(|| rate(secs, n, || hash_chain(&segs)));
+    let hash_base = rate(secs, n, || hash_chain_per_message(&segs));
+    rows.push(row("hash: tx_id, leaf, Merkle (1 core)", "tx", hash_ours, "blake3 per message", hash_base));
+
+    progress("signatures (one core)");
+    let sigs = Signatures::of(&segs);
+    let items = sigs.items();
+    let sample = &items[..items.len().min(20_000)];
+    let mut out = vec![false; sample.len()];
+    let sig_ours_1 = one_thread(|| {
+        let mut sizer = BatchSizer::new();
+        rate(secs, sample.len() as u64, || sig::verify_many_tuned(RuleSet::Zip215, sample, &mut out, &mut sizer))
+    });
+    let strict = |items: &[SigItem<'_>]| {
+        items.iter().all(|it| {
+            let key = ed25519_dalek::VerifyingKey::from_bytes(it.public_key).expect("valid key");
+            key.verify_strict(it.message, &ed25519_dalek::Signature::from_bytes(it.signature)).is_ok()
+        })
+    };
+    let short = &sample[..sample.len().min(4_000)];
+    let sig_base_1 = rate(secs, short.len() as u64, || assert!(strict(short)));
+    rows.push(row("signatures, zip215 batch (1 core)", "sig", sig_ours_1, "dalek verify_strict", sig_base_1));
+
+    progress("signatures (all cores)");
+    let mut out = vec![false; items.len()];
+    let mut sizer = BatchSizer::new();
+    let sig_ours_all = rate(secs, items.len() as u64, || {
+        for (chunk, out) in items.chunks(32 * 1024).zip(out.chunks_mut(32 * 1024)) {
+            sig::verify_many_tuned(RuleSet::Zip215, chunk, out, &mut sizer);
+        }
+    });
+    let sig_base_all = rate(secs, (short.len() * cores) as u64, || {
+        (0..cores).into_par_iter().for_each(|_| assert!(strict(short)));
+    });
+    rows.push(row(
+        &format!("signatures, zip215 batch ({cores} cores)"),
+        "sig",
+        sig_ours_all,
+        "dalek verify_strict",
+        sig_base_all,
+    ));
+
+    progress("end to end");
+    let e2e = rate(secs, n, || verify_once(&loaded.files, cores));
+    let naive_segs = &segs[..1];
+    let (naive_txs, naive_invalid) = naive_verify(naive_segs);
+    assert_eq!(naive_invalid, 0);
+    let naive = rate(secs, naive_txs, || naive_verify(naive_segs));
+    rows.push(row(&format!("end to end, vigil verify ({cores} cores)"), "tx", e2e, "naive, 1 thread", naive));
+    rows.push(row(
+        &format!("end to end against signatures alone ({cores} cores)"),
+        "tx",
+        e2e,
+        "signatures alone",
+        sig_ours_all,
+    ));
+
+    progress("scaling with threads");
+    let threads_curve = (1..=cores).map(|t| (t, rate(secs, n, || verify_once(&loaded.files, t)))).collect();
+    progress("batch sizes");
+    let batch_curve = [1usize, 4, 16, 64, 256, 1024, 4096]
+        .into_iter()
+        .map(|size| {
+            let work = &items[..items.len().min(size.max(4096))];
+            let mut out = vec![false; work.len()];
+            let per_s = one_thread(|| {
+                rate(secs / 2.0, work.len() as u64, || {
+                    for (c, o) in work.chunks(size).zip(out.chunks_mut(size)) {
+                        sig::verify_zip215_batch(c, o);
+                    }
+                })
+            });
+            (size, per_s)
+        })
+        .collect();
+
+    Ok(BenchReport {
+        cpu: cpu_model(),
+        cores,
+        curve_backend: sig::curve_backend(),
+        hash_backend: vigil_engine::multihash::backend_name(),
+        chain_transactions: n,
+        chain_blocks: loaded.blocks,
+        chain_bytes: loaded.bytes,
+        rows,
+        threads_curve,
+        batch_curve,
+    })
+}
+
+/// Every tx_id, leaf and Merkle root of the chain with vigil's hashing.
+pub fn hash_chain(segments: &[&[u8]]) -> Digest {
+    let mut acc = [0u8; 32];
+    for data in segments {
+        for (_, block) in blocks(data) {
+            let Ok(block) = block else { break };
+            let root = hash::block_tx_root(&block);
+            acc[0] ^= root[0];
+        }
+    }
+    acc
+}
+
+/// The same with one `blake3::keyed_hash` call per message.
+pub fn hash_chain_per_message(segments: &[&[u8]]) -> Digest {
+    let mut acc = [0u8; 32];
+    for data in segments {
+        for (_, block) in blocks(data) {
+            let Ok(block) = block else { break };
+            let mut leaves: Vec<Digest> = block
+                .txs()
+                .map(|tx| {
+                    let mut msg = block.header.chain_id.to_vec();
+                    msg.extend_from_slice(tx.signed_part());
+                    let id = *blake3::keyed_hash(&K_TX, &msg).as_bytes();
+                    let mut leaf = id.to_vec();
+                    leaf.extend_from_slice(tx.signature());
+                    *blake3::keyed_hash(&K_LEAF, &leaf).as_bytes()
+                })
+                .collect();
+            acc[0] ^= hash::merkle_root_in_place(&mut leaves)[0];
+        }
+    }
+    acc
+}

@@ -20,9 +20,7 @@ pub fn byte_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 4096, 64KiB, 64MiB)"))?;
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a size (e.g. 4096, 64KiB, 64MiB)"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" => 1 << 10,
@@ -39,9 +37,7 @@ pub fn byte_size(s: &str) -> Result<u64, String> {
 /// 32 bytes as 64 hex digits.
 pub fn hex32(s: &str) -> Result<[u8; 32], String> {
     let bytes = hex::decode(s.trim()).map_err(|e| format!("{s:?} is not hex: {e}"))?;
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| format!("{s:?} is {} bytes, expected 32", b.len()))
+    bytes.try_into().map_err(|b: Vec<u8>| format!("{s:?} is {} bytes, expected 32", b.len()))
 }
 
 #[cfg(test)]

@@ -55,11 +55,7 @@ fn print(a: &InspectArgs, bytes: &[u8], out: &mut impl Write) -> std::io::Result
                     let line = json!({"type": "malformed", "offset": offset, "detail": reason.to_string()});
                     writeln!(out, "{line}")?;
                 } else {
-                    writeln!(
-                        out,
-                        "{:>12} MALFORMED: {reason}; the rest of the file is not read",
-                        offset
-                    )?;
+                    writeln!(out, "{:>12} MALFORMED: {reason}; the rest of the file is not read", offset)?;
                 }
                 code = EXIT_INVALID;
                 break;

@@ -2,6 +2,7 @@
 //! validation logic lives here.
 
 mod args;
+mod bench_cmd;
 mod gen_cmd;
 mod inspect_cmd;
 mod sigs_cmd;
@@ -15,11 +16,7 @@ pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
 #[derive(Parser)]
-#[command(
-    name = "vigil",
-    version,
-    about = "GPU- and SIMD-accelerated block validation (chain format v1)"
-)]
+#[command(name = "vigil", version, about = "GPU- and SIMD-accelerated block validation (chain format v1)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,6 +32,8 @@ enum Command {
     Inspect(inspect_cmd::InspectArgs),
     /// Check raw ed25519 signatures: JSON lines {"pubkey","msg","sig"} (hex).
     Sigs(sigs_cmd::SigsArgs),
+    /// Measure each stage and end to end against baselines on this machine.
+    Bench(bench_cmd::BenchArgs),
 }
 
 /// A run-stopping error: printed as one line, exit code 2.
@@ -53,6 +52,7 @@ fn main() -> ExitCode {
         Command::Gen(a) => gen_cmd::run(a),
         Command::Inspect(a) => inspect_cmd::run(a),
         Command::Sigs(a) => sigs_cmd::run(a),
+        Command::Bench(a) => bench_cmd::run_bench(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -49,14 +49,9 @@ fn parse(line: &str) -> Result<Parsed, String> {
     let public_key = bytes("pubkey", &l.pubkey)?
         .try_into()
         .map_err(|v: Vec<u8>| format!("pubkey is {} bytes, expected 32", v.len()))?;
-    let signature = bytes("sig", &l.sig)?
-        .try_into()
-        .map_err(|v: Vec<u8>| format!("sig is {} bytes, expected 64", v.len()))?;
-    Ok(Parsed {
-        public_key,
-        message: bytes("msg", &l.msg)?,
-        signature,
-    })
+    let signature =
+        bytes("sig", &l.sig)?.try_into().map_err(|v: Vec<u8>| format!("sig is {} bytes, expected 64", v.len()))?;
+    Ok(Parsed { public_key, message: bytes("msg", &l.msg)?, signature })
 }
 
 pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
@@ -92,11 +87,7 @@ pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
         }
         let items: Vec<SigItem<'_>> = chunk
             .iter()
-            .map(|p| SigItem {
-                public_key: &p.public_key,
-                message: &p.message,
-                signature: &p.signature,
-            })
+            .map(|p| SigItem { public_key: &p.public_key, message: &p.message, signature: &p.signature })
             .collect();
         verdicts.clear();
         verdicts.resize(items.len(), false);

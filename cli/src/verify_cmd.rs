@@ -45,10 +45,7 @@ pub struct VerifyArgs {
 pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
     let files = expand_paths(&a.paths)?;
     let authorities = a.authorities.as_deref().map(read_authorities).transpose()?;
-    let total_bytes: u64 = files
-        .iter()
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-        .sum();
+    let total_bytes: u64 = files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
     let opts = VerifyOptions {
         chain_id: a.chain_id,
         authorities,
@@ -60,13 +57,7 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
     };
 
     let bar = progress_bar(total_bytes);
-    let mut sink = Printer {
-        json: a.json,
-        all: a.all,
-        bar: bar.clone(),
-        out: std::io::stdout().lock(),
-        error: None,
-    };
+    let mut sink = Printer { json: a.json, all: a.all, bar: bar.clone(), out: std::io::stdout().lock(), error: None };
     if a.threads == Some(0) {
         return Err(Fatal("--threads must be at least 1".into()));
     }

@@ -65,20 +65,14 @@ fn verify_valid_chain_json_and_human() {
     assert_eq!(lines[0]["valid"], true);
     assert_eq!(lines[0]["height"], 0);
     assert_eq!(lines[0]["offset"], 0);
-    assert_eq!(
-        lines[0]["hash"],
-        "a14e16c68d9cf1274be311757012bdf3d5a5a9e33f69636054f5b782d3b53438"
-    );
+    assert_eq!(lines[0]["hash"], "a14e16c68d9cf1274be311757012bdf3d5a5a9e33f69636054f5b782d3b53438");
     assert!(lines[0]["file"].as_str().unwrap().ends_with("000.vblk"));
     assert_eq!(lines[0]["failures"], Value::Array(vec![]));
 
     let o = vigil(&["verify", s(&dir)]);
     assert_eq!(code(&o), 0);
     let out = String::from_utf8(o.stdout).unwrap();
-    assert!(
-        out.starts_with("VALID: 60 blocks (0 invalid), 1892 transactions"),
-        "{out}"
-    );
+    assert!(out.starts_with("VALID: 60 blocks (0 invalid), 1892 transactions"), "{out}");
 }
 
 #[test]
@@ -93,10 +87,8 @@ fn verify_reports_invalid_blocks_with_rule_and_tx() {
     assert_eq!(block["valid"], false);
     assert_eq!(block["height"], 3);
     let failures = block["failures"].as_array().unwrap();
-    let got: Vec<(String, u64)> = failures
-        .iter()
-        .map(|f| (f["rule"].as_str().unwrap().to_owned(), f["tx"].as_u64().unwrap()))
-        .collect();
+    let got: Vec<(String, u64)> =
+        failures.iter().map(|f| (f["rule"].as_str().unwrap().to_owned(), f["tx"].as_u64().unwrap())).collect();
     assert_eq!(got, [("tx_signature".to_owned(), 1), ("tx_signature".to_owned(), 3)]);
     assert!(failures[0]["detail"].as_str().unwrap().contains("does not verify"));
     assert_eq!(lines[1]["verdict"], "invalid");
@@ -123,10 +115,7 @@ fn malformed_block_names_file_and_offset_and_verification_goes_on() {
     let o = vigil(&["verify", s(&bad), s(&good), "--json"]);
     assert_eq!(code(&o), 1);
     let lines = ndjson(&o);
-    let m = lines
-        .iter()
-        .find(|l| l["type"] == "malformed")
-        .expect("a malformed line");
+    let m = lines.iter().find(|l| l["type"] == "malformed").expect("a malformed line");
     assert_eq!(m["offset"], 1467);
     assert_eq!(m["file"], s(&bad));
     assert!(m["detail"].as_str().unwrap().contains("magic"));
@@ -161,11 +150,7 @@ fn usage_and_io_errors_exit_2_naming_the_path() {
     std::fs::write(&auth, "# authorities\nnot-hex\n").unwrap();
     let o = vigil(&["verify", s(&valid), "--authorities", s(&auth)]);
     assert_eq!(code(&o), 2);
-    assert!(
-        String::from_utf8(o.stderr)
-            .unwrap()
-            .contains(&format!("{}:2", s(&auth)))
-    );
+    assert!(String::from_utf8(o.stderr).unwrap().contains(&format!("{}:2", s(&auth))));
 
     // An empty file holds no blocks: valid.
     let empty = tmp.path().join("empty.vblk");
@@ -180,23 +165,14 @@ fn authorities_and_chain_id() {
     let valid = conformance().join("valid");
     let tmp = tempfile::tempdir().unwrap();
     let auth = tmp.path().join("auth.txt");
-    std::fs::write(
-        &auth,
-        "c0f6d6d2762a55958349d6998df9fe19a86ad136a2fd5f1ec2779955d4712ad4\n",
-    )
-    .unwrap();
+    std::fs::write(&auth, "c0f6d6d2762a55958349d6998df9fe19a86ad136a2fd5f1ec2779955d4712ad4\n").unwrap();
     assert_eq!(code(&vigil(&["verify", s(&valid), "--authorities", s(&auth)])), 0);
     std::fs::write(&auth, format!("{}\n", "11".repeat(32))).unwrap();
     let o = vigil(&["verify", s(&valid), "--authorities", s(&auth), "--json"]);
     assert_eq!(code(&o), 1);
     let lines = ndjson(&o);
     assert_eq!(lines.len(), 61);
-    assert!(
-        lines[0]["failures"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("not an authority")
-    );
+    assert!(lines[0]["failures"][0]["detail"].as_str().unwrap().contains("not an authority"));
 
     let id = "b581a57bc2f4d79777425a67dd0b5783e78bb779c081de1382f79c7cdea78b3c";
     assert_eq!(code(&vigil(&["verify", s(&valid), "--chain-id", id])), 0);
@@ -262,11 +238,7 @@ fn every_injected_fault_is_reported_exactly() {
             let failures = r["failures"].as_array().unwrap();
             assert_eq!(failures.len(), 1, "{rule}: {failures:?}");
             assert_eq!(failures[0]["rule"], rule);
-            assert_eq!(
-                failures[0].get("tx"),
-                injected.get("tx").filter(|t| !t.is_null()),
-                "{rule}"
-            );
+            assert_eq!(failures[0].get("tx"), injected.get("tx").filter(|t| !t.is_null()), "{rule}");
             assert_eq!(summary["malformed"], 0);
         }
     }
@@ -305,16 +277,10 @@ fn the_bundled_sample_regenerates_byte_for_byte_and_is_valid() {
     };
     assert_eq!(names(&sample), names(&out));
     for name in names(&out) {
-        assert!(
-            std::fs::read(sample.join(&name)).unwrap() == std::fs::read(out.join(&name)).unwrap(),
-            "{name:?}"
-        );
+        assert!(std::fs::read(sample.join(&name)).unwrap() == std::fs::read(out.join(&name)).unwrap(), "{name:?}");
     }
     let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
-    assert!(
-        readme.contains(&SAMPLE_ARGS.join(" ")),
-        "README shows the sample's gen command"
-    );
+    assert!(readme.contains(&SAMPLE_ARGS.join(" ")), "README shows the sample's gen command");
     assert_eq!(code(&vigil(&["verify", s(&sample)])), 0);
 }
 
@@ -322,16 +288,7 @@ fn the_bundled_sample_regenerates_byte_for_byte_and_is_valid() {
 fn gen_is_deterministic_across_thread_counts_and_refuses_to_overwrite() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let common = [
-        "--seed",
-        "9",
-        "--blocks",
-        "20",
-        "--txs-per-block",
-        "3..30",
-        "--segment-size",
-        "16KiB",
-    ];
+    let common = ["--seed", "9", "--blocks", "20", "--txs-per-block", "3..30", "--segment-size", "16KiB"];
     let run = |dir: &Path, threads: &str| {
         let mut args = vec!["gen", s(dir), "--threads", threads];
         args.extend_from_slice(&common);
@@ -343,15 +300,8 @@ fn gen_is_deterministic_across_thread_counts_and_refuses_to_overwrite() {
         let name = entry.unwrap().file_name();
         assert!(std::fs::read(a.join(&name)).unwrap() == std::fs::read(b.join(&name)).unwrap());
     }
-    assert_eq!(
-        run(&a, "1"),
-        2,
-        "a directory that already holds a chain is not overwritten"
-    );
-    assert_eq!(
-        code(&vigil(&["gen", s(&tmp.path().join("c")), "--fault", "nonsense@1"])),
-        2
-    );
+    assert_eq!(run(&a, "1"), 2, "a directory that already holds a chain is not overwritten");
+    assert_eq!(code(&vigil(&["gen", s(&tmp.path().join("c")), "--fault", "nonsense@1"])), 2);
 }
 
 #[test]
@@ -363,10 +313,7 @@ fn inspect_lists_headers_and_transactions() {
     assert_eq!(lines.len(), 21);
     assert_eq!(lines[1]["height"], 1);
     assert_eq!(lines[1]["tx_count"], 3);
-    assert_eq!(
-        lines[1]["hash"],
-        "8d4b47d2b64985972c06e044a3df91989f226183ce941ecbe9003435166a37f3"
-    );
+    assert_eq!(lines[1]["hash"], "8d4b47d2b64985972c06e044a3df91989f226183ce941ecbe9003435166a37f3");
     assert!(lines[1].get("transactions").is_none());
 
     let o = vigil(&["inspect", s(&file), "--json", "--height", "1", "-v"]);
@@ -374,10 +321,7 @@ fn inspect_lists_headers_and_transactions() {
     assert_eq!(lines.len(), 1);
     let txs = lines[0]["transactions"].as_array().unwrap();
     assert_eq!(txs.len(), 3);
-    assert_eq!(
-        txs[0]["tx_id"],
-        "b26d8d247976d61a6ace3ab19863ae454df1633973bcba2164be68783d74a600"
-    );
+    assert_eq!(txs[0]["tx_id"], "b26d8d247976d61a6ace3ab19863ae454df1633973bcba2164be68783d74a600");
 
     let o = vigil(&["inspect", s(&file), "-v"]);
     let out = String::from_utf8(o.stdout).unwrap();
@@ -458,10 +402,7 @@ fn sigs_checks_raw_signatures_under_both_rule_sets() {
     let o = vigil(&["sigs", s(&file), "--batch-size", "64"]);
     assert_eq!(code(&o), 1);
     let out = String::from_utf8(o.stdout).unwrap();
-    assert!(
-        out.contains("1022 valid, 2 invalid") && out.contains("invalid indices: 3, 700"),
-        "{out}"
-    );
+    assert!(out.contains("1022 valid, 2 invalid") && out.contains("invalid indices: 3, 700"), "{out}");
 
     // speccheck case 0 (small-order key and R): zip215 accepts, strict rejects.
     let cases: Value = serde_json::from_slice(&std::fs::read(vectors().join("speccheck-cases.json")).unwrap()).unwrap();
@@ -476,10 +417,7 @@ fn sigs_checks_raw_signatures_under_both_rule_sets() {
     assert_eq!(code(&vigil_stdin(&["sigs", "-", "--rules", "strict"], &line)), 1);
 
     // Input that cannot be parsed: exit 2 naming the line.
-    let bad = format!(
-        "{}\n{}\n{{\"pubkey\":\"00\",\"msg\":\"\",\"sig\":\"00\"}}\n",
-        lines[0], lines[1]
-    );
+    let bad = format!("{}\n{}\n{{\"pubkey\":\"00\",\"msg\":\"\",\"sig\":\"00\"}}\n", lines[0], lines[1]);
     let o = vigil_stdin(&["sigs", "-"], &bad);
     assert_eq!(code(&o), 2);
     let err = String::from_utf8(o.stderr).unwrap();

@@ -113,13 +113,10 @@ pub struct Fault {
 impl FromStr for Fault {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (rule, height) = s
-            .split_once('@')
-            .ok_or_else(|| format!("fault {s:?}: expected RULE@HEIGHT, e.g. tx_signature@5"))?;
+        let (rule, height) =
+            s.split_once('@').ok_or_else(|| format!("fault {s:?}: expected RULE@HEIGHT, e.g. tx_signature@5"))?;
         let rule = rule.parse::<Rule>().map_err(|e| format!("fault {s:?}: {e}"))?;
-        let height = height
-            .parse::<u64>()
-            .map_err(|e| format!("fault {s:?}: height {height:?}: {e}"))?;
+        let height = height.parse::<u64>().map_err(|e| format!("fault {s:?}: height {height:?}: {e}"))?;
         Ok(Fault { rule, height })
     }
 }
@@ -200,10 +197,7 @@ pub enum GenError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> GenError + '_ {
-    move |source| GenError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| GenError::Io { path: path.to_owned(), source }
 }
 
 /// Checks `cfg`; returns its faults by chain position.
@@ -219,10 +213,7 @@ fn validate(cfg: &GenConfig) -> Result<BTreeMap<u64, Rule>, GenError> {
         return bad(format!("empty txs_per_block range {:?}", cfg.txs_per_block));
     }
     if *cfg.txs_per_block.end() > MAX_TX_COUNT {
-        return bad(format!(
-            "txs_per_block up to {} > {MAX_TX_COUNT}",
-            cfg.txs_per_block.end()
-        ));
+        return bad(format!("txs_per_block up to {} > {MAX_TX_COUNT}", cfg.txs_per_block.end()));
     }
     if cfg.payload.is_empty() {
         return bad(format!("empty payload range {:?}", cfg.payload));
@@ -239,10 +230,7 @@ fn validate(cfg: &GenConfig) -> Result<BTreeMap<u64, Rule>, GenError> {
             return bad(format!("fault {f}: impossible at height 0: {why}"));
         }
         if let Some(other) = faults.insert(f.height, f.rule) {
-            return bad(format!(
-                "faults {other}@{0} and {f}: at most one fault per height",
-                f.height
-            ));
+            return bad(format!("faults {other}@{0} and {f}: at most one fault per height", f.height));
         }
     }
     let max_txs = u64::from((*cfg.txs_per_block.end()).max(1));
@@ -342,14 +330,9 @@ impl Planner<'_> {
         if fault == Some(Rule::Height) {
             self.height_shift += 1;
         }
-        let chain_id = if fault == Some(Rule::ChainId) {
-            derive("foreign chain id", &[seed, pos])
-        } else {
-            self.chain_id
-        };
-        let fault_tx = fault
-            .filter(|r| r.is_per_transaction())
-            .map(|_| frng.below(u64::from(tx_count)) as u32);
+        let chain_id =
+            if fault == Some(Rule::ChainId) { derive("foreign chain id", &[seed, pos]) } else { self.chain_id };
+        let fault_tx = fault.filter(|r| r.is_per_transaction()).map(|_| frng.below(u64::from(tx_count)) as u32);
         let fault_bit = frng.below(512) as usize;
         let mut bad_prev_hash = [0u8; 32];
         frng.fill(&mut bad_prev_hash);
@@ -378,13 +361,7 @@ impl Planner<'_> {
             }
             let nonce = *next;
             *next += 1;
-            chunk.txs.push(TxPlan {
-                block: block_index,
-                index,
-                sender,
-                nonce,
-                payload_len,
-            });
+            chunk.txs.push(TxPlan { block: block_index, index, sender, nonce, payload_len });
             chunk.body_len += TX_OVERHEAD + payload_len as usize;
         }
         chunk.blocks.push(BlockPlan {
@@ -430,39 +407,33 @@ fn build_txs(seed: u64, chunk: &Chunk, keys: &HashMap<u32, SigningKey>) -> (Vec<
         rest = tail;
     }
     let mut leaves = vec![[0u8; 32]; chunk.txs.len()];
-    chunk
-        .txs
-        .par_iter()
-        .zip(slices.into_par_iter())
-        .zip(leaves.par_iter_mut())
-        .with_min_len(16)
-        .for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(payload, signed), ((tx, out), leaf_out)| {
-                let block = &chunk.blocks[tx.block as usize];
-                let faulty = block.fault_tx == Some(tx.index);
-                let key = &keys[&tx.sender];
-                let sender = key.verifying_key().to_bytes();
-                let mut rng = Rng::new("tx", &[seed, block.pos, u64::from(tx.index)]);
-                let ts = if faulty && block.fault == Some(Rule::TxTimestamp) {
-                    block.timestamp + 1
-                } else {
-                    block.timestamp.saturating_sub(rng.below(5001))
-                };
-                let kind = payload::fill(payload, &sender, ts, tx.payload_len as usize, &mut rng);
-                signed.clear();
-                let header = TxHeader::new(sender, tx.nonce, ts, kind, tx.payload_len);
-                write_unsigned_tx(signed, &header, payload);
-                let id = tx_id(&block.chain_id, signed);
-                let mut sig = key.sign(&id).to_bytes();
-                if faulty && block.fault == Some(Rule::TxSignature) {
-                    sig[block.fault_bit / 8] ^= 1 << (block.fault_bit % 8);
-                }
-                out[..signed.len()].copy_from_slice(signed);
-                out[signed.len()..].copy_from_slice(&sig);
-                *leaf_out = leaf(&id, &sig);
-            },
-        );
+    chunk.txs.par_iter().zip(slices.into_par_iter()).zip(leaves.par_iter_mut()).with_min_len(16).for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(payload, signed), ((tx, out), leaf_out)| {
+            let block = &chunk.blocks[tx.block as usize];
+            let faulty = block.fault_tx == Some(tx.index);
+            let key = &keys[&tx.sender];
+            let sender = key.verifying_key().to_bytes();
+            let mut rng = Rng::new("tx", &[seed, block.pos, u64::from(tx.index)]);
+            let ts = if faulty && block.fault == Some(Rule::TxTimestamp) {
+                block.timestamp + 1
+            } else {
+                block.timestamp.saturating_sub(rng.below(5001))
+            };
+            let kind = payload::fill(payload, &sender, ts, tx.payload_len as usize, &mut rng);
+            signed.clear();
+            let header = TxHeader::new(sender, tx.nonce, ts, kind, tx.payload_len);
+            write_unsigned_tx(signed, &header, payload);
+            let id = tx_id(&block.chain_id, signed);
+            let mut sig = key.sign(&id).to_bytes();
+            if faulty && block.fault == Some(Rule::TxSignature) {
+                sig[block.fault_bit / 8] ^= 1 << (block.fault_bit % 8);
+            }
+            out[..signed.len()].copy_from_slice(signed);
+            out[signed.len()..].copy_from_slice(&sig);
+            *leaf_out = leaf(&id, &sig);
+        },
+    );
     (body, leaves)
 }
 
@@ -485,9 +456,7 @@ impl Writer<'_> {
         if full {
             self.end_segment()?;
             if self.files.len() >= MAX_FILES {
-                return Err(GenError::Config(format!(
-                    "more than {MAX_FILES} segment files: raise segment_size"
-                )));
+                return Err(GenError::Config(format!("more than {MAX_FILES} segment files: raise segment_size")));
             }
             let path = self.dir.join(format!("{:06}.vblk", self.files.len()));
             let file = File::create_new(&path).map_err(io_err(&path))?;
@@ -522,18 +491,11 @@ fn ensure_keys(seed: u64, senders: u32, chunk: &Chunk, keys: &mut HashMap<u32, S
     if senders > KEY_CACHE_SENDERS {
         keys.clear();
     }
-    let mut needed: Vec<u32> = chunk
-        .txs
-        .iter()
-        .map(|t| t.sender)
-        .filter(|s| !keys.contains_key(s))
-        .collect();
+    let mut needed: Vec<u32> = chunk.txs.iter().map(|t| t.sender).filter(|s| !keys.contains_key(s)).collect();
     needed.sort_unstable();
     needed.dedup();
-    let derived: Vec<(u32, SigningKey)> = needed
-        .par_iter()
-        .map(|&i| (i, SigningKey::from_bytes(&device_secret(seed, i))))
-        .collect();
+    let derived: Vec<(u32, SigningKey)> =
+        needed.par_iter().map(|&i| (i, SigningKey::from_bytes(&device_secret(seed, i)))).collect();
     keys.extend(derived);
 }
 
@@ -563,13 +525,8 @@ pub fn generate(out_dir: &Path, cfg: &GenConfig, progress: &(dyn Fn(u64) + Sync)
         height_shift: 0,
         pos: 0,
     };
-    let mut writer = Writer {
-        dir: out_dir,
-        segment_size: cfg.segment_size,
-        files: Vec::new(),
-        current: None,
-        bytes: 0,
-    };
+    let mut writer =
+        Writer { dir: out_dir, segment_size: cfg.segment_size, files: Vec::new(), current: None, bytes: 0 };
     let mut keys = HashMap::new();
     let mut blocks = Vec::with_capacity(usize::try_from(cfg.blocks).unwrap_or(0).min(1 << 24));
     let mut injected = Vec::new();
@@ -600,11 +557,7 @@ pub fn generate(out_dir: &Path, cfg: &GenConfig, progress: &(dyn Fn(u64) + Sync)
                 chain_id: b.chain_id,
                 height: b.height.to_le_bytes(),
                 timestamp_ms: b.timestamp.to_le_bytes(),
-                prev_hash: if b.fault == Some(Rule::PrevHash) {
-                    b.bad_prev_hash
-                } else {
-                    prev_hash
-                },
+                prev_hash: if b.fault == Some(Rule::PrevHash) { b.bad_prev_hash } else { prev_hash },
                 tx_root,
                 tx_count: b.tx_count.to_le_bytes(),
                 body_len: (b.body_len as u32).to_le_bytes(),
@@ -615,18 +568,13 @@ pub fn generate(out_dir: &Path, cfg: &GenConfig, progress: &(dyn Fn(u64) + Sync)
             prev_hash = hash;
             headers.push((header, hash));
         }
-        headers
-            .par_iter_mut()
-            .zip(&chunk.blocks)
-            .for_each(|((header, hash), b)| {
-                header.proposer_sig = if b.fault == Some(Rule::BlockSignature) {
-                    SigningKey::from_bytes(&derive("rogue proposer key", &[seed, b.pos]))
-                        .sign(hash)
-                        .to_bytes()
-                } else {
-                    proposer_key.sign(hash).to_bytes()
-                };
-            });
+        headers.par_iter_mut().zip(&chunk.blocks).for_each(|((header, hash), b)| {
+            header.proposer_sig = if b.fault == Some(Rule::BlockSignature) {
+                SigningKey::from_bytes(&derive("rogue proposer key", &[seed, b.pos])).sign(hash).to_bytes()
+            } else {
+                proposer_key.sign(hash).to_bytes()
+            };
+        });
 
         for ((header, hash), b) in headers.iter().zip(&chunk.blocks) {
             let body = &body[b.body_start..b.body_start + b.body_len];
@@ -641,33 +589,15 @@ pub fn generate(out_dir: &Path, cfg: &GenConfig, progress: &(dyn Fn(u64) + Sync)
                 writer.write(head)?;
                 writer.write(part)?;
                 writer.end_segment()?;
-                injected.push(InjectedFault {
-                    rule: Rule::Malformed,
-                    height: b.pos,
-                    file,
-                    offset,
-                    tx: None,
-                });
+                injected.push(InjectedFault { rule: Rule::Malformed, height: b.pos, file, offset, tx: None });
             }
             let (file, offset) = writer.place((HEADER_LEN + body.len()) as u64)?;
             writer.write(header.as_bytes())?;
             writer.write(body)?;
             if let Some(rule) = b.fault.filter(|r| *r != Rule::Malformed) {
-                injected.push(InjectedFault {
-                    rule,
-                    height: b.pos,
-                    file,
-                    offset,
-                    tx: b.fault_tx,
-                });
+                injected.push(InjectedFault { rule, height: b.pos, file, offset, tx: b.fault_tx });
             }
-            blocks.push(BlockInfo {
-                file,
-                offset,
-                height: b.height,
-                tx_count: b.tx_count,
-                hash: *hash,
-            });
+            blocks.push(BlockInfo { file, offset, height: b.height, tx_count: b.tx_count, hash: *hash });
             transactions += u64::from(b.tx_count);
         }
         progress(planner.pos);
@@ -692,13 +622,7 @@ mod tests {
     #[test]
     fn faults_parse_and_display() {
         let f: Fault = "tx_signature@5".parse().unwrap();
-        assert_eq!(
-            f,
-            Fault {
-                rule: Rule::TxSignature,
-                height: 5
-            }
-        );
+        assert_eq!(f, Fault { rule: Rule::TxSignature, height: 5 });
         assert_eq!(f.to_string(), "tx_signature@5");
         for bad in ["nonsense@1", "nonce", "nonce@", "nonce@-1", "@3"] {
             assert!(bad.parse::<Fault>().is_err(), "{bad}");
@@ -712,75 +636,24 @@ mod tests {
         let fault = |s: &str| vec![s.parse::<Fault>().unwrap()];
         #[allow(clippy::reversed_empty_ranges)]
         let bad = [
-            GenConfig {
-                blocks: 0,
-                ..ok.clone()
-            },
-            GenConfig {
-                senders: 0,
-                ..ok.clone()
-            },
-            GenConfig {
-                txs_per_block: 5..=4,
-                ..ok.clone()
-            },
-            GenConfig {
-                txs_per_block: 0..=MAX_TX_COUNT + 1,
-                ..ok.clone()
-            },
-            GenConfig {
-                payload: 9..=8,
-                ..ok.clone()
-            },
-            GenConfig {
-                payload: 0..=MAX_PAYLOAD_LEN + 1,
-                ..ok.clone()
-            },
-            GenConfig {
-                txs_per_block: 0..=MAX_TX_COUNT,
-                payload: 0..=MAX_PAYLOAD_LEN,
-                ..ok.clone()
-            },
-            GenConfig {
-                faults: fault("nonce@100"),
-                ..ok.clone()
-            },
-            GenConfig {
-                faults: fault("chain_id@0"),
-                ..ok.clone()
-            },
-            GenConfig {
-                faults: fault("height@0"),
-                ..ok.clone()
-            },
-            GenConfig {
-                faults: fault("timestamp@0"),
-                ..ok.clone()
-            },
-            GenConfig {
-                faults: vec!["nonce@3".parse().unwrap(), "tx_root@3".parse().unwrap()],
-                ..ok.clone()
-            },
+            GenConfig { blocks: 0, ..ok.clone() },
+            GenConfig { senders: 0, ..ok.clone() },
+            GenConfig { txs_per_block: 5..=4, ..ok.clone() },
+            GenConfig { txs_per_block: 0..=MAX_TX_COUNT + 1, ..ok.clone() },
+            GenConfig { payload: 9..=8, ..ok.clone() },
+            GenConfig { payload: 0..=MAX_PAYLOAD_LEN + 1, ..ok.clone() },
+            GenConfig { txs_per_block: 0..=MAX_TX_COUNT, payload: 0..=MAX_PAYLOAD_LEN, ..ok.clone() },
+            GenConfig { faults: fault("nonce@100"), ..ok.clone() },
+            GenConfig { faults: fault("chain_id@0"), ..ok.clone() },
+            GenConfig { faults: fault("height@0"), ..ok.clone() },
+            GenConfig { faults: fault("timestamp@0"), ..ok.clone() },
+            GenConfig { faults: vec!["nonce@3".parse().unwrap(), "tx_root@3".parse().unwrap()], ..ok.clone() },
         ];
         for cfg in bad {
             assert!(matches!(validate(&cfg), Err(GenError::Config(_))), "{cfg:?}");
         }
-        for rule in [
-            "malformed",
-            "prev_hash",
-            "tx_root",
-            "block_signature",
-            "tx_signature",
-            "tx_timestamp",
-            "nonce",
-        ] {
-            assert!(
-                validate(&GenConfig {
-                    faults: fault(&format!("{rule}@0")),
-                    ..ok.clone()
-                })
-                .is_ok()
-            );
+        for rule in ["malformed", "prev_hash", "tx_root", "block_signature", "tx_signature", "tx_timestamp", "nonce"] {
+            assert!(validate(&GenConfig { faults: fault(&format!("{rule}@0")), ..ok.clone() }).is_ok());
         }
     }
 }

@@ -31,11 +31,7 @@ pub fn primary_kind(device_key: &[u8; 32]) -> u16 {
 /// Picks the kind of one record and writes exactly `len` bytes of it to `out`
 /// (cleared first). Returns the kind.
 pub(crate) fn fill(out: &mut Vec<u8>, device_key: &[u8; 32], ts: u64, len: usize, rng: &mut Rng) -> u16 {
-    let kind = if rng.chance(1, 10) {
-        KIND_LOG
-    } else {
-        primary_kind(device_key)
-    };
+    let kind = if rng.chance(1, 10) { KIND_LOG } else { primary_kind(device_key) };
     out.clear();
     let d = Device::new(device_key);
     match kind {
@@ -57,10 +53,7 @@ struct Device<'a> {
 
 impl<'a> Device<'a> {
     fn new(key: &'a [u8; 32]) -> Self {
-        Device {
-            serial: u32::from_le_bytes([key[0], key[1], key[2], key[3]]),
-            key,
-        }
+        Device { serial: u32::from_le_bytes([key[0], key[1], key[2], key[3]]), key }
     }
     fn byte(&self, i: usize) -> i64 {
         i64::from(self.key[i])
@@ -283,11 +276,7 @@ mod tests {
                 assert!((1..=5).contains(&kind));
                 assert_eq!(out.len(), len);
                 if matches!(kind, KIND_ENV | KIND_POWER | KIND_LOG) {
-                    assert!(
-                        out.iter().all(|b| b.is_ascii()),
-                        "{kind}: {}",
-                        String::from_utf8_lossy(&out)
-                    );
+                    assert!(out.iter().all(|b| b.is_ascii()), "{kind}: {}", String::from_utf8_lossy(&out));
                 }
             }
         }

@@ -29,10 +29,7 @@ fn read_all(m: &Manifest) -> Vec<Vec<u8>> {
 }
 
 fn verify(m: &Manifest, authorities: bool) -> (Summary, CollectSink) {
-    let opts = VerifyOptions {
-        authorities: authorities.then(|| HashSet::from([m.proposer])),
-        ..Default::default()
-    };
+    let opts = VerifyOptions { authorities: authorities.then(|| HashSet::from([m.proposer])), ..Default::default() };
     let mut sink = CollectSink::default();
     let summary = Verifier::new(opts).verify_files(&m.files, &mut sink).unwrap();
     (summary, sink)
@@ -41,10 +38,7 @@ fn verify(m: &Manifest, authorities: bool) -> (Summary, CollectSink) {
 #[test]
 fn same_config_same_bytes_whatever_the_threads() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = GenConfig {
-        faults: vec!["nonce@7".parse().unwrap(), "malformed@12".parse().unwrap()],
-        ..small(11)
-    };
+    let cfg = GenConfig { faults: vec!["nonce@7".parse().unwrap(), "malformed@12".parse().unwrap()], ..small(11) };
     let a = gen_in(&tmp.path().join("a"), &cfg);
     let b = gen_in(&tmp.path().join("b"), &cfg);
     let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
@@ -55,10 +49,7 @@ fn same_config_same_bytes_whatever_the_threads() {
     for other in [&b, &c, &d] {
         assert_eq!(other.blocks, a.blocks);
         assert_eq!(other.faults, a.faults);
-        assert_eq!(
-            (other.chain_id, other.proposer, other.bytes),
-            (a.chain_id, a.proposer, a.bytes)
-        );
+        assert_eq!((other.chain_id, other.proposer, other.bytes), (a.chain_id, a.proposer, a.bytes));
         assert_eq!(read_all(other), bytes);
     }
     let e = gen_in(&tmp.path().join("e"), &small(12));
@@ -92,11 +83,7 @@ fn a_generated_chain_is_valid_and_matches_its_manifest() {
 #[test]
 fn payloads_segments_nonces_and_timestamps_are_as_configured() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = GenConfig {
-        payload: 40..=90,
-        senders: 7,
-        ..small(5)
-    };
+    let cfg = GenConfig { payload: 40..=90, senders: 7, ..small(5) };
     let m = gen_in(tmp.path(), &cfg);
     let mut next_nonce: HashMap<[u8; 32], u64> = HashMap::new();
     let mut senders_seen = HashSet::new();
@@ -135,11 +122,7 @@ fn payloads_segments_nonces_and_timestamps_are_as_configured() {
         assert!(data.len() as u64 <= cfg.segment_size || in_file == 1);
     }
     assert_eq!(height, 30);
-    assert!(
-        senders_seen.len() <= 7 && senders_seen.len() >= 5,
-        "{}",
-        senders_seen.len()
-    );
+    assert!(senders_seen.len() <= 7 && senders_seen.len() >= 5, "{}", senders_seen.len());
     assert!(kinds.len() >= 2, "{kinds:?}");
     assert!(m.files.len() > 3);
     // A file is started only when the next block would not fit.
@@ -194,20 +177,10 @@ fn assert_reports_exactly_the_faults(m: &Manifest, what: &str) {
         let (summary, sink) = verify(m, authorities);
         let malformed: Vec<_> = m.faults.iter().filter(|f| f.rule == Rule::Malformed).collect();
         let others: Vec<_> = m.faults.iter().filter(|f| f.rule != Rule::Malformed).collect();
-        assert_eq!(
-            summary.malformed as usize,
-            malformed.len(),
-            "{what}: {:?}",
-            sink.malformed
-        );
+        assert_eq!(summary.malformed as usize, malformed.len(), "{what}: {:?}", sink.malformed);
         assert_eq!(sink.malformed.len(), malformed.len(), "{what}");
         for (r, f) in sink.malformed.iter().zip(&malformed) {
-            assert_eq!(
-                (&*r.file, r.offset),
-                (m.files[f.file].as_path(), f.offset),
-                "{what}: {}",
-                r.reason
-            );
+            assert_eq!((&*r.file, r.offset), (m.files[f.file].as_path(), f.offset), "{what}: {}", r.reason);
         }
         let invalid: Vec<_> = sink.blocks.iter().filter(|b| !b.valid()).collect();
         assert_eq!(invalid.len(), others.len(), "{what}: {invalid:#?}");
@@ -215,12 +188,7 @@ fn assert_reports_exactly_the_faults(m: &Manifest, what: &str) {
         for (r, f) in invalid.iter().zip(&others) {
             assert_eq!((&*r.file, r.offset), (m.files[f.file].as_path(), f.offset), "{what}");
             assert_eq!(r.failures.len(), 1, "{what}: {:?}", r.failures);
-            assert_eq!(
-                (r.failures[0].rule, r.failures[0].tx),
-                (f.rule, f.tx),
-                "{what}: {:?}",
-                r.failures
-            );
+            assert_eq!((r.failures[0].rule, r.failures[0].tx), (f.rule, f.tx), "{what}: {:?}", r.failures);
             assert_eq!(r.position, f.height, "{what}");
         }
         assert_eq!(summary.blocks as usize, m.blocks.len(), "{what}");
@@ -232,26 +200,13 @@ fn assert_reports_exactly_the_faults(m: &Manifest, what: &str) {
 #[test]
 fn every_rule_injected_at_several_heights_is_reported_exactly() {
     let tmp = tempfile::tempdir().unwrap();
-    let base = GenConfig {
-        blocks: 24,
-        txs_per_block: 0..=4,
-        senders: 3,
-        payload: 0..=200,
-        segment_size: 2500,
-        ..small(21)
-    };
+    let base =
+        GenConfig { blocks: 24, txs_per_block: 0..=4, senders: 3, payload: 0..=200, segment_size: 2500, ..small(21) };
     for rule in Rule::ALL {
-        let first = if (Fault { rule, height: 0 }).impossible().is_some() {
-            1
-        } else {
-            0
-        };
+        let first = if (Fault { rule, height: 0 }).impossible().is_some() { 1 } else { 0 };
         for height in [first, 11, 23] {
             let what = format!("{rule}@{height}");
-            let cfg = GenConfig {
-                faults: vec![Fault { rule, height }],
-                ..base.clone()
-            };
+            let cfg = GenConfig { faults: vec![Fault { rule, height }], ..base.clone() };
             let m = gen_in(&tmp.path().join(&what), &cfg);
             assert!(m.files.len() >= 4, "{what}");
             assert_eq!(m.faults.len(), 1);
@@ -282,17 +237,10 @@ fn many_faults_in_one_chain_and_empty_blocks() {
     let cfg = GenConfig {
         blocks: 16,
         txs_per_block: 0..=0,
-        faults: [
-            "malformed@0",
-            "nonce@2",
-            "tx_signature@3",
-            "tx_timestamp@4",
-            "malformed@6",
-            "height@8",
-        ]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect(),
+        faults: ["malformed@0", "nonce@2", "tx_signature@3", "tx_timestamp@4", "malformed@6", "height@8"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect(),
         ..small(4)
     };
     let m = gen_in(&tmp.path().join("empty"), &cfg);
@@ -300,19 +248,9 @@ fn many_faults_in_one_chain_and_empty_blocks() {
     assert_eq!(m.faults.len(), 6);
     assert_reports_exactly_the_faults(&m, "empty blocks");
 
-    let all: Vec<Fault> = Rule::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, &rule)| Fault {
-            rule,
-            height: 1 + 2 * i as u64,
-        })
-        .collect();
-    let cfg = GenConfig {
-        blocks: 25,
-        faults: all,
-        ..small(8)
-    };
+    let all: Vec<Fault> =
+        Rule::ALL.iter().enumerate().map(|(i, &rule)| Fault { rule, height: 1 + 2 * i as u64 }).collect();
+    let cfg = GenConfig { blocks: 25, faults: all, ..small(8) };
     let m = gen_in(&tmp.path().join("all"), &cfg);
     assert_eq!(m.faults.len(), 10);
     assert_reports_exactly_the_faults(&m, "all rules");
@@ -352,22 +290,11 @@ fn refuses_to_overwrite_and_reports_bad_config() {
     assert!(matches!(err, GenError::ChainExists(_)), "{err}");
     assert_eq!(std::fs::read(tmp.path().join("000000.vblk")).unwrap(), before);
 
-    let err = generate(
-        &tmp.path().join("x"),
-        &GenConfig {
-            senders: 0,
-            ..cfg.clone()
-        },
-        &|_| {},
-    )
-    .unwrap_err();
+    let err = generate(&tmp.path().join("x"), &GenConfig { senders: 0, ..cfg.clone() }, &|_| {}).unwrap_err();
     assert!(matches!(err, GenError::Config(_)), "{err}");
     let err = generate(
         &tmp.path().join("y"),
-        &GenConfig {
-            faults: vec!["timestamp@0".parse().unwrap()],
-            ..cfg.clone()
-        },
+        &GenConfig { faults: vec!["timestamp@0".parse().unwrap()], ..cfg.clone() },
         &|_| {},
     )
     .unwrap_err();
@@ -377,10 +304,7 @@ fn refuses_to_overwrite_and_reports_bad_config() {
     let file = tmp.path().join("a-file");
     std::fs::write(&file, b"").unwrap();
     let err = generate(&file.join("sub"), &cfg, &|_| {}).unwrap_err();
-    assert!(
-        matches!(err, GenError::Io { .. }) && err.to_string().contains("a-file"),
-        "{err}"
-    );
+    assert!(matches!(err, GenError::Io { .. }) && err.to_string().contains("a-file"), "{err}");
 }
 
 #[test]

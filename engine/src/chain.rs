@@ -55,9 +55,7 @@ const PARALLEL_NONCES_FROM: usize = 4096;
 
 impl Default for Nonces {
     fn default() -> Self {
-        Nonces {
-            shards: vec![HashMap::new(); NONCE_SHARDS],
-        }
+        Nonces { shards: vec![HashMap::new(); NONCE_SHARDS] }
     }
 }
 
@@ -76,11 +74,7 @@ fn check_shard(
     for (index, sender, nonce) in txs {
         let slot = shard.entry(sender).or_insert(Some(0));
         if *slot != Some(nonce) {
-            misses.push(NonceMiss {
-                index,
-                nonce,
-                expected: *slot,
-            });
+            misses.push(NonceMiss { index, nonce, expected: *slot });
         }
         // Every transaction advances its sender, valid or not; no wrapping.
         *slot = nonce.checked_add(1);
@@ -102,18 +96,12 @@ pub struct ChainState {
 
 impl ChainState {
     pub fn new(chain_id: Option<Digest>) -> Self {
-        ChainState {
-            chain_id,
-            ..Default::default()
-        }
+        ChainState { chain_id, ..Default::default() }
     }
 
     /// The next nonce `sender` may use (`None`: none is valid any more).
     pub fn next_nonce(&self, sender: &[u8; 32]) -> Option<u64> {
-        self.nonces.shards[shard_of(sender)]
-            .get(sender)
-            .copied()
-            .unwrap_or(Some(0))
+        self.nonces.shards[shard_of(sender)].get(sender).copied().unwrap_or(Some(0))
     }
 
     /// Every sender seen, with its next expected nonce.
@@ -172,11 +160,7 @@ impl ChainState {
         if h.chain_id != chain_id {
             failures.push(block_failure(
                 Rule::ChainId,
-                format!(
-                    "chain_id {}, the chain's is {}",
-                    hex::encode(h.chain_id),
-                    hex::encode(chain_id)
-                ),
+                format!("chain_id {}, the chain's is {}", hex::encode(h.chain_id), hex::encode(chain_id)),
             ));
         }
 
@@ -225,11 +209,7 @@ impl ChainState {
         if facts.computed_root != h.tx_root {
             failures.push(block_failure(
                 Rule::TxRoot,
-                format!(
-                    "tx_root {}, body's Merkle root {}",
-                    hex::encode(h.tx_root),
-                    hex::encode(facts.computed_root)
-                ),
+                format!("tx_root {}, body's Merkle root {}", hex::encode(h.tx_root), hex::encode(facts.computed_root)),
             ));
         }
         if let Err(detail) = &facts.block_signature {
@@ -268,11 +248,7 @@ impl ChainState {
             }
         }
 
-        self.parent = Some(Parent {
-            height,
-            hash: facts.hash,
-            timestamp_ms: ts,
-        });
+        self.parent = Some(Parent { height, hash: facts.hash, timestamp_ms: ts });
     }
 }
 
@@ -291,11 +267,7 @@ mod tests {
         for (i, (sender, nonce)) in txs.iter().enumerate() {
             let expected = *next.get(sender).unwrap_or(&Some(0));
             if expected != Some(*nonce) {
-                misses.push(NonceMiss {
-                    index: i as u32,
-                    nonce: *nonce,
-                    expected,
-                });
+                misses.push(NonceMiss { index: i as u32, nonce: *nonce, expected });
             }
             next.insert(*sender, nonce.checked_add(1));
         }

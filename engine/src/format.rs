@@ -132,10 +132,9 @@ impl fmt::Display for Malformation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Malformation::*;
         match self {
-            HeaderTruncated { left } => write!(
-                f,
-                "header does not fit: {left} bytes left in the file, a header is {HEADER_LEN}"
-            ),
+            HeaderTruncated { left } => {
+                write!(f, "header does not fit: {left} bytes left in the file, a header is {HEADER_LEN}")
+            }
             BadMagic(m) => write!(f, "bad magic {}", hex::encode(m)),
             BadVersion(v) => write!(f, "version {v}, not {VERSION}"),
             BadFlags(v) => write!(f, "flags {v:#06x}, not 0"),
@@ -150,26 +149,15 @@ impl fmt::Display for Malformation {
             TxReserved { tx, offset, reserved } => {
                 write!(f, "tx {tx} at offset {offset}: reserved {reserved:#06x}, not 0")
             }
-            TxPayloadTooLong {
-                tx,
-                offset,
-                payload_len,
-            } => write!(
-                f,
-                "tx {tx} at offset {offset}: payload_len {payload_len} > {MAX_PAYLOAD_LEN}"
-            ),
-            TxPastBody {
-                tx,
-                offset,
-                payload_len,
-            } => write!(
-                f,
-                "tx {tx} at offset {offset}: payload_len {payload_len} runs past body_len"
-            ),
-            TrailingBodyBytes { left, tx_count } => write!(
-                f,
-                "{left} bytes left in the body after tx_count {tx_count} transactions"
-            ),
+            TxPayloadTooLong { tx, offset, payload_len } => {
+                write!(f, "tx {tx} at offset {offset}: payload_len {payload_len} > {MAX_PAYLOAD_LEN}")
+            }
+            TxPastBody { tx, offset, payload_len } => {
+                write!(f, "tx {tx} at offset {offset}: payload_len {payload_len} runs past body_len")
+            }
+            TrailingBodyBytes { left, tx_count } => {
+                write!(f, "{left} bytes left in the body after tx_count {tx_count} transactions")
+            }
         }
     }
 }
@@ -179,9 +167,7 @@ impl fmt::Display for Malformation {
 /// bytes the file has from the block's start to its end.
 pub fn check_header(head: &[u8], file_left: u64) -> Result<&BlockHeader, Malformation> {
     if file_left < HEADER_LEN as u64 || head.len() < HEADER_LEN {
-        return Err(Malformation::HeaderTruncated {
-            left: file_left.min(head.len() as u64),
-        });
+        return Err(Malformation::HeaderTruncated { left: file_left.min(head.len() as u64) });
     }
     let header: &BlockHeader = bytemuck::from_bytes(&head[..HEADER_LEN]);
     if header.magic != MAGIC {
@@ -198,10 +184,7 @@ pub fn check_header(head: &[u8], file_left: u64) -> Result<&BlockHeader, Malform
     }
     let left = file_left - HEADER_LEN as u64;
     if u64::from(header.body_len()) > left {
-        return Err(Malformation::BodyTruncated {
-            body_len: header.body_len(),
-            left,
-        });
+        return Err(Malformation::BodyTruncated { body_len: header.body_len(), left });
     }
     Ok(header)
 }
@@ -219,35 +202,20 @@ pub fn check_body(body: &[u8], tx_count: u32, body_offset: u64) -> Result<(), Ma
         }
         let fixed: &TxHeader = bytemuck::from_bytes(&rest[..TX_FIXED_LEN]);
         if fixed.reserved() != 0 {
-            return Err(Malformation::TxReserved {
-                tx,
-                offset,
-                reserved: fixed.reserved(),
-            });
+            return Err(Malformation::TxReserved { tx, offset, reserved: fixed.reserved() });
         }
         let payload_len = fixed.payload_len();
         if payload_len > MAX_PAYLOAD_LEN {
-            return Err(Malformation::TxPayloadTooLong {
-                tx,
-                offset,
-                payload_len,
-            });
+            return Err(Malformation::TxPayloadTooLong { tx, offset, payload_len });
         }
         let len = TX_OVERHEAD + payload_len as usize;
         if rest.len() < len {
-            return Err(Malformation::TxPastBody {
-                tx,
-                offset,
-                payload_len,
-            });
+            return Err(Malformation::TxPastBody { tx, offset, payload_len });
         }
         pos += len;
     }
     if pos != body.len() {
-        return Err(Malformation::TrailingBodyBytes {
-            left: body.len() - pos,
-            tx_count,
-        });
+        return Err(Malformation::TrailingBodyBytes { left: body.len() - pos, tx_count });
     }
     Ok(())
 }
@@ -274,10 +242,7 @@ impl<'a> BlockView<'a> {
     /// The transactions in body order. Only meaningful on a checked body;
     /// on inconsistent bytes it stops early rather than panicking.
     pub fn txs(&self) -> TxIter<'a> {
-        TxIter {
-            body: self.body,
-            pos: 0,
-        }
+        TxIter { body: self.body, pos: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -308,9 +273,7 @@ impl<'a> TxView<'a> {
         &self.bytes[..self.bytes.len() - SIGNATURE_LEN]
     }
     pub fn signature(&self) -> &'a [u8; 64] {
-        self.bytes[self.bytes.len() - SIGNATURE_LEN..]
-            .try_into()
-            .expect("64 bytes")
+        self.bytes[self.bytes.len() - SIGNATURE_LEN..].try_into().expect("64 bytes")
     }
 }
 
@@ -348,11 +311,7 @@ impl<'a> Iterator for TxIter<'a> {
 /// is malformed, one `(offset, Err(reason))` after which it stops: a
 /// malformed block ends its file.
 pub fn blocks(file: &[u8]) -> Blocks<'_> {
-    Blocks {
-        file,
-        pos: 0,
-        done: false,
-    }
+    Blocks { file, pos: 0, done: false }
 }
 
 pub struct Blocks<'a> {
@@ -409,36 +368,20 @@ mod tests {
         let mut body = tx_bytes(0, 0);
         body.extend(tx_bytes(5, 0));
         assert_eq!(check_body(&body, 2, 0), Ok(()));
-        assert!(matches!(
-            check_body(&body, 1, 0),
-            Err(Malformation::TrailingBodyBytes { left: 125, tx_count: 1 })
-        ));
-        assert!(matches!(
-            check_body(&body, 3, 0),
-            Err(Malformation::TxFixedPartPastBody { tx: 2, .. })
-        ));
+        assert!(matches!(check_body(&body, 1, 0), Err(Malformation::TrailingBodyBytes { left: 125, tx_count: 1 })));
+        assert!(matches!(check_body(&body, 3, 0), Err(Malformation::TxFixedPartPastBody { tx: 2, .. })));
         assert!(matches!(
             check_body(&body[..body.len() - 1], 2, 100),
-            Err(Malformation::TxPastBody {
-                tx: 1,
-                offset: 220,
-                payload_len: 5
-            })
+            Err(Malformation::TxPastBody { tx: 1, offset: 220, payload_len: 5 })
         ));
-        assert!(matches!(
-            check_body(&tx_bytes(1, 1), 1, 0),
-            Err(Malformation::TxReserved { tx: 0, .. })
-        ));
+        assert!(matches!(check_body(&tx_bytes(1, 1), 1, 0), Err(Malformation::TxReserved { tx: 0, .. })));
         assert!(matches!(
             check_body(&tx_bytes(MAX_PAYLOAD_LEN + 1, 0), 1, 0),
             Err(Malformation::TxPayloadTooLong { .. })
         ));
         assert_eq!(check_body(&tx_bytes(MAX_PAYLOAD_LEN, 0), 1, 0), Ok(()));
 
-        let view = BlockView {
-            header: bytemuck::from_bytes(&[0u8; HEADER_LEN]),
-            body: &body,
-        };
+        let view = BlockView { header: bytemuck::from_bytes(&[0u8; HEADER_LEN]), body: &body };
         let lens: Vec<usize> = view.txs().map(|t| t.payload().len()).collect();
         assert_eq!(lens, vec![0, 5]);
         let t = view.txs().nth(1).unwrap();
@@ -454,33 +397,18 @@ mod tests {
             check_header(&bytemuck::bytes_of(&h)[..100], 100),
             Err(Malformation::HeaderTruncated { left: 100 })
         ));
-        assert!(matches!(
-            check_header(bytemuck::bytes_of(&h), 224),
-            Err(Malformation::BadMagic(_))
-        ));
+        assert!(matches!(check_header(bytemuck::bytes_of(&h), 224), Err(Malformation::BadMagic(_))));
         h.magic = MAGIC;
-        assert!(matches!(
-            check_header(bytemuck::bytes_of(&h), 224),
-            Err(Malformation::BadVersion(0))
-        ));
+        assert!(matches!(check_header(bytemuck::bytes_of(&h), 224), Err(Malformation::BadVersion(0))));
         h.version = 1u16.to_le_bytes();
         h.flags = 1u16.to_le_bytes();
-        assert!(matches!(
-            check_header(bytemuck::bytes_of(&h), 224),
-            Err(Malformation::BadFlags(1))
-        ));
+        assert!(matches!(check_header(bytemuck::bytes_of(&h), 224), Err(Malformation::BadFlags(1))));
         h.flags = [0; 2];
         h.tx_count = (MAX_TX_COUNT + 1).to_le_bytes();
-        assert!(matches!(
-            check_header(bytemuck::bytes_of(&h), 224),
-            Err(Malformation::TooManyTransactions(_))
-        ));
+        assert!(matches!(check_header(bytemuck::bytes_of(&h), 224), Err(Malformation::TooManyTransactions(_))));
         h.tx_count = [0; 4];
         h.body_len = u32::MAX.to_le_bytes();
-        assert!(matches!(
-            check_header(bytemuck::bytes_of(&h), 300),
-            Err(Malformation::BodyTruncated { left: 76, .. })
-        ));
+        assert!(matches!(check_header(bytemuck::bytes_of(&h), 300), Err(Malformation::BodyTruncated { left: 76, .. })));
         h.body_len = 76u32.to_le_bytes();
         assert!(check_header(bytemuck::bytes_of(&h), 300).is_ok());
     }

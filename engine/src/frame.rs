@@ -175,11 +175,7 @@ fn frame_slice<'a>(
         while pos < len && txs < limits.txs && pos - batch_start < limits.bytes {
             match BlockView::parse(&all[pos..], pos as u64) {
                 Ok((block, n)) => {
-                    blocks.push(Framed {
-                        offset: pos as u64,
-                        start: pos,
-                        len: n,
-                    });
+                    blocks.push(Framed { offset: pos as u64, start: pos, len: n });
                     txs += block.header.tx_count() as usize;
                     pos += n;
                 }
@@ -197,11 +193,7 @@ fn frame_slice<'a>(
             first_of_file: first,
             data: Data::Whole(whole.clone()),
             blocks,
-            bytes: if malformed.is_some() {
-                (len - batch_start) as u64
-            } else {
-                (pos - batch_start) as u64
-            },
+            bytes: if malformed.is_some() { (len - batch_start) as u64 } else { (pos - batch_start) as u64 },
             malformed,
             release: (to > from).then_some((from, to)),
         };
@@ -228,10 +220,7 @@ fn frame_read<'a>(
         buf.resize(start + n, 0);
         file.read_exact(&mut buf[start..]).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
-                InputError::Changed {
-                    path: name.to_path_buf(),
-                    expected: len,
-                }
+                InputError::Changed { path: name.to_path_buf(), expected: len }
             } else {
                 io_error(&name)(e)
             }
@@ -261,11 +250,7 @@ fn frame_read<'a>(
                 malformed = Some((pos, reason));
                 break;
             }
-            blocks.push(Framed {
-                offset: pos,
-                start,
-                len: HEADER_LEN + body_len,
-            });
+            blocks.push(Framed { offset: pos, start, len: HEADER_LEN + body_len });
             txs += tx_count as usize;
             pos += (HEADER_LEN + body_len) as u64;
         }
@@ -275,11 +260,7 @@ fn frame_read<'a>(
             first_of_file: first,
             data: Data::Owned(buf),
             blocks,
-            bytes: if malformed.is_some() {
-                len - batch_start
-            } else {
-                pos - batch_start
-            },
+            bytes: if malformed.is_some() { len - batch_start } else { pos - batch_start },
             malformed,
             release: None,
         };

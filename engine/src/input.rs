@@ -34,10 +34,7 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> InputError + '_
         if source.kind() == io::ErrorKind::NotFound {
             InputError::Missing(path.to_owned())
         } else {
-            InputError::Io {
-                path: path.to_owned(),
-                source,
-            }
+            InputError::Io { path: path.to_owned(), source }
         }
     }
 }

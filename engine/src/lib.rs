@@ -7,6 +7,7 @@ pub mod format;
 pub mod frame;
 pub mod hash;
 pub mod input;
+pub mod multihash;
 pub mod report;
 pub mod sig;
 pub mod verify;

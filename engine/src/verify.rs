@@ -70,6 +70,8 @@ impl Default for VerifyOptions {
 
 /// Batches in flight between two stages.
 const QUEUE: usize = 2;
+/// Transactions hashed together by one task.
+const HASH_GROUP: usize = 512;
 
 /// What the hash and signature stage found for a batch.
 struct Computed {
@@ -94,9 +96,7 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(opts: VerifyOptions) -> Self {
-        let pool = opts
-            .threads
-            .and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok());
+        let pool = opts.threads.and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok());
         Verifier {
             chain: ChainState::new(opts.chain_id),
             sizer: opts.batch_size.map_or_else(BatchSizer::new, BatchSizer::fixed),
@@ -113,10 +113,7 @@ impl Verifier {
 
     /// Totals so far (`seconds` since the verifier was created).
     pub fn summary(&self) -> Summary {
-        Summary {
-            seconds: self.started.elapsed().as_secs_f64(),
-            ..self.totals.clone()
-        }
+        Summary { seconds: self.started.elapsed().as_secs_f64(), ..self.totals.clone() }
     }
 
     /// Verifies `files` in order as one chain.
@@ -135,15 +132,11 @@ impl Verifier {
     /// buffer, a test's mutated copy), continuing the chain. `name` is what
     /// reports call the file.
     pub fn verify_bytes(&mut self, name: &Path, data: &[u8], sink: &mut dyn ReportSink) {
-        self.run(&[Source::Bytes(name, data)], sink)
-            .expect("in-memory input has no I/O errors");
+        self.run(&[Source::Bytes(name, data)], sink).expect("in-memory input has no I/O errors");
     }
 
     fn run(&mut self, sources: &[Source<'_>], sink: &mut dyn ReportSink) -> Result<(), InputError> {
-        let limits = Limits {
-            txs: self.opts.max_batch_txs,
-            bytes: self.opts.max_batch_bytes,
-        };
+        let limits = Limits { txs: self.opts.max_batch_txs, bytes: self.opts.max_batch_bytes };
         let (io, rules) = (self.opts.io, self.opts.rules);
         let Verifier { pool, sizer, .. } = self;
         let (pool, sizer) = (&*pool, sizer);
@@ -169,10 +162,7 @@ impl Verifier {
                 let (batch, computed) = item?;
                 apply_chain_rules(&mut self.chain, &mut self.totals, &self.opts, &batch, &computed, sink);
                 batch.release();
-                sink.progress(&Summary {
-                    seconds: self.started.elapsed().as_secs_f64(),
-                    ..self.totals.clone()
-                });
+                sink.progress(&Summary { seconds: self.started.elapsed().as_secs_f64(), ..self.totals.clone() });
             }
             Ok(())
         })
@@ -184,41 +174,43 @@ fn compute(batch: &Batch<'_>, rules: RuleSet, sizer: &mut BatchSizer) -> Compute
     let views = batch.views();
     // Flatten the batch's transactions so work spreads evenly over cores
     // whatever the block sizes.
-    let mut txs: Vec<(u32, TxView<'_>)> = Vec::new();
+    let mut txs: Vec<TxView<'_>> = Vec::new();
     let mut first_tx = Vec::with_capacity(views.len() + 1);
-    for (b, view) in views.iter().enumerate() {
+    for view in &views {
         first_tx.push(txs.len());
-        txs.extend(view.txs().map(|tx| (b as u32, tx)));
+        txs.extend(view.txs());
     }
     first_tx.push(txs.len());
 
-    // Every transaction's tx_id and leaf, then each block's hash and root.
-    let hashed: Vec<(Digest, Digest)> = txs
-        .par_iter()
-        .with_min_len(64)
-        .map(|(b, tx)| {
-            let id = hash::tx_id(&views[*b as usize].header.chain_id, tx.signed_part());
-            (id, hash::leaf(&id, tx.signature()))
-        })
-        .collect();
+    // tx_ids and leaves in groups of one block's transactions (one chain
+    // id), many messages per SIMD step, groups across cores.
+    let mut ids = vec![[0u8; 32]; txs.len()];
+    let mut leaves = vec![[0u8; 32]; txs.len()];
+    let mut groups = Vec::new();
+    let (mut ids_rest, mut leaves_rest) = (&mut ids[..], &mut leaves[..]);
+    for (b, view) in views.iter().enumerate() {
+        for start in (first_tx[b]..first_tx[b + 1]).step_by(HASH_GROUP) {
+            let end = (start + HASH_GROUP).min(first_tx[b + 1]);
+            let (ids_group, ids_tail) = std::mem::take(&mut ids_rest).split_at_mut(end - start);
+            let (leaves_group, leaves_tail) = std::mem::take(&mut leaves_rest).split_at_mut(end - start);
+            (ids_rest, leaves_rest) = (ids_tail, leaves_tail);
+            groups.push((&view.header.chain_id, &txs[start..end], ids_group, leaves_group));
+        }
+    }
+    groups.into_par_iter().for_each(|(chain_id, txs, ids, leaves)| hash::tx_ids_and_leaves(chain_id, txs, ids, leaves));
     let digests: Vec<(Digest, Digest)> = views
         .par_iter()
         .enumerate()
-        .map(|(b, view)| {
-            let mut leaves: Vec<Digest> = hashed[first_tx[b]..first_tx[b + 1]].iter().map(|h| h.1).collect();
-            (hash::block_hash(view.header), hash::merkle_root_in_place(&mut leaves))
+        .map_init(Vec::new, |scratch, (b, view)| {
+            (hash::block_hash(view.header), hash::merkle_root(&leaves[first_tx[b]..first_tx[b + 1]], scratch))
         })
         .collect();
 
     // All the batch's signatures, transactions' and blocks', together.
     let items: Vec<SigItem<'_>> = txs
         .iter()
-        .zip(&hashed)
-        .map(|((_, tx), (id, _))| SigItem {
-            public_key: &tx.header().sender,
-            message: id,
-            signature: tx.signature(),
-        })
+        .zip(&ids)
+        .map(|(tx, id)| SigItem { public_key: &tx.header().sender, message: id, signature: tx.signature() })
         .chain(views.iter().zip(&digests).map(|(view, (block_hash, _))| SigItem {
             public_key: &view.header.proposer,
             message: block_hash,
@@ -228,12 +220,7 @@ fn compute(batch: &Batch<'_>, rules: RuleSet, sizer: &mut BatchSizer) -> Compute
     let mut verdicts = vec![false; items.len()];
     sig::verify_many_tuned(rules, &items, &mut verdicts, sizer);
     let block_ok = verdicts.split_off(txs.len());
-    Computed {
-        first_tx,
-        digests,
-        tx_ok: verdicts,
-        block_ok,
-    }
+    Computed { first_tx, digests, tx_ok: verdicts, block_ok }
 }
 
 /// The chain-rule stage for one batch: nonces for the whole batch, then each
@@ -247,10 +234,8 @@ fn apply_chain_rules(
     sink: &mut dyn ReportSink,
 ) {
     let views = batch.views();
-    let senders: Vec<([u8; 32], u64)> = views
-        .iter()
-        .flat_map(|v| v.txs().map(|tx| (tx.header().sender, tx.header().nonce())))
-        .collect();
+    let senders: Vec<([u8; 32], u64)> =
+        views.iter().flat_map(|v| v.txs().map(|tx| (tx.header().sender, tx.header().nonce()))).collect();
     let mut nonce_misses = chain.check_nonces(&senders).into_iter().peekable();
     let first_tx = &computed.first_tx;
     if batch.first_of_file {
@@ -260,19 +245,13 @@ fn apply_chain_rules(
         let (start, end) = (first_tx[b], first_tx[b + 1]);
         let mut misses = Vec::new();
         while let Some(m) = nonce_misses.next_if(|m| (m.index as usize) < end) {
-            misses.push(NonceMiss {
-                index: m.index - start as u32,
-                ..m
-            });
+            misses.push(NonceMiss { index: m.index - start as u32, ..m });
         }
         let facts = BlockFacts {
             hash: computed.digests[b].0,
             computed_root: computed.digests[b].1,
             block_signature: block_signature_verdict(view, computed.block_ok[b], opts.authorities.as_ref()),
-            bad_tx_signatures: (start..end)
-                .filter(|&i| !computed.tx_ok[i])
-                .map(|i| (i - start) as u32)
-                .collect(),
+            bad_tx_signatures: (start..end).filter(|&i| !computed.tx_ok[i]).map(|i| (i - start) as u32).collect(),
             nonce_misses: misses,
         };
         let mut failures = Vec::new();
@@ -298,11 +277,7 @@ fn apply_chain_rules(
     totals.bytes += batch.bytes;
     if let Some((offset, reason)) = &batch.malformed {
         totals.malformed += 1;
-        sink.malformed(&MalformedReport {
-            file: batch.file.clone(),
-            offset: *offset,
-            reason: reason.clone(),
-        });
+        sink.malformed(&MalformedReport { file: batch.file.clone(), offset: *offset, reason: reason.clone() });
     }
 }
 
@@ -314,17 +289,10 @@ fn block_signature_verdict(
     let h = view.header;
     let mut problems = Vec::new();
     if !signature_ok {
-        problems.push(format!(
-            "proposer_sig does not verify for proposer {}",
-            hex::encode(h.proposer)
-        ));
+        problems.push(format!("proposer_sig does not verify for proposer {}", hex::encode(h.proposer)));
     }
     if authorities.is_some_and(|set| !set.contains(&h.proposer)) {
         problems.push(format!("proposer {} is not an authority", hex::encode(h.proposer)));
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
 }

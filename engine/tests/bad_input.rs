@@ -14,10 +14,7 @@ use vigil_datasets::{GenConfig, Manifest, generate};
 use vigil_engine::{CollectSink, IoMode, Summary, Verifier, VerifyOptions};
 
 fn rounds() -> usize {
-    std::env::var("VIGIL_FUZZ_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
+    std::env::var("VIGIL_FUZZ_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
 }
 
 fn sample_chain(dir: &Path) -> (Manifest, Vec<Vec<u8>>) {
@@ -73,10 +70,7 @@ fn every_bit_flip_is_detected() {
         let bit = rng.random_range(0..8);
         mutated[file][at] ^= 1 << bit;
         let (summary, _) = verify(&mutated);
-        assert!(
-            !summary.valid(),
-            "round {round}: flipping bit {bit} of byte {at} in file {file} went unnoticed"
-        );
+        assert!(!summary.valid(), "round {round}: flipping bit {bit} of byte {at} in file {file} went unnoticed");
     }
 }
 
@@ -93,18 +87,12 @@ fn truncations_never_panic_and_are_detected_off_block_boundaries() {
         let (summary, sink) = verify(&mutated);
         let on_boundary = cut == 0 || manifest.blocks.iter().any(|b| b.file == file && b.offset == cut as u64);
         if !on_boundary {
-            assert!(
-                !summary.valid(),
-                "round {round}: cutting file {file} at {cut} went unnoticed"
-            );
+            assert!(!summary.valid(), "round {round}: cutting file {file} at {cut} went unnoticed");
             let m = sink.malformed.last().expect("a cut block is malformed");
             assert!(m.offset <= cut as u64);
         } else if file + 1 < files.len() {
             // Whole blocks missing from the middle of the chain break links.
-            assert!(
-                !summary.valid(),
-                "round {round}: dropping blocks at {file}@{cut} went unnoticed"
-            );
+            assert!(!summary.valid(), "round {round}: dropping blocks at {file}@{cut} went unnoticed");
         }
     }
 }
@@ -153,17 +141,9 @@ fn read_mode_agrees_with_mmap_on_mutated_files() {
             .collect();
         let run = |io| {
             let mut sink = CollectSink::default();
-            let summary = Verifier::new(VerifyOptions {
-                io,
-                ..Default::default()
-            })
-            .verify_files(&paths, &mut sink);
+            let summary = Verifier::new(VerifyOptions { io, ..Default::default() }).verify_files(&paths, &mut sink);
             let summary = summary.unwrap();
-            let blocks: Vec<_> = sink
-                .blocks
-                .iter()
-                .map(|b| (b.offset, b.hash, b.failures.clone()))
-                .collect();
+            let blocks: Vec<_> = sink.blocks.iter().map(|b| (b.offset, b.hash, b.failures.clone())).collect();
             let malformed: Vec<_> = sink.malformed.iter().map(|m| (m.offset, m.reason.clone())).collect();
             (summary.blocks, summary.invalid_blocks, summary.bytes, blocks, malformed)
         };

@@ -125,11 +125,7 @@ struct Sig {
 
 impl Sig {
     fn item(&self) -> SigItem<'_> {
-        SigItem {
-            public_key: &self.public_key,
-            message: &self.message,
-            signature: &self.signature,
-        }
+        SigItem { public_key: &self.public_key, message: &self.message, signature: &self.signature }
     }
 
     fn dump(&self) -> String {
@@ -158,11 +154,7 @@ fn random_scalar(rng: &mut impl Rng) -> Scalar {
 }
 
 fn random_message(rng: &mut impl Rng) -> Vec<u8> {
-    let len = if rng.random_bool(0.5) {
-        32
-    } else {
-        rng.random_range(0..200)
-    };
+    let len = if rng.random_bool(0.5) { 32 } else { rng.random_range(0..200) };
     let mut m = vec![0u8; len];
     rng.fill_bytes(&mut m);
     m
@@ -269,12 +261,7 @@ impl Material {
         assert!(non_canonical_small.len() >= 6, "{}", non_canonical_small.len());
         assert!(non_canonical.len() > non_canonical_small.len());
 
-        Material {
-            senders,
-            torsion,
-            non_canonical,
-            non_canonical_small,
-        }
+        Material { senders, torsion, non_canonical, non_canonical_small }
     }
 }
 
@@ -455,13 +442,7 @@ fn generate(index: usize, seed: u64, m: &Material, family: Family) -> Sig {
             let r_bytes = (EdwardsPoint::mul_base(&r) + t).compress().to_bytes();
             let msg = random_message(rng);
             note += &format!("T = {}", hex::encode(t.compress().as_bytes()));
-            (
-                a_bytes,
-                msg.clone(),
-                sign_with(&a, &a_bytes, &r, &r_bytes, &msg),
-                true,
-                t.is_identity(),
-            )
+            (a_bytes, msg.clone(), sign_with(&a, &a_bytes, &r, &r_bytes, &msg), true, t.is_identity())
         }
         Family::NonCanonicalA => {
             // A non-canonical: R = [s]B, S = s. Valid iff A is of small order.
@@ -525,15 +506,7 @@ fn generate(index: usize, seed: u64, m: &Material, family: Family) -> Sig {
         want_zip215 = false;
         want_strict = false;
     }
-    Sig {
-        family,
-        public_key,
-        message,
-        signature: sig,
-        want_zip215,
-        want_strict,
-        note,
-    }
+    Sig { family, public_key, message, signature: sig, want_zip215, want_strict, note }
 }
 
 fn generate_all(n: usize, seed: u64) -> Vec<Sig> {
@@ -552,11 +525,7 @@ fn generate_all(n: usize, seed: u64) -> Vec<Sig> {
             unreachable!()
         })
         .collect();
-    families
-        .par_iter()
-        .enumerate()
-        .map(|(i, &f)| generate(i, seed ^ 0x9e37_79b9_7f4a_7c15, &material, f))
-        .collect()
+    families.par_iter().enumerate().map(|(i, &f)| generate(i, seed ^ 0x9e37_79b9_7f4a_7c15, &material, f)).collect()
 }
 
 /// Batches (lists of indices into the signatures) of varied sizes and shares
@@ -642,10 +611,7 @@ fn report_mismatches(what: &str, sigs: &[Sig], single: &[bool], batches: &[Vec<u
     if bad.is_empty() {
         return;
     }
-    let mut msg = format!(
-        "{what}: {} batch verdicts differ from single verification:\n",
-        bad.len()
-    );
+    let mut msg = format!("{what}: {} batch verdicts differ from single verification:\n", bad.len());
     for &(b, i, got) in bad.iter().take(20) {
         msg += &format!(
             "  batch #{b} (size {}), sig #{i}: batch {got}, single {}\n    {}\n",
@@ -692,10 +658,7 @@ fn zip215_batch_verdicts_equal_single_verdicts() {
         row[usize::from(!z)] += 1;
         row[2 + usize::from(!st)] += 1;
     }
-    println!(
-        "  {:<16} {:>7} {:>7} {:>7} {:>7}",
-        "family", "zip ok", "zip bad", "str ok", "str bad"
-    );
+    println!("  {:<16} {:>7} {:>7} {:>7} {:>7}", "family", "zip ok", "zip bad", "str ok", "str bad");
     for (f, [zv, zi, sv, si]) in &table {
         println!("  {:<16} {zv:>7} {zi:>7} {sv:>7} {si:>7}", format!("{f:?}"));
     }
@@ -710,19 +673,10 @@ fn zip215_batch_verdicts_equal_single_verdicts() {
         .filter(|(s, (z, st))| **z != s.want_zip215 || **st != s.want_strict)
         .take(20)
         .map(|(s, (z, st))| {
-            format!(
-                "  zip215 {z} (built {}), strict {st} (built {}): {}",
-                s.want_zip215,
-                s.want_strict,
-                s.dump()
-            )
+            format!("  zip215 {z} (built {}), strict {st} (built {}): {}", s.want_zip215, s.want_strict, s.dump())
         })
         .collect();
-    assert!(
-        wrong.is_empty(),
-        "single verdicts differ from the construction:\n{}",
-        wrong.join("\n")
-    );
+    assert!(wrong.is_empty(), "single verdicts differ from the construction:\n{}", wrong.join("\n"));
 
     // Not vacuous: every family appears many times (at least half its
     // expected share), with each zip215 verdict it can have (at least a
@@ -745,10 +699,7 @@ fn zip215_batch_verdicts_equal_single_verdicts() {
         }
         if f == Family::MixedOrderA {
             // Strict-valid exactly when [k]T = 0: both occur.
-            assert!(
-                sv >= expected / 20 && si >= expected / 20,
-                "MixedOrderA strict: {sv} valid, {si} invalid"
-            );
+            assert!(sv >= expected / 20 && si >= expected / 20, "MixedOrderA strict: {sv} valid, {si} invalid");
         }
     }
 
@@ -780,11 +731,7 @@ fn zip215_batch_verdicts_equal_single_verdicts() {
             diff.is_empty(),
             "verify_many(zip215, batch {batch}): {} verdicts differ from single, e.g.\n  {}",
             diff.len(),
-            diff.iter()
-                .take(10)
-                .map(|&j| sigs[order[j]].dump())
-                .collect::<Vec<_>>()
-                .join("\n  ")
+            diff.iter().take(10).map(|&j| sigs[order[j]].dump()).collect::<Vec<_>>().join("\n  ")
         );
         lap(&format!("verify_many(zip215, batch {batch})"));
     }
@@ -796,11 +743,7 @@ fn zip215_batch_verdicts_equal_single_verdicts() {
             diff.is_empty(),
             "verify_many(strict, batch {batch}): {} verdicts differ from single, e.g.\n  {}",
             diff.len(),
-            diff.iter()
-                .take(10)
-                .map(|&j| sigs[order[j]].dump())
-                .collect::<Vec<_>>()
-                .join("\n  ")
+            diff.iter().take(10).map(|&j| sigs[order[j]].dump()).collect::<Vec<_>>().join("\n  ")
         );
         lap(&format!("verify_many(strict, batch {batch})"));
     }
@@ -857,11 +800,7 @@ fn invalid_signatures_whose_errors_cancel_are_still_caught() {
         let bases: Vec<&Sig> = (0..3).map(|_| valid[rng.random_range(0..valid.len())]).collect();
         let invalid: Vec<Sig> = if round % 3 == 2 {
             let delta2 = random_scalar(&mut rng);
-            vec![
-                shift(bases[0], delta),
-                shift(bases[1], delta2),
-                shift(bases[2], -(delta + delta2)),
-            ]
+            vec![shift(bases[0], delta), shift(bases[1], delta2), shift(bases[2], -(delta + delta2))]
         } else {
             let c = Scalar::from(rng.random_range(1u64..=16));
             vec![shift(bases[0], delta), shift(bases[1], -(c * delta))]
@@ -875,12 +814,7 @@ fn invalid_signatures_whose_errors_cancel_are_still_caught() {
         let mut out: Vec<bool> = batch.iter().map(|(_, want)| !want).collect();
         verify_zip215_batch(&items, &mut out);
         for ((s, want), got) in batch.iter().zip(&out) {
-            assert_eq!(
-                verify(RuleSet::Zip215, &s.public_key, &s.message, &s.signature),
-                *want,
-                "{}",
-                s.dump()
-            );
+            assert_eq!(verify(RuleSet::Zip215, &s.public_key, &s.message, &s.signature), *want, "{}", s.dump());
             assert_eq!(got, want, "round {round}: {}", s.dump());
         }
     }

@@ -32,11 +32,7 @@ fn hex32(v: &Value) -> Digest {
 
 fn run(files: &[PathBuf], io: IoMode, authorities: Option<HashSet<[u8; 32]>>) -> (vigil_engine::Summary, CollectSink) {
     let mut sink = CollectSink::default();
-    let opts = VerifyOptions {
-        io,
-        authorities,
-        ..Default::default()
-    };
+    let opts = VerifyOptions { io, authorities, ..Default::default() };
     let summary = Verifier::new(opts).verify_files(files, &mut sink).unwrap();
     (summary, sink)
 }
@@ -112,17 +108,10 @@ fn valid_chain_matches_expected_block_by_block() {
     // Each sender's next nonce, as the chain state ends.
     let mut verifier = Verifier::new(VerifyOptions::default());
     verifier.verify_files(&files, &mut CollectSink::default()).unwrap();
-    let want_nonces: BTreeMap<String, u64> = totals["next_nonce"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
-        .collect();
-    let got_nonces: BTreeMap<String, u64> = verifier
-        .chain()
-        .nonces()
-        .map(|(k, v)| (hex::encode(k), v.unwrap()))
-        .collect();
+    let want_nonces: BTreeMap<String, u64> =
+        totals["next_nonce"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect();
+    let got_nonces: BTreeMap<String, u64> =
+        verifier.chain().nonces().map(|(k, v)| (hex::encode(k), v.unwrap())).collect();
     assert_eq!(got_nonces, want_nonces);
     let tip = verifier.chain().parent.unwrap();
     assert_eq!(tip.height, totals["tip_height"].as_u64().unwrap());
@@ -136,17 +125,10 @@ fn valid_chain_matches_expected_block_by_block() {
     }
 
     // A chain id other than the chain's fails every block on chain_id.
-    let opts = VerifyOptions {
-        chain_id: Some([1; 32]),
-        ..Default::default()
-    };
+    let opts = VerifyOptions { chain_id: Some([1; 32]), ..Default::default() };
     let mut sink = CollectSink::default();
     Verifier::new(opts).verify_files(&files, &mut sink).unwrap();
-    assert!(
-        sink.blocks
-            .iter()
-            .all(|b| b.failures.iter().any(|f| f.rule.name() == "chain_id"))
-    );
+    assert!(sink.blocks.iter().all(|b| b.failures.iter().any(|f| f.rule.name() == "chain_id")));
 }
 
 /// A failure as `faults/expected.json` writes it.
@@ -171,9 +153,7 @@ fn every_fault_file_reports_exactly_its_failures() {
             .map(|f| {
                 rules_seen.insert(f["rule"].as_str().unwrap().to_owned());
                 if f["rule"] == "malformed" {
-                    Expected::Malformed {
-                        offset: f["offset"].as_u64().unwrap(),
-                    }
+                    Expected::Malformed { offset: f["offset"].as_u64().unwrap() }
                 } else {
                     Expected::Block {
                         height: f["height"].as_u64().unwrap(),
@@ -192,12 +172,7 @@ fn every_fault_file_reports_exactly_its_failures() {
             (IoMode::Mmap, RuleSet::Zip215, Some(4096)),
             (IoMode::Mmap, RuleSet::Strict, None),
         ] {
-            let opts = VerifyOptions {
-                io,
-                rules,
-                batch_size,
-                ..Default::default()
-            };
+            let opts = VerifyOptions { io, rules, batch_size, ..Default::default() };
             let mut sink = CollectSink::default();
             let summary = Verifier::new(opts).verify_files(&[dir.join(name)], &mut sink).unwrap();
             let mut got = BTreeSet::new();

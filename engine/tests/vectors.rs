@@ -65,19 +65,12 @@ struct Case {
 
 impl Case {
     fn item(&self) -> SigItem<'_> {
-        SigItem {
-            public_key: &self.public_key,
-            message: &self.message,
-            signature: &self.signature,
-        }
+        SigItem { public_key: &self.public_key, message: &self.message, signature: &self.signature }
     }
 }
 
 fn single(rules: RuleSet, cases: &[Case]) -> Vec<bool> {
-    cases
-        .iter()
-        .map(|c| verify(rules, &c.public_key, &c.message, &c.signature))
-        .collect()
+    cases.iter().map(|c| verify(rules, &c.public_key, &c.message, &c.signature)).collect()
 }
 
 /// `verify_zip215_batch` over `cases` in consecutive chunks of `chunk`. The
@@ -109,13 +102,7 @@ fn assert_verdicts(what: &str, cases: &[Case], got: &[bool], want: &[bool]) {
         .filter(|(_, (g, w))| g != w)
         .map(|(c, (g, w))| format!("  {}: got {g}, want {w}\n    {}", c.name, describe(c)))
         .collect();
-    assert!(
-        wrong.is_empty(),
-        "{what}: {} of {} verdicts wrong:\n{}",
-        wrong.len(),
-        cases.len(),
-        wrong.join("\n")
-    );
+    assert!(wrong.is_empty(), "{what}: {} of {} verdicts wrong:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
 }
 
 /// Single verdicts under `rules` equal `want`, and (zip215) every way of
@@ -125,12 +112,7 @@ fn check_all_paths(what: &str, rules: RuleSet, cases: &[Case], want: &[bool]) {
     assert_verdicts(&format!("{what}: single {rules}"), cases, &singles, want);
     for batch in [1, 3, 64, 1000] {
         let got = many(rules, cases, batch, want);
-        assert_verdicts(
-            &format!("{what}: verify_many({rules}, batch {batch})"),
-            cases,
-            &got,
-            want,
-        );
+        assert_verdicts(&format!("{what}: verify_many({rules}, batch {batch})"), cases, &got, want);
     }
     if rules == RuleSet::Zip215 {
         for chunk in [cases.len().max(1), 1, 4, 7, 64] {
@@ -150,10 +132,7 @@ struct PointInfo {
 
 fn point_info(bytes: &[u8; 32]) -> PointInfo {
     let Some(p) = CompressedEdwardsY(*bytes).decompress() else {
-        return PointInfo {
-            point: None,
-            text: "does not decode".into(),
-        };
+        return PointInfo { point: None, text: "does not decode".into() };
     };
     let canonical = p.compress().to_bytes() == *bytes;
     let order = if p.is_identity() {
@@ -165,10 +144,7 @@ fn point_info(bytes: &[u8; 32]) -> PointInfo {
     } else {
         "mixed order"
     };
-    PointInfo {
-        point: Some(p),
-        text: format!("{}, {order}", if canonical { "canonical" } else { "NON-canonical" }),
-    }
+    PointInfo { point: Some(p), text: format!("{}, {order}", if canonical { "canonical" } else { "NON-canonical" }) }
 }
 
 /// S canonical?, A and R: decodable, canonical, order; which equations hold.
@@ -178,19 +154,11 @@ fn describe(c: &Case) -> String {
     let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes));
     let a = point_info(&c.public_key);
     let r = point_info(&r_bytes);
-    let mut text = format!(
-        "S {}; A {}; R {}",
-        if s.is_some() { "< L" } else { "≥ L (or top bits set)" },
-        a.text,
-        r.text
-    );
+    let mut text =
+        format!("S {}; A {}; R {}", if s.is_some() { "< L" } else { "≥ L (or top bits set)" }, a.text, r.text);
     if let (Some(s), Some(a), Some(r)) = (s, a.point, r.point) {
-        let k = Scalar::from_hash(
-            Sha512::new()
-                .chain_update(r_bytes)
-                .chain_update(c.public_key)
-                .chain_update(&c.message),
-        );
+        let k =
+            Scalar::from_hash(Sha512::new().chain_update(r_bytes).chain_update(c.public_key).chain_update(&c.message));
         let recomputed = EdwardsPoint::vartime_double_scalar_mul_basepoint(&-k, &a, &s);
         let cofactorless = recomputed == r;
         let cofactored = (recomputed - r).mul_by_cofactor().is_identity();
@@ -314,9 +282,7 @@ fn speccheck_cases() -> Vec<Case> {
             name: format!("speccheck case {i}"),
             public_key: unhex(hex_str(&c["pub_key"])).try_into().expect("pub_key is 32 bytes"),
             message: unhex(hex_str(&c["message"])),
-            signature: unhex(hex_str(&c["signature"]))
-                .try_into()
-                .expect("signature is 64 bytes"),
+            signature: unhex(hex_str(&c["signature"])).try_into().expect("signature is 64 bytes"),
         })
         .collect();
     assert_eq!(cases.len(), 12, "speccheck cases");
@@ -357,11 +323,8 @@ fn speccheck_cases_match_the_expected_verdicts_single_and_batch() {
     let mut rng = ChaCha20Rng::seed_from_u64(0x5eed_0002);
     for round in 0..8 {
         // (case, zip215 verdict, strict verdict)
-        let mut pool: Vec<(Case, bool, bool)> = cases
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.clone(), zip[i], strict[i]))
-            .collect();
+        let mut pool: Vec<(Case, bool, bool)> =
+            cases.iter().enumerate().map(|(i, c)| (c.clone(), zip[i], strict[i])).collect();
         pool.extend(rfc.iter().skip(round * 50).take(50).map(|c| (c.clone(), true, true)));
         pool.shuffle(&mut rng);
         let mixed: Vec<Case> = pool.iter().map(|p| p.0.clone()).collect();
@@ -404,11 +367,7 @@ struct Wycheproof {
 
 fn wycheproof() -> Wycheproof {
     let file = json("wycheproof-ed25519_test.json");
-    let mut w = Wycheproof {
-        cases: Vec::new(),
-        valid: Vec::new(),
-        ids: Vec::new(),
-    };
+    let mut w = Wycheproof { cases: Vec::new(), valid: Vec::new(), ids: Vec::new() };
     let mut wrong_length = Vec::new();
     let mut total = 0;
     for group in file["testGroups"].as_array().expect("testGroups") {
@@ -429,11 +388,7 @@ fn wycheproof() -> Wycheproof {
                 continue;
             };
             w.cases.push(Case {
-                name: format!(
-                    "wycheproof tcId {id} ({}; {})",
-                    t["comment"].as_str().unwrap_or(""),
-                    t["flags"]
-                ),
+                name: format!("wycheproof tcId {id} ({}; {})", t["comment"].as_str().unwrap_or(""), t["flags"]),
                 public_key,
                 message: unhex(hex_str(&t["msg"])),
                 signature,
@@ -444,10 +399,7 @@ fn wycheproof() -> Wycheproof {
     }
     assert_eq!(total, file["numberOfTests"].as_u64().unwrap(), "numberOfTests");
     assert_eq!(total, 151);
-    assert_eq!(
-        wrong_length, WRONG_LENGTH,
-        "wrong-length signatures skipped as input errors"
-    );
+    assert_eq!(wrong_length, WRONG_LENGTH, "wrong-length signatures skipped as input errors");
     assert_eq!(w.cases.len(), 151 - WRONG_LENGTH.len());
     w
 }
@@ -462,11 +414,7 @@ fn wycheproof_verdicts_match_except_where_the_rule_text_differs() {
             if g != v {
                 disagreements.insert(
                     (rules.name(), w.ids[i]),
-                    format!(
-                        "{}: {rules} says {g}, Wycheproof {v}\n    {}",
-                        w.cases[i].name,
-                        describe(&w.cases[i])
-                    ),
+                    format!("{}: {rules} says {g}, Wycheproof {v}\n    {}", w.cases[i].name, describe(&w.cases[i])),
                 );
             }
         }
@@ -484,12 +432,8 @@ fn wycheproof_verdicts_match_except_where_the_rule_text_differs() {
 
     // With the exceptions applied, every path gives the rule text's verdict.
     for rules in RuleSet::ALL {
-        let want: Vec<bool> = w
-            .valid
-            .iter()
-            .zip(&w.ids)
-            .map(|(&v, id)| v ^ listed.contains(&(rules.name(), *id)))
-            .collect();
+        let want: Vec<bool> =
+            w.valid.iter().zip(&w.ids).map(|(&v, id)| v ^ listed.contains(&(rules.name(), *id))).collect();
         check_all_paths("wycheproof", rules, &w.cases, &want);
     }
 }
@@ -505,11 +449,6 @@ fn wycheproof_batch_equals_single_mixed_with_valid_signatures() {
         pool.extend(rfc.iter().skip(round * 150).take(150).map(|c| (c.clone(), true)));
         pool.shuffle(&mut rng);
         let (mixed, want): (Vec<Case>, Vec<bool>) = pool.into_iter().unzip();
-        check_all_paths(
-            &format!("wycheproof + 150 valid, shuffle {round}"),
-            RuleSet::Zip215,
-            &mixed,
-            &want,
-        );
+        check_all_paths(&format!("wycheproof + 150 valid, shuffle {round}"), RuleSet::Zip215, &mixed, &want);
     }
 }

@@ -92,10 +92,7 @@ pub fn verify_zip215_batch(items: &[SigItem<'_>], out: &mut [bool]) {
         let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
         terms.push(Term { item, key, r, s, k });
     }
-    let mut scratch = Scratch {
-        key_coeff: vec![None; keys.len()],
-        ..Default::default()
-    };
+    let mut scratch = Scratch { key_coeff: vec![None; keys.len()], ..Default::default() };
     resolve(items, &terms, &keys, &mut scratch, out);
 }
 
@@ -129,12 +126,7 @@ fn resolve(items: &[SigItem<'_>], terms: &[Term], keys: &[EdwardsPoint], scratch
 /// The batch equation over `terms`, with fresh random coefficients.
 fn equation_holds(terms: &[Term], keys: &[EdwardsPoint], scratch: &mut Scratch) -> bool {
     let mut rng = rand::rng();
-    let Scratch {
-        scalars,
-        points,
-        key_coeff,
-        touched,
-    } = scratch;
+    let Scratch { scalars, points, key_coeff, touched } = scratch;
     scalars.clear();
     points.clear();
     touched.clear();
@@ -160,7 +152,5 @@ fn equation_holds(terms: &[Term], keys: &[EdwardsPoint], scratch: &mut Scratch) 
     }
     scalars.push(b_coeff);
     points.push(ED25519_BASEPOINT_POINT);
-    EdwardsPoint::vartime_multiscalar_mul(scalars.iter(), points.iter())
-        .mul_by_cofactor()
-        .is_identity()
+    EdwardsPoint::vartime_multiscalar_mul(scalars.iter(), points.iter()).mul_by_cofactor().is_identity()
 }

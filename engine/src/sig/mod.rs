@@ -62,15 +62,13 @@ pub fn verify(rules: RuleSet, public_key: &[u8; 32], message: &[u8], signature: 
             let Ok(key) = ed25519_zebra::VerificationKey::try_from(*public_key) else {
                 return false;
             };
-            key.verify(&ed25519_zebra::Signature::from_bytes(signature), message)
-                .is_ok()
+            key.verify(&ed25519_zebra::Signature::from_bytes(signature), message).is_ok()
         }
         RuleSet::Strict => {
             let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public_key) else {
                 return false;
             };
-            key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
-                .is_ok()
+            key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature)).is_ok()
         }
     }
 }

@@ -3,11 +3,18 @@
 //! share a key), so it is learned from the signatures being verified rather
 //! than fixed.
 //!
-//! Each candidate size is tried once, then the fastest (lowest time per
-//! signature, an exponential average) is used, with every eighth call
-//! re-measuring one candidate in turn so the choice follows the data.
+//! Each candidate size is tried once, largest first (large batches are
+//! usually fastest, and a short run may never get past the first try), then
+//! the fastest (lowest time per signature, an exponential average) is used,
+//! with every eighth call re-measuring one candidate in turn so the choice
+//! follows the data. What a sizer learns is shared with the sizers created
+//! after it in the same process (a node or a bench verifies many times).
 
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// What sizers learned so far in this process.
+static LEARNED: Mutex<[Option<f64>; CANDIDATES.len()]> = Mutex::new([None; CANDIDATES.len()]);
 
 /// Batch sizes worth trying (the bench covers 1..4096).
 pub const CANDIDATES: [usize; 7] = [64, 128, 256, 512, 1024, 2048, 4096];
@@ -30,27 +37,21 @@ pub struct Choice {
 
 impl Default for BatchSizer {
     fn default() -> Self {
-        BatchSizer {
-            fixed: None,
-            cost: [None; CANDIDATES.len()],
-            calls: 0,
-            next_probe: 0,
-        }
+        BatchSizer { fixed: None, cost: [None; CANDIDATES.len()], calls: 0, next_probe: 0 }
     }
 }
 
 impl BatchSizer {
-    /// Learns the size from measurements.
+    /// Learns the size from measurements, starting from what earlier
+    /// sizers of this process learned.
     pub fn new() -> Self {
-        Self::default()
+        let cost = *LEARNED.lock().unwrap_or_else(|e| e.into_inner());
+        BatchSizer { cost, ..Self::default() }
     }
 
     /// Always uses `size` (benches, tests, `--batch-size`).
     pub fn fixed(size: usize) -> Self {
-        BatchSizer {
-            fixed: Some(size.max(1)),
-            ..Self::default()
-        }
+        BatchSizer { fixed: Some(size.max(1)), ..Self::default() }
     }
 
     /// The size to use for `total` signatures over `threads` workers.
@@ -62,7 +63,7 @@ impl BatchSizer {
         // A chunk larger than this would leave a worker idle.
         let cap = total.div_ceil(threads.max(1)).max(1);
         let fits = |i: &usize| CANDIDATES[*i] <= cap;
-        let unmeasured = (0..CANDIDATES.len()).filter(fits).find(|&i| self.cost[i].is_none());
+        let unmeasured = (0..CANDIDATES.len()).rev().filter(fits).find(|&i| self.cost[i].is_none());
         let slot = unmeasured.or_else(|| {
             if self.calls.is_multiple_of(8) {
                 let i = self.next_probe % CANDIDATES.len();
@@ -72,16 +73,14 @@ impl BatchSizer {
                 self.best_slot(cap)
             }
         });
-        match slot {
-            Some(i) => Choice {
-                size: CANDIDATES[i],
-                slot: Some(i),
-            },
-            None => Choice {
-                size: self.best_slot(cap).map_or(cap, |i| CANDIDATES[i]),
-                slot: None,
-            },
-        }
+        let (size, slot) = match slot {
+            Some(i) => (CANDIDATES[i], Some(i)),
+            None => (self.best_slot(cap).map_or(cap, |i| CANDIDATES[i]), None),
+        };
+        // Spread evenly: a whole number of chunks per worker.
+        let threads = threads.max(1);
+        let chunks = total.div_ceil(size).div_ceil(threads) * threads;
+        Choice { size: total.div_ceil(chunks).max(1), slot }
     }
 
     /// Records how long `sigs` signatures took at `choice`.
@@ -95,6 +94,7 @@ impl BatchSizer {
             Some(old) => 0.5 * old + 0.5 * ns,
             None => ns,
         });
+        LEARNED.lock().unwrap_or_else(|e| e.into_inner())[i] = self.cost[i];
     }
 
     /// The fastest size measured so far.
@@ -116,8 +116,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tries_every_candidate_then_keeps_the_fastest() {
-        let mut s = BatchSizer::new();
+    fn tries_every_candidate_largest_first_then_keeps_the_fastest() {
+        let mut s = BatchSizer::default();
         let mut tried = Vec::new();
         for _ in 0..CANDIDATES.len() {
             let c = s.choose(1 << 20, 2);
@@ -126,7 +126,9 @@ mod tests {
             let ns = if c.size == 512 { 10 } else { 20 };
             s.record(c, 1000, Duration::from_nanos(ns * 1000));
         }
-        assert_eq!(tried, CANDIDATES);
+        let mut want = CANDIDATES;
+        want.reverse();
+        assert_eq!(tried, want);
         assert_eq!(s.best(), Some(512));
         let sizes: Vec<usize> = (0..6).map(|_| s.choose(1 << 20, 2).size).collect();
         assert!(sizes.iter().filter(|&&x| x == 512).count() >= 5, "{sizes:?}");
@@ -134,9 +136,12 @@ mod tests {
 
     #[test]
     fn never_starves_workers_and_fixed_is_fixed() {
-        let mut s = BatchSizer::new();
+        let mut s = BatchSizer::default();
         assert_eq!(s.choose(100, 2).size, 50);
         assert!(s.choose(1000, 2).size <= 500);
+        // 20,000 signatures on 2 workers: chunks come in pairs.
+        let c = s.choose(20_000, 2);
+        assert_eq!(20_000usize.div_ceil(c.size) % 2, 0, "{c:?}");
         let mut f = BatchSizer::fixed(77);
         assert_eq!(f.choose(10, 2).size, 77);
     }

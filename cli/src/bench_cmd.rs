@@ -1,0 +1,114 @@
+//! `vigil bench`: each stage and end to end, ours against a baseline, on
+//! this machine, in one run; optionally as JSON and an SVG plot.
+
+use crate::Fatal;
+use clap::Args;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+use vigil_benches::{BenchOptions, BenchReport, run};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Verify this chain (a directory of *.vblk) instead of generating one.
+    #[arg(long)]
+    chain: Option<PathBuf>,
+    /// Transactions of the generated chain.
+    #[arg(long, default_value_t = 100_000)]
+    txs: u64,
+    /// Senders (devices) of the generated chain.
+    #[arg(long, default_value_t = 64)]
+    senders: u32,
+    /// Seconds per measurement (the best of at least three runs counts).
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Draw throughput against threads and against batch size into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+}
+
+pub fn run_bench(a: BenchArgs) -> Result<u8, Fatal> {
+    let opts = BenchOptions { chain: a.chain, txs: a.txs, senders: a.senders, seconds: a.seconds };
+    let report = run(&opts, &|what| eprintln!("vigil bench: {what}…"))?;
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    if let Some(path) = &a.plot {
+        plot(&report, path).map_err(|e| Fatal(format!("{}: {e}", path.display())))?;
+        if !a.json {
+            println!("plot written to {}", path.display());
+        }
+    }
+    Ok(0)
+}
+
+fn print_table(r: &BenchReport) {
+    println!(
+        "CPU: {} ({} threads), curve25519-dalek backend: {}, BLAKE3 lanes: {}",
+        r.cpu, r.cores, r.curve_backend, r.hash_backend
+    );
+    println!(
+        "chain: {} transactions in {} blocks, {:.1} MB\n",
+        r.chain_transactions,
+        r.chain_blocks,
+        r.chain_bytes as f64 / 1e6
+    );
+    let w = r.rows.iter().map(|row| row.stage.len()).max().unwrap_or(10);
+    println!("{:<w$}  {:>16}  {:<36}  {:>7}", "stage", "vigil", "baseline", "ratio");
+    for row in &r.rows {
+        println!("{:<w$}  {:>16}  {:<36}  {:>6.2}x", row.stage, row.ours, row.baseline, row.ratio);
+    }
+    println!("\nend to end against threads (tx/s):");
+    for (t, per_s) in &r.threads_curve {
+        println!("  {t:>3} threads  {per_s:>12.0}");
+    }
+    println!("zip215 batch verification on one core against batch size (signatures/s):");
+    for (size, per_s) in &r.batch_curve {
+        println!("  {size:>5}  {per_s:>12.0}");
+    }
+}
+
+fn plot(r: &BenchReport, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::new(path, (1100, 450)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(550);
+    let title = format!("{} ({} threads)", r.cpu, r.cores);
+    root.titled(&title, ("sans-serif", 14))?;
+
+    let max_t = r.threads_curve.iter().map(|p| p.0).max().unwrap_or(1) as f64;
+    let max_tps = r.threads_curve.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(&left)
+        .caption("vigil verify: transactions/s against threads", ("sans-serif", 16))
+        .margin(20)
+        .x_label_area_size(35)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..max_t + 0.5, 0.0..max_tps)?;
+    chart.configure_mesh().x_desc("threads").y_desc("tx/s").draw()?;
+    let pts: Vec<(f64, f64)> = r.threads_curve.iter().map(|&(t, v)| (t as f64, v)).collect();
+    chart.draw_series(LineSeries::new(pts.clone(), &BLUE))?.label("measured");
+    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
+    if let Some(&(t1, v1)) = r.threads_curve.first() {
+        let linear = vec![(t1 as f64, v1), (max_t, v1 * max_t / t1 as f64)];
+        chart.draw_series(LineSeries::new(linear, &RED))?.label("linear from 1 thread");
+    }
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
+
+    let max_b = r.batch_curve.iter().map(|p| p.0).max().unwrap_or(1) as f64;
+    let max_sps = r.batch_curve.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(&right)
+        .caption("zip215 batch verification, one core", ("sans-serif", 16))
+        .margin(20)
+        .x_label_area_size(35)
+        .y_label_area_size(70)
+        .build_cartesian_2d((1.0..max_b * 1.5).log_scale(), 0.0..max_sps)?;
+    chart.configure_mesh().x_desc("batch size").y_desc("signatures/s").draw()?;
+    let pts: Vec<(f64, f64)> = r.batch_curve.iter().map(|&(b, v)| (b as f64, v)).collect();
+    chart.draw_series(LineSeries::new(pts.clone(), &BLUE))?;
+    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
+    root.present()?;
+    Ok(())
+}
