@@ -87,15 +87,32 @@ fn plot(r: &BenchReport, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
         .x_label_area_size(35)
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..max_t + 0.5, 0.0..max_tps)?;
-    chart.configure_mesh().x_desc("threads").y_desc("tx/s").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("threads")
+        .y_desc("tx/s")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{:.0}k", v / 1e3))
+        .draw()?;
     let pts: Vec<(f64, f64)> = r.threads_curve.iter().map(|&(t, v)| (t as f64, v)).collect();
-    chart.draw_series(LineSeries::new(pts.clone(), &BLUE))?.label("measured");
+    chart
+        .draw_series(LineSeries::new(pts.clone(), &BLUE))?
+        .label("measured")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
     chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
     if let Some(&(t1, v1)) = r.threads_curve.first() {
         let linear = vec![(t1 as f64, v1), (max_t, v1 * max_t / t1 as f64)];
-        chart.draw_series(LineSeries::new(linear, &RED))?.label("linear from 1 thread");
+        chart
+            .draw_series(LineSeries::new(linear, &RED))?
+            .label("linear from 1 thread")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
     }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()?;
 
     let max_b = r.batch_curve.iter().map(|p| p.0).max().unwrap_or(1) as f64;
     let max_sps = r.batch_curve.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
@@ -105,7 +122,13 @@ fn plot(r: &BenchReport, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
         .x_label_area_size(35)
         .y_label_area_size(70)
         .build_cartesian_2d((1.0..max_b * 1.5).log_scale(), 0.0..max_sps)?;
-    chart.configure_mesh().x_desc("batch size").y_desc("signatures/s").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("batch size")
+        .y_desc("signatures/s")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{:.0}k", v / 1e3))
+        .draw()?;
     let pts: Vec<(f64, f64)> = r.batch_curve.iter().map(|&(b, v)| (b as f64, v)).collect();
     chart.draw_series(LineSeries::new(pts.clone(), &BLUE))?;
     chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;

@@ -2,7 +2,7 @@
 //! per-sender nonces. This stage consumes per-block digests computed by the
 //! parallel stages and never hashes or verifies anything itself.
 
-use crate::format::BlockView;
+use crate::format::{BlockView, TxView};
 use crate::hash::Digest;
 use crate::report::{Failure, Rule};
 use rayon::prelude::*;
@@ -151,7 +151,14 @@ impl ChainState {
     /// are appended in table order: block rules, then per transaction. The
     /// nonce rule's verdicts come in `facts.nonce_misses`: run
     /// [`ChainState::check_nonces`] over the block's transactions first.
-    pub fn apply(&mut self, block: &BlockView<'_>, facts: &BlockFacts, failures: &mut Vec<Failure>) {
+    /// `txs` are the block's transactions, in body order.
+    pub fn apply(
+        &mut self,
+        block: &BlockView<'_>,
+        txs: &[TxView<'_>],
+        facts: &BlockFacts,
+        failures: &mut Vec<Failure>,
+    ) {
         let h = block.header;
         let height = h.height();
         let ts = h.timestamp_ms();
@@ -218,7 +225,7 @@ impl ChainState {
 
         let mut bad_sigs = facts.bad_tx_signatures.iter().copied().peekable();
         let mut nonce_misses = facts.nonce_misses.iter().peekable();
-        for (i, tx) in block.txs().enumerate() {
+        for (i, tx) in txs.iter().enumerate() {
             let i = i as u32;
             let t = tx.header();
             if bad_sigs.next_if_eq(&i).is_some() {

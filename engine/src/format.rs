@@ -193,8 +193,21 @@ pub fn check_header(head: &[u8], file_left: u64) -> Result<&BlockHeader, Malform
 /// transactions ending exactly at its end. `body_offset` is the body's byte
 /// offset in the file, for messages. Allocates nothing.
 pub fn check_body(body: &[u8], tx_count: u32, body_offset: u64) -> Result<(), Malformation> {
+    walk_body(body, tx_count, body_offset, |_| {})
+}
+
+/// [`check_body`] that also tells `on_tx` where each transaction starts in
+/// the body, so that later stages need not walk the body again (each step
+/// of the walk depends on the length read in the step before).
+pub fn walk_body(
+    body: &[u8],
+    tx_count: u32,
+    body_offset: u64,
+    mut on_tx: impl FnMut(usize),
+) -> Result<(), Malformation> {
     let mut pos = 0usize;
     for tx in 0..tx_count {
+        on_tx(pos);
         let offset = body_offset + pos as u64;
         let rest = &body[pos..];
         if rest.len() < TX_FIXED_LEN {

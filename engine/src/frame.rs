@@ -3,7 +3,7 @@
 //! and bytes), without copying in mmap mode. A malformed block ends its
 //! file: it travels with the batch before it.
 
-use crate::format::{BlockView, HEADER_LEN, Malformation, check_body, check_header};
+use crate::format::{BlockView, HEADER_LEN, Malformation, TxView, check_header, walk_body};
 use crate::input::{InputError, IoMode, io_error};
 use memmap2::{Advice, Mmap, UncheckedAdvice};
 use std::fs::File;
@@ -68,6 +68,12 @@ pub struct Batch<'a> {
     pub first_of_file: bool,
     pub data: Data<'a>,
     pub blocks: Vec<Framed>,
+    /// Where each transaction starts in its block's body, all the batch's
+    /// transactions in order, found while checking the bodies.
+    tx_starts: Vec<u32>,
+    /// Index in `tx_starts` of each block's first transaction, and one more
+    /// entry at the end.
+    pub first_tx: Vec<usize>,
     /// File bytes this batch accounts for: its blocks, and after a
     /// malformed block the rest of the file.
     pub bytes: u64,
@@ -86,6 +92,20 @@ impl Batch<'_> {
                 body: &data[f.start + HEADER_LEN..f.start + f.len],
             })
             .collect()
+    }
+
+    /// Every transaction of the batch, in order, found from the starts
+    /// recorded while framing (no second walk over the bodies).
+    pub fn txs<'s>(&'s self, views: &[BlockView<'s>]) -> Vec<TxView<'s>> {
+        let mut out = Vec::with_capacity(self.tx_starts.len());
+        for (b, view) in views.iter().enumerate() {
+            let starts = &self.tx_starts[self.first_tx[b]..self.first_tx[b + 1]];
+            for (i, &start) in starts.iter().enumerate() {
+                let end = starts.get(i + 1).map_or(view.body.len(), |&e| e as usize);
+                out.push(TxView { bytes: &view.body[start as usize..end] });
+            }
+        }
+        out
     }
 
     /// Gives a mapped batch's pages back to the kernel once it is done with,
@@ -107,6 +127,32 @@ pub struct Limits {
     pub bytes: usize,
 }
 
+const PAGE: usize = 4096;
+
+/// Transactions in the first batch of a run.
+const FIRST_BATCH_TXS: usize = 2048;
+
+/// Batch sizes start small and double up to the limits, so that the stages
+/// overlap from the start: a short chain is not one batch that each stage
+/// waits for in turn.
+struct Ramp {
+    limits: Limits,
+    txs: usize,
+}
+
+impl Ramp {
+    fn new(limits: Limits) -> Self {
+        Ramp { limits, txs: limits.txs.min(FIRST_BATCH_TXS) }
+    }
+
+    /// The limits for the next batch.
+    fn next(&mut self) -> Limits {
+        let now = Limits { txs: self.txs, bytes: self.limits.bytes };
+        self.txs = (self.txs * 2).min(self.limits.txs);
+        now
+    }
+}
+
 /// Frames `sources` in order, handing each batch to `emit`; stops at the
 /// first I/O error or when `emit` returns false (the consumer hung up).
 pub fn frame_all<'a>(
@@ -115,6 +161,7 @@ pub fn frame_all<'a>(
     limits: Limits,
     mut emit: impl FnMut(Result<Batch<'a>, InputError>) -> bool,
 ) {
+    let limits = &mut Ramp::new(limits);
     for source in sources {
         let ok = match *source {
             Source::Bytes(name, data) => frame_slice(Arc::from(name), Whole::Borrowed(data), limits, &mut emit),
@@ -135,7 +182,7 @@ pub fn frame_all<'a>(
 fn frame_file<'a>(
     path: &Path,
     io: IoMode,
-    limits: Limits,
+    limits: &mut Ramp,
     emit: &mut impl FnMut(Result<Batch<'a>, InputError>) -> bool,
 ) -> Result<bool, InputError> {
     let file = File::open(path).map_err(io_error(path))?;
@@ -160,7 +207,7 @@ fn frame_file<'a>(
 fn frame_slice<'a>(
     name: Arc<Path>,
     whole: Whole<'a>,
-    limits: Limits,
+    limits: &mut Ramp,
     emit: &mut impl FnMut(Result<Batch<'a>, InputError>) -> bool,
 ) -> bool {
     let len = whole.bytes().len();
@@ -169,14 +216,20 @@ fn frame_slice<'a>(
     loop {
         let batch_start = pos;
         let mut blocks = Vec::new();
+        let (mut tx_starts, mut first_tx) = (Vec::new(), vec![0]);
         let mut malformed = None;
-        let mut txs = 0usize;
         let all = whole.bytes();
-        while pos < len && txs < limits.txs && pos - batch_start < limits.bytes {
-            match BlockView::parse(&all[pos..], pos as u64) {
-                Ok((block, n)) => {
+        let limits = limits.next();
+        if let Whole::Mapped(map) = &whole {
+            // Ask for the next window ahead of the walk (Sequential, set at
+            // mapping time, also drops pages behind it sooner).
+            let _ = map.advise_range(Advice::WillNeed, pos / PAGE * PAGE, limits.bytes.min(len - pos / PAGE * PAGE));
+        }
+        while pos < len && tx_starts.len() < limits.txs && pos - batch_start < limits.bytes {
+            match frame_block(&all[pos..], (len - pos) as u64, pos as u64, &mut tx_starts) {
+                Ok(n) => {
+                    first_tx.push(tx_starts.len());
                     blocks.push(Framed { offset: pos as u64, start: pos, len: n });
-                    txs += block.header.tx_count() as usize;
                     pos += n;
                 }
                 Err(reason) => {
@@ -185,7 +238,6 @@ fn frame_slice<'a>(
                 }
             }
         }
-        const PAGE: usize = 4096;
         let (from, to) = (batch_start / PAGE * PAGE, pos / PAGE * PAGE);
         let done = malformed.is_some() || pos >= len;
         let batch = Batch {
@@ -193,6 +245,8 @@ fn frame_slice<'a>(
             first_of_file: first,
             data: Data::Whole(whole.clone()),
             blocks,
+            tx_starts,
+            first_tx,
             bytes: if malformed.is_some() { (len - batch_start) as u64 } else { (pos - batch_start) as u64 },
             malformed,
             release: (to > from).then_some((from, to)),
@@ -212,7 +266,7 @@ fn frame_read<'a>(
     name: Arc<Path>,
     mut file: File,
     len: u64,
-    limits: Limits,
+    limits: &mut Ramp,
     emit: &mut impl FnMut(Result<Batch<'a>, InputError>) -> bool,
 ) -> Result<bool, InputError> {
     let mut read_into = |buf: &mut Vec<u8>, n: usize| -> Result<(), InputError> {
@@ -232,9 +286,10 @@ fn frame_read<'a>(
         let batch_start = pos;
         let mut buf = Vec::new();
         let mut blocks = Vec::new();
+        let (mut tx_starts, mut first_tx) = (Vec::new(), vec![0]);
         let mut malformed = None;
-        let mut txs = 0usize;
-        while pos < len && txs < limits.txs && ((pos - batch_start) as usize) < limits.bytes {
+        let limits = limits.next();
+        while pos < len && tx_starts.len() < limits.txs && ((pos - batch_start) as usize) < limits.bytes {
             let left = len - pos;
             let start = buf.len();
             read_into(&mut buf, left.min(HEADER_LEN as u64) as usize)?;
@@ -246,12 +301,15 @@ fn frame_read<'a>(
                 }
             };
             read_into(&mut buf, body_len)?;
-            if let Err(reason) = check_body(&buf[start + HEADER_LEN..], tx_count, pos + HEADER_LEN as u64) {
+            let walked = tx_starts.len();
+            let body = &buf[start + HEADER_LEN..];
+            if let Err(reason) = walk_body(body, tx_count, pos + HEADER_LEN as u64, |at| tx_starts.push(at as u32)) {
+                tx_starts.truncate(walked);
                 malformed = Some((pos, reason));
                 break;
             }
+            first_tx.push(tx_starts.len());
             blocks.push(Framed { offset: pos, start, len: HEADER_LEN + body_len });
-            txs += tx_count as usize;
             pos += (HEADER_LEN + body_len) as u64;
         }
         let done = malformed.is_some() || pos >= len;
@@ -260,6 +318,8 @@ fn frame_read<'a>(
             first_of_file: first,
             data: Data::Owned(buf),
             blocks,
+            tx_starts,
+            first_tx,
             bytes: if malformed.is_some() { len - batch_start } else { pos - batch_start },
             malformed,
             release: None,
@@ -272,4 +332,16 @@ fn frame_read<'a>(
             return Ok(true);
         }
     }
+}
+
+/// Frames the block at the start of `bytes` (`file_left` bytes to the end of
+/// its file, at file offset `offset`), appending its transactions' starts.
+/// Returns its length; on a malformed block `tx_starts` is left as it was.
+fn frame_block(bytes: &[u8], file_left: u64, offset: u64, tx_starts: &mut Vec<u32>) -> Result<usize, Malformation> {
+    let header = check_header(bytes, file_left)?;
+    let len = HEADER_LEN + header.body_len() as usize;
+    let walked = tx_starts.len();
+    walk_body(&bytes[HEADER_LEN..len], header.tx_count(), offset + HEADER_LEN as u64, |at| tx_starts.push(at as u32))
+        .inspect_err(|_| tx_starts.truncate(walked))?;
+    Ok(len)
 }

@@ -22,7 +22,7 @@
 //! file that changes size under it is reported as an I/O error naming it.
 
 use crate::chain::{BlockFacts, ChainState, NonceMiss};
-use crate::format::{BlockView, TxView};
+use crate::format::BlockView;
 use crate::frame::{Batch, Limits, Source, frame_all};
 use crate::hash::{self, Digest};
 use crate::input::{InputError, IoMode};
@@ -75,9 +75,6 @@ const HASH_GROUP: usize = 512;
 
 /// What the hash and signature stage found for a batch.
 struct Computed {
-    /// Index of each block's first transaction among the batch's; one more
-    /// entry at the end.
-    first_tx: Vec<usize>,
     /// (block hash, computed Merkle root) per block.
     digests: Vec<(Digest, Digest)>,
     tx_ok: Vec<bool>,
@@ -172,15 +169,10 @@ impl Verifier {
 /// The hash and signature stage for one batch.
 fn compute(batch: &Batch<'_>, rules: RuleSet, sizer: &mut BatchSizer) -> Computed {
     let views = batch.views();
-    // Flatten the batch's transactions so work spreads evenly over cores
+    // The batch's transactions, flat, so work spreads evenly over cores
     // whatever the block sizes.
-    let mut txs: Vec<TxView<'_>> = Vec::new();
-    let mut first_tx = Vec::with_capacity(views.len() + 1);
-    for view in &views {
-        first_tx.push(txs.len());
-        txs.extend(view.txs());
-    }
-    first_tx.push(txs.len());
+    let txs = batch.txs(&views);
+    let first_tx = &batch.first_tx;
 
     // tx_ids and leaves in groups of one block's transactions (one chain
     // id), many messages per SIMD step, groups across cores.
@@ -220,7 +212,7 @@ fn compute(batch: &Batch<'_>, rules: RuleSet, sizer: &mut BatchSizer) -> Compute
     let mut verdicts = vec![false; items.len()];
     sig::verify_many_tuned(rules, &items, &mut verdicts, sizer);
     let block_ok = verdicts.split_off(txs.len());
-    Computed { first_tx, digests, tx_ok: verdicts, block_ok }
+    Computed { digests, tx_ok: verdicts, block_ok }
 }
 
 /// The chain-rule stage for one batch: nonces for the whole batch, then each
@@ -234,10 +226,10 @@ fn apply_chain_rules(
     sink: &mut dyn ReportSink,
 ) {
     let views = batch.views();
-    let senders: Vec<([u8; 32], u64)> =
-        views.iter().flat_map(|v| v.txs().map(|tx| (tx.header().sender, tx.header().nonce()))).collect();
+    let txs = batch.txs(&views);
+    let senders: Vec<([u8; 32], u64)> = txs.iter().map(|tx| (tx.header().sender, tx.header().nonce())).collect();
     let mut nonce_misses = chain.check_nonces(&senders).into_iter().peekable();
-    let first_tx = &computed.first_tx;
+    let first_tx = &batch.first_tx;
     if batch.first_of_file {
         totals.files += 1;
     }
@@ -255,7 +247,7 @@ fn apply_chain_rules(
             nonce_misses: misses,
         };
         let mut failures = Vec::new();
-        chain.apply(view, &facts, &mut failures);
+        chain.apply(view, &txs[start..end], &facts, &mut failures);
         let tx_count = view.header.tx_count();
         let report = BlockReport {
             file: batch.file.clone(),

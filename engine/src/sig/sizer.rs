@@ -3,11 +3,12 @@
 //! share a key), so it is learned from the signatures being verified rather
 //! than fixed.
 //!
-//! Each candidate size is tried once, largest first (large batches are
-//! usually fastest, and a short run may never get past the first try), then
-//! the fastest (lowest time per signature, an exponential average) is used,
-//! with every eighth call re-measuring one candidate in turn so the choice
-//! follows the data. What a sizer learns is shared with the sizers created
+//! Candidate sizes are tried largest first (large batches are usually
+//! fastest, and a short run may never get past the first try), walking down
+//! only while each smaller size beats the larger ones; then the fastest
+//! (lowest time per signature, an exponential average) is used, with every
+//! eighth call re-measuring the best or a neighbour so the choice follows
+//! the data. What a sizer learns is shared with the sizers created
 //! after it in the same process (a node or a bench verifies many times).
 
 use std::sync::Mutex;
@@ -63,11 +64,22 @@ impl BatchSizer {
         // A chunk larger than this would leave a worker idle.
         let cap = total.div_ceil(threads.max(1)).max(1);
         let fits = |i: &usize| CANDIDATES[*i] <= cap;
-        let unmeasured = (0..CANDIDATES.len()).rev().filter(fits).find(|&i| self.cost[i].is_none());
+        let best = self.best_slot(usize::MAX);
+        // Throughput rises with size up to a peak: walk down from the
+        // largest size only while each smaller one keeps winning.
+        let worth_trying =
+            |i: usize| self.cost[i].is_none() && (i + 1 == CANDIDATES.len() || !fits(&(i + 1)) || best == Some(i + 1));
+        let unmeasured = (0..CANDIDATES.len()).rev().filter(fits).find(|&i| worth_trying(i));
         let slot = unmeasured.or_else(|| {
             if self.calls.is_multiple_of(8) {
-                let i = self.next_probe % CANDIDATES.len();
+                // Re-measure a neighbour of the best, or the best itself.
+                let b = self.best_slot(cap)?;
                 self.next_probe += 1;
+                let i = match self.next_probe % 3 {
+                    0 => b.saturating_sub(1),
+                    1 => (b + 1).min(CANDIDATES.len() - 1),
+                    _ => b,
+                };
                 Some(i).filter(fits)
             } else {
                 self.best_slot(cap)
@@ -119,19 +131,19 @@ mod tests {
     fn tries_every_candidate_largest_first_then_keeps_the_fastest() {
         let mut s = BatchSizer::default();
         let mut tried = Vec::new();
-        for _ in 0..CANDIDATES.len() {
+        for _ in 0..5 {
             let c = s.choose(1 << 20, 2);
-            tried.push(c.size);
-            // Pretend 512 is fastest.
-            let ns = if c.size == 512 { 10 } else { 20 };
-            s.record(c, 1000, Duration::from_nanos(ns * 1000));
+            tried.push(CANDIDATES[c.slot.unwrap()]);
+            // Pretend time per signature falls with size down to 512, then rises.
+            let ns = (CANDIDATES.iter().position(|&x| x == CANDIDATES[c.slot.unwrap()]).unwrap() as i64 - 3).abs() + 10;
+            s.record(c, 1000, Duration::from_nanos(ns as u64 * 1000));
         }
-        let mut want = CANDIDATES;
-        want.reverse();
-        assert_eq!(tried, want);
+        // 4096, 2048, 1024, 512 each improve; 256 is worse, so 128 and 64 are never tried.
+        assert_eq!(tried, [4096, 2048, 1024, 512, 256]);
         assert_eq!(s.best(), Some(512));
-        let sizes: Vec<usize> = (0..6).map(|_| s.choose(1 << 20, 2).size).collect();
-        assert!(sizes.iter().filter(|&&x| x == 512).count() >= 5, "{sizes:?}");
+        let sizes: Vec<usize> = (0..12).map(|_| CANDIDATES[s.choose(1 << 20, 2).slot.unwrap()]).collect();
+        assert!(sizes.iter().filter(|&&x| x == 512).count() >= 10, "{sizes:?}");
+        assert!(!sizes.contains(&64) && !sizes.contains(&128), "{sizes:?}");
     }
 
     #[test]
