@@ -91,7 +91,7 @@ fn plot(r: &BenchReport, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
         .configure_mesh()
         .x_desc("threads")
         .y_desc("tx/s")
-        .x_label_formatter(&|v| format!("{v:.0}"))
+        .x_label_formatter(&|v| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() })
         .y_label_formatter(&|v| format!("{:.0}k", v / 1e3))
         .draw()?;
     let pts: Vec<(f64, f64)> = r.threads_curve.iter().map(|&(t, v)| (t as f64, v)).collect();
