@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use vigil_datasets::{GenConfig, generate};
-use vigil_engine::{BlockView, TxView};
 use vigil_engine::format::blocks;
 use vigil_engine::hash::{self, Digest, K_BLOCK, K_LEAF, K_NODE, K_TX};
 use vigil_engine::sig::{self, BatchSizer, RuleSet, SigItem};
+use vigil_engine::{BlockView, TxView};
 use vigil_engine::{ReportSink, Segment, Verifier, VerifyOptions, expand_paths};
 
 #[derive(Debug, Clone)]

@@ -426,3 +426,23 @@ fn sigs_checks_raw_signatures_under_both_rule_sets() {
     assert_eq!(code(&vigil(&["sigs", s(&tmp.path().join("missing"))])), 2);
     assert_eq!(code(&vigil_stdin(&["sigs", "-", "--rules", "lax"], "")), 2);
 }
+
+#[test]
+fn bench_reports_every_stage_as_json_and_draws_the_plot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plot = tmp.path().join("bench.svg");
+    let o = vigil(&["bench", "--txs", "2000", "--seconds", "0.01", "--json", "--plot", s(&plot)]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let r = &ndjson(&o)[0];
+    assert_eq!(r["chain_transactions"], 2000);
+    let stages: Vec<&str> = r["rows"].as_array().unwrap().iter().map(|row| row["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages.len(), 5, "{stages:?}");
+    for row in r["rows"].as_array().unwrap() {
+        assert!(row["ours_per_s"].as_f64().unwrap() > 0.0 && row["ratio"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    assert!(!r["threads_curve"].as_array().unwrap().is_empty());
+    assert_eq!(r["batch_curve"].as_array().unwrap().len(), 7);
+    assert!(["serial", "avx2", "avx512ifma"].contains(&r["curve_backend"].as_str().unwrap()));
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("batch size"));
+}
