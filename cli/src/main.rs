@@ -3,6 +3,7 @@
 
 mod args;
 mod bench_cmd;
+mod devices_cmd;
 mod gen_cmd;
 mod inspect_cmd;
 mod sigs_cmd;
@@ -34,6 +35,8 @@ enum Command {
     Sigs(sigs_cmd::SigsArgs),
     /// Measure each stage and end to end against baselines on this machine.
     Bench(bench_cmd::BenchArgs),
+    /// List the GPU adapters (backend, type, features used).
+    Devices(devices_cmd::DevicesArgs),
 }
 
 /// A run-stopping error: printed as one line, exit code 2.
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect_cmd::run(a),
         Command::Sigs(a) => sigs_cmd::run(a),
         Command::Bench(a) => bench_cmd::run_bench(a),
+        Command::Devices(a) => devices_cmd::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

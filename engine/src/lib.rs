@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod format;
 pub mod frame;
+pub mod gpu;
 pub mod hash;
 pub mod input;
 pub mod multihash;

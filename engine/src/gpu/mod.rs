@@ -1,0 +1,209 @@
+//! The GPU backend: one wgpu device, compute pipelines over the WGSL in
+//! `shaders/`. This module finds the device and runs compute passes; the
+//! primitives (BLAKE3, ed25519) live in their own modules.
+//!
+//! Adapters are looked for on Vulkan, Metal and DX12. With no adapter,
+//! [`GpuContext::new`] is an error the caller turns into "use the CPU" (or,
+//! for `--backend gpu`, a clear failure).
+
+pub mod blake3;
+
+use std::fmt;
+use wgpu::util::DeviceExt;
+
+/// An adapter as `vigil devices` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    /// 64-bit integers in shaders (`u64(a) * u64(b)` products).
+    pub shader_int64: bool,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_compute_workgroup_size_x: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error("no GPU adapter found (Vulkan, Metal or DX12); install a driver, or mesa-vulkan-drivers for lavapipe")]
+    NoAdapter,
+    #[error("could not open the GPU device {adapter}: {source}")]
+    Device { adapter: String, source: wgpu::RequestDeviceError },
+    #[error("GPU error: {0}")]
+    Failed(String),
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12,
+        ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+    })
+}
+
+fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
+    let info = adapter.get_info();
+    let limits = adapter.limits();
+    AdapterSummary {
+        name: info.name,
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: info.driver,
+        driver_info: info.driver_info,
+        shader_int64: adapter.features().contains(wgpu::Features::SHADER_INT64),
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+        max_compute_workgroup_size_x: limits.max_compute_workgroup_size_x,
+    }
+}
+
+/// Every adapter wgpu can see, best first.
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    let mut adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    adapters.sort_by_key(|a| rank(&a.get_info()));
+    adapters.iter().map(summarize).collect()
+}
+
+/// Lower is better: a discrete GPU before an integrated one before a
+/// software rasteriser.
+fn rank(info: &wgpu::AdapterInfo) -> u8 {
+    match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+/// The device every GPU primitive runs on.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    /// The optional features this device was opened with.
+    pub features: wgpu::Features,
+}
+
+impl fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GpuContext").field("adapter", &self.adapter).finish()
+    }
+}
+
+impl GpuContext {
+    /// Opens the best adapter, asking for `SHADER_INT64` where it exists.
+    pub fn new() -> Result<GpuContext, GpuError> {
+        let mut adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+        adapters.sort_by_key(|a| rank(&a.get_info()));
+        let adapter = adapters.into_iter().next().ok_or(GpuError::NoAdapter)?;
+        let summary = summarize(&adapter);
+        let features = adapter.features() & wgpu::Features::SHADER_INT64;
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("vigil"),
+            required_features: features,
+            required_limits: wgpu::Limits {
+                max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+                max_buffer_size: limits.max_buffer_size,
+                max_compute_workgroup_size_x: limits.max_compute_workgroup_size_x,
+                max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+                ..wgpu::Limits::downlevel_defaults()
+            },
+            ..Default::default()
+        }))
+        .map_err(|source| GpuError::Device { adapter: summary.name.clone(), source })?;
+        Ok(GpuContext { device, queue, adapter: summary, features })
+    }
+
+    /// Compiles a compute pipeline from WGSL source.
+    pub fn pipeline(&self, label: &str, source: &str, entry: &str) -> wgpu::ComputePipeline {
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    }
+
+    /// Runs `pipeline` once: binding i < inputs.len() is a read-only storage
+    /// buffer holding `inputs[i]`, the next binding a uniform holding
+    /// `params`, the last a read-write storage buffer of `output_len` bytes,
+    /// which is returned. `workgroups` along x.
+    pub fn run(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        inputs: &[&[u8]],
+        params: &[u8],
+        output_len: usize,
+        workgroups: u32,
+    ) -> Result<Vec<u8>, GpuError> {
+        let device = &self.device;
+        let storage = |data: &[u8]| {
+            // wgpu rejects empty bindings; a 4-byte pad is never read.
+            let contents = if data.is_empty() { &[0u8; 4][..] } else { data };
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+        };
+        let buffers: Vec<wgpu::Buffer> = inputs.iter().map(|d| storage(d)).collect();
+        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: params,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let size = (output_len.max(4) as u64).next_multiple_of(4);
+        let output = device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        entries.push(wgpu::BindGroupEntry { binding: inputs.len() as u32, resource: uniform.as_entire_binding() });
+        entries.push(wgpu::BindGroupEntry { binding: inputs.len() as u32 + 1, resource: output.as_entire_binding() });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let mut pass =
+                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(workgroups, 1, 1);
+        }
+        encoder.copy_buffer_to_buffer(&output, 0, &readback, 0, size);
+        self.queue.submit([encoder.finish()]);
+        let slice = readback.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Failed(e.to_string()))?;
+        rx.recv().map_err(|e| GpuError::Failed(e.to_string()))?.map_err(|e| GpuError::Failed(e.to_string()))?;
+        let out = slice.get_mapped_range().map_err(|e| GpuError::Failed(e.to_string()))?[..output_len].to_vec();
+        readback.unmap();
+        Ok(out)
+    }
+}
