@@ -7,6 +7,7 @@
 //! for `--backend gpu`, a clear failure).
 
 pub mod blake3;
+pub mod ed25519;
 
 use std::fmt;
 use wgpu::util::DeviceExt;
