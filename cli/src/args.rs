@@ -1,6 +1,42 @@
 //! Parsers for argument values: ranges, sizes, hex keys.
 
+use crate::Fatal;
 use std::ops::RangeInclusive;
+use std::sync::Arc;
+use vigil_engine::gpu::GpuSigner;
+
+/// Where signatures are verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// rayon workers with SIMD (batch zip215).
+    Cpu,
+    /// The best GPU adapter; an error (exit 2) without one.
+    Gpu,
+    /// A hardware GPU if there is one, else the CPU (and say so).
+    Auto,
+}
+
+/// Opens what `backend` asks for: `None` means the CPU.
+pub fn open_backend(backend: Backend) -> Result<Option<Arc<GpuSigner>>, Fatal> {
+    match backend {
+        Backend::Cpu => Ok(None),
+        Backend::Gpu => match GpuSigner::open() {
+            Ok(gpu) => Ok(Some(Arc::new(gpu))),
+            Err(e) => Err(Fatal(format!("--backend gpu: {e}"))),
+        },
+        Backend::Auto => match GpuSigner::open() {
+            Ok(gpu) if !gpu.is_software() => Ok(Some(Arc::new(gpu))),
+            Ok(gpu) => {
+                eprintln!("vigil: the only GPU adapter is software ({}); using the CPU", gpu.adapter().name);
+                Ok(None)
+            }
+            Err(e) => {
+                eprintln!("vigil: {e}; using the CPU");
+                Ok(None)
+            }
+        },
+    }
+}
 
 /// `N` or `A..B` (inclusive; `A..=B` is accepted too).
 pub fn range_u32(s: &str) -> Result<RangeInclusive<u32>, String> {

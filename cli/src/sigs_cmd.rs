@@ -1,7 +1,7 @@
 //! `vigil sigs`: checks raw ed25519 signatures from any chain, one JSON
 //! object a line: `{"pubkey":hex,"msg":hex,"sig":hex}`.
 
-use crate::{EXIT_INVALID, Fatal, init_threads};
+use crate::{EXIT_INVALID, Fatal, args, init_threads};
 use clap::Args;
 use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
@@ -28,6 +28,9 @@ pub struct SigsArgs {
     /// Fix the zip215 batch size instead of learning it.
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Where signatures are verified.
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: args::Backend,
 }
 
 #[derive(serde::Deserialize)]
@@ -56,6 +59,7 @@ fn parse(line: &str) -> Result<Parsed, String> {
 
 pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
     init_threads(a.threads)?;
+    let gpu = args::open_backend(a.backend)?;
     let name = a.input.display().to_string();
     let reader: Box<dyn BufRead> = if name == "-" {
         Box::new(std::io::stdin().lock())
@@ -90,8 +94,13 @@ pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
             .map(|p| SigItem { public_key: &p.public_key, message: &p.message, signature: &p.signature })
             .collect();
         verdicts.clear();
-        verdicts.resize(items.len(), false);
-        verify_many_tuned(a.rules, &items, &mut verdicts, &mut sizer);
+        match &gpu {
+            Some(gpu) => verdicts.extend(gpu.verify(a.rules, &items)?),
+            None => {
+                verdicts.resize(items.len(), false);
+                verify_many_tuned(a.rules, &items, &mut verdicts, &mut sizer);
+            }
+        }
         for &valid in &verdicts {
             if a.json {
                 writeln!(out, "{}", json!({"index": total, "valid": valid}))?;

@@ -40,6 +40,9 @@ pub struct VerifyArgs {
     /// Fix the signature batch size instead of learning the fastest one.
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Where signatures are verified.
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: args::Backend,
 }
 
 pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
@@ -53,6 +56,7 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
         rules: a.rules,
         batch_size: a.batch_size,
         threads: a.threads,
+        gpu: args::open_backend(a.backend)?,
         ..Default::default()
     };
 
@@ -65,8 +69,12 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
     bar.finish_and_clear();
     sink.summary(&summary);
     sink.out.flush().ok();
-    if let Some(e) = sink.error {
-        return Err(Fatal(format!("writing the report: {e}")));
+    match sink.error {
+        // A reader that stops early (`| head`) is not an error.
+        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(Fatal(format!("writing the report: {e}")));
+        }
+        _ => {}
     }
     Ok(if summary.valid() { 0 } else { EXIT_INVALID })
 }

@@ -468,3 +468,34 @@ fn devices_lists_adapters() {
     let o = vigil(&["devices"]);
     assert!(String::from_utf8(o.stdout).unwrap().contains("features used"));
 }
+
+/// `--backend gpu` gives the CPU's report; `auto` falls back to the CPU and
+/// says so when the only adapter is software or there is none.
+#[test]
+fn gpu_backend_matches_cpu_and_auto_falls_back() {
+    let file = conformance().join("faults/tx_signature-4.vblk");
+    let strip = |o: &Output| {
+        let mut lines = ndjson(o);
+        if let Some(last) = lines.last_mut() {
+            last.as_object_mut().unwrap().remove("seconds");
+        }
+        lines
+    };
+    let cpu = vigil(&["verify", s(&file), "--json", "--all"]);
+    let gpu = vigil(&["verify", s(&file), "--json", "--all", "--backend", "gpu"]);
+    if code(&gpu) == 2 {
+        let err = String::from_utf8_lossy(&gpu.stderr);
+        assert!(err.contains("--backend gpu"), "{err}");
+        assert!(
+            std::env::var("VIGIL_REQUIRE_GPU").map_or(true, |v| v != "1"),
+            "VIGIL_REQUIRE_GPU=1 but --backend gpu failed: {err}"
+        );
+        eprintln!("SKIPPING --backend gpu checks: {err}");
+    } else {
+        assert_eq!(code(&gpu), code(&cpu));
+        assert_eq!(strip(&gpu), strip(&cpu));
+    }
+    let auto = vigil(&["verify", s(&file), "--json", "--all", "--backend", "auto"]);
+    assert_eq!(strip(&auto), strip(&cpu));
+    assert_eq!(code(&vigil(&["verify", s(&file), "--backend", "quantum"])), 2);
+}

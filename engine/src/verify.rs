@@ -24,6 +24,7 @@
 use crate::chain::{BlockFacts, ChainState, NonceMiss};
 use crate::format::BlockView;
 use crate::frame::{Batch, Limits, Source, frame_all};
+use crate::gpu::GpuSigner;
 use crate::hash::{self, Digest};
 use crate::input::{InputError, IoMode};
 use crate::report::{BlockReport, MalformedReport, ReportSink, Summary};
@@ -32,6 +33,7 @@ use crossbeam_channel::bounded;
 use rayon::prelude::*;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -49,6 +51,9 @@ pub struct VerifyOptions {
     /// Worker threads of the hash and signature stages (default: rayon's
     /// global pool).
     pub threads: Option<usize>,
+    /// Verify signatures on this GPU instead of the CPU (same verdicts; a
+    /// batch the GPU fails to run is verified on the CPU).
+    pub gpu: Option<Arc<GpuSigner>>,
     pub max_batch_txs: usize,
     pub max_batch_bytes: usize,
 }
@@ -62,6 +67,7 @@ impl Default for VerifyOptions {
             rules: RuleSet::Zip215,
             batch_size: None,
             threads: None,
+            gpu: None,
             max_batch_txs: 32 * 1024,
             max_batch_bytes: 32 << 20,
         }
@@ -135,6 +141,7 @@ impl Verifier {
     fn run(&mut self, sources: &[Source<'_>], sink: &mut dyn ReportSink) -> Result<(), InputError> {
         let limits = Limits { txs: self.opts.max_batch_txs, bytes: self.opts.max_batch_bytes };
         let (io, rules) = (self.opts.io, self.opts.rules);
+        let gpu = self.opts.gpu.clone();
         let Verifier { pool, sizer, .. } = self;
         let (pool, sizer) = (&*pool, sizer);
         std::thread::scope(|scope| {
@@ -144,9 +151,10 @@ impl Verifier {
             scope.spawn(move || {
                 for batch in framed_rx {
                     let item = batch.map(|batch: Batch<'_>| {
+                        let gpu = gpu.as_deref();
                         let computed = match pool {
-                            Some(pool) => pool.install(|| compute(&batch, rules, sizer)),
-                            None => compute(&batch, rules, sizer),
+                            Some(pool) => pool.install(|| compute(&batch, rules, gpu, sizer)),
+                            None => compute(&batch, rules, gpu, sizer),
                         };
                         (batch, computed)
                     });
@@ -167,7 +175,7 @@ impl Verifier {
 }
 
 /// The hash and signature stage for one batch.
-fn compute(batch: &Batch<'_>, rules: RuleSet, sizer: &mut BatchSizer) -> Computed {
+fn compute(batch: &Batch<'_>, rules: RuleSet, gpu: Option<&GpuSigner>, sizer: &mut BatchSizer) -> Computed {
     let views = batch.views();
     // The batch's transactions, flat, so work spreads evenly over cores
     // whatever the block sizes.
@@ -209,8 +217,14 @@ fn compute(batch: &Batch<'_>, rules: RuleSet, sizer: &mut BatchSizer) -> Compute
             signature: &view.header.proposer_sig,
         }))
         .collect();
-    let mut verdicts = vec![false; items.len()];
-    sig::verify_many_tuned(rules, &items, &mut verdicts, sizer);
+    let mut verdicts = match gpu.map(|gpu| gpu.verify(rules, &items)) {
+        Some(Ok(verdicts)) => verdicts,
+        _ => {
+            let mut verdicts = vec![false; items.len()];
+            sig::verify_many_tuned(rules, &items, &mut verdicts, sizer);
+            verdicts
+        }
+    };
     let block_ok = verdicts.split_off(txs.len());
     Computed { digests, tx_ok: verdicts, block_ok }
 }

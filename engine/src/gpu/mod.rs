@@ -208,3 +208,40 @@ impl GpuContext {
         Ok(out)
     }
 }
+
+/// Signature verification on the GPU: the device and its pipelines, opened
+/// once and shared (verdicts exactly the CPU's: `tests/gpu_ed25519.rs`).
+pub struct GpuSigner {
+    ctx: GpuContext,
+    ed25519: ed25519::GpuEd25519,
+}
+
+impl fmt::Debug for GpuSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GpuSigner").field("adapter", &self.ctx.adapter.name).finish()
+    }
+}
+
+impl GpuSigner {
+    /// Opens the best adapter and compiles the signature pipelines.
+    pub fn open() -> Result<GpuSigner, GpuError> {
+        let ctx = GpuContext::new()?;
+        let ed25519 = ed25519::GpuEd25519::new(&ctx);
+        Ok(GpuSigner { ctx, ed25519 })
+    }
+
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.ctx.adapter
+    }
+
+    /// Whether the adapter is a software rasteriser (lavapipe): exact, but
+    /// slower than the CPU it runs on.
+    pub fn is_software(&self) -> bool {
+        self.ctx.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+    }
+
+    /// One verdict per item, exactly `sig::verify(rules, …)`'s.
+    pub fn verify(&self, rules: crate::sig::RuleSet, items: &[crate::sig::SigItem<'_>]) -> Result<Vec<bool>, GpuError> {
+        self.ed25519.verify(&self.ctx, rules, items)
+    }
+}
