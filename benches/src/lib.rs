@@ -25,11 +25,13 @@ pub struct BenchOptions {
     pub senders: u32,
     /// Seconds to spend on each measurement (the best of three runs counts).
     pub seconds: f64,
+    /// Also measure signatures and end to end on this GPU.
+    pub gpu: Option<std::sync::Arc<vigil_engine::gpu::GpuSigner>>,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { chain: None, txs: 100_000, senders: 64, seconds: 1.0 }
+        BenchOptions { chain: None, txs: 100_000, senders: 64, seconds: 1.0, gpu: None }
     }
 }
 
@@ -50,6 +52,8 @@ pub struct BenchReport {
     pub cpu: String,
     pub cores: usize,
     pub curve_backend: &'static str,
+    /// The GPU adapter measured, if any.
+    pub gpu_adapter: Option<String>,
     pub hash_backend: &'static str,
     pub chain_transactions: u64,
     pub chain_blocks: u64,
@@ -340,6 +344,21 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> Result<BenchReport, 
         sig_ours_all,
     ));
 
+    if let Some(gpu) = &opts.gpu {
+        progress("signatures and end to end on the GPU");
+        let name = gpu.adapter().name.clone();
+        let sig_gpu =
+            rate(secs, sample.len() as u64, || gpu.verify(RuleSet::Zip215, sample).expect("GPU verification"));
+        rows.push(row(&format!("signatures on the GPU ({name})"), "sig", sig_gpu, "CPU, all cores", sig_ours_all));
+        let e2e_gpu = rate(secs, n, || {
+            let opts = VerifyOptions { gpu: Some(gpu.clone()), ..Default::default() };
+            let mut sink = CountSink::default();
+            Verifier::new(opts).verify_files(&loaded.files, &mut sink).expect("bench chain readable");
+            assert_eq!(sink.invalid, 0);
+        });
+        rows.push(row(&format!("end to end, --backend gpu ({name})"), "tx", e2e_gpu, "--backend cpu", e2e));
+    }
+
     progress("scaling with threads");
     let threads_curve = (1..=cores).map(|t| (t, rate(secs, n, || verify_once(&loaded.files, t)))).collect();
     progress("batch sizes");
@@ -363,6 +382,7 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> Result<BenchReport, 
         cpu: cpu_model(),
         cores,
         curve_backend: sig::curve_backend(),
+        gpu_adapter: opts.gpu.as_ref().map(|g| g.adapter().name.clone()),
         hash_backend: vigil_engine::multihash::backend_name(),
         chain_transactions: n,
         chain_blocks: loaded.blocks,

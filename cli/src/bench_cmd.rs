@@ -27,10 +27,14 @@ pub struct BenchArgs {
     /// Draw throughput against threads and against batch size into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// cpu: CPU only; gpu or auto: also measure the GPU (gpu: exit 2 without one).
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: crate::args::Backend,
 }
 
 pub fn run_bench(a: BenchArgs) -> Result<u8, Fatal> {
-    let opts = BenchOptions { chain: a.chain, txs: a.txs, senders: a.senders, seconds: a.seconds };
+    let gpu = crate::args::open_backend(a.backend)?;
+    let opts = BenchOptions { chain: a.chain, txs: a.txs, senders: a.senders, seconds: a.seconds, gpu };
     let report = run(&opts, &|what| eprintln!("vigil bench: {what}…"))?;
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -51,6 +55,9 @@ fn print_table(r: &BenchReport) {
         "CPU: {} ({} threads), curve25519-dalek backend: {}, BLAKE3 lanes: {}",
         r.cpu, r.cores, r.curve_backend, r.hash_backend
     );
+    if let Some(gpu) = &r.gpu_adapter {
+        println!("GPU: {gpu}");
+    }
     println!(
         "chain: {} transactions in {} blocks, {:.1} MB\n",
         r.chain_transactions,
