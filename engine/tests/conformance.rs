@@ -9,17 +9,10 @@ use vigil_engine::format::blocks;
 use vigil_engine::hash::{self, Digest};
 use vigil_engine::{CollectSink, IoMode, RuleSet, Verifier, VerifyOptions, expand_paths};
 
+mod common;
+
 fn conformance_dir() -> PathBuf {
-    let dir = match std::env::var_os("VIGIL_SHARED") {
-        Some(shared) => PathBuf::from(shared).join("datasets/conformance"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/conformance"),
-    };
-    assert!(
-        dir.join("valid/expected.json").is_file(),
-        "conformance data missing at {} (set VIGIL_SHARED to the shared/ directory)",
-        dir.display()
-    );
-    dir
+    common::shared::shared("datasets/conformance")
 }
 
 fn load(path: &Path) -> Value {

@@ -3,18 +3,15 @@
 //! adapter: without one the test says so and passes, unless
 //! `VIGIL_REQUIRE_GPU=1` (CI, on lavapipe).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use vigil_engine::gpu::GpuSigner;
 use vigil_engine::{CollectSink, RuleSet, Verifier, VerifyOptions, expand_paths};
 
+mod common;
+
 fn conformance_dir() -> PathBuf {
-    let dir = match std::env::var_os("VIGIL_SHARED") {
-        Some(shared) => PathBuf::from(shared).join("datasets/conformance"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/conformance"),
-    };
-    assert!(dir.is_dir(), "conformance data missing at {}", dir.display());
-    dir
+    common::shared::shared("datasets/conformance")
 }
 
 type Report = (Vec<(u64, u64, Vec<(String, Option<u32>)>)>, Vec<(u64, String)>);

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use vigil_engine::gpu::GpuContext;
 use vigil_engine::gpu::ed25519::GpuEd25519;
@@ -384,11 +384,7 @@ fn gpu_points_equal_curve25519_dalek() {
 // Shared vectors
 
 fn vectors_dir() -> PathBuf {
-    let shared = match std::env::var_os("VIGIL_SHARED") {
-        Some(shared) => PathBuf::from(shared),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    };
-    shared.join("vectors")
+    common::shared::shared("vectors")
 }
 
 fn read(name: &str) -> Vec<u8> {

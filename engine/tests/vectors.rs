@@ -20,21 +20,13 @@ use rand_chacha::ChaCha20Rng;
 use serde_json::Value;
 use sha2::{Digest, Sha512};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use vigil_engine::sig::{RuleSet, SigItem, verify, verify_many, verify_zip215_batch};
 
+mod common;
+
 fn vectors_dir() -> PathBuf {
-    let shared = match std::env::var_os("VIGIL_SHARED") {
-        Some(shared) => PathBuf::from(shared),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    };
-    let dir = shared.join("vectors");
-    assert!(
-        dir.join("README.md").is_file(),
-        "test vectors missing at {} (set VIGIL_SHARED to the shared/ directory)",
-        dir.display()
-    );
-    dir
+    common::shared::shared("vectors")
 }
 
 fn read(name: &str) -> Vec<u8> {

@@ -1,1 +1,4 @@
+#![allow(dead_code)] // each test crate uses a subset
+
+pub mod shared;
 pub mod sig_cases;
