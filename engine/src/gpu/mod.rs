@@ -77,6 +77,35 @@ fn rank(info: &wgpu::AdapterInfo) -> u8 {
     }
 }
 
+/// Where compiled pipelines are kept: `$VIGIL_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/vigil`, else `~/.cache/vigil`.
+fn cache_dir() -> Option<std::path::PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    env("VIGIL_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("vigil")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache/vigil")))
+}
+
+fn open_pipeline_cache(
+    device: &wgpu::Device,
+    info: &wgpu::AdapterInfo,
+) -> Option<(wgpu::PipelineCache, std::path::PathBuf)> {
+    let path = cache_dir()?.join(wgpu::util::pipeline_cache_key(info)?);
+    let data = std::fs::read(&path).ok();
+    // SAFETY: `data` is what `PipelineCache::get_data` wrote for an adapter
+    // with this cache key (the file name); wgpu checks its header and, with
+    // `fallback`, ignores data it cannot use (another driver, a truncated
+    // file) instead of failing.
+    let cache = unsafe {
+        device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor {
+            label: Some("vigil"),
+            data: data.as_deref(),
+            fallback: true,
+        })
+    };
+    Some((cache, path))
+}
+
 /// The device every GPU primitive runs on.
 pub struct GpuContext {
     pub device: wgpu::Device,
@@ -84,6 +113,9 @@ pub struct GpuContext {
     pub adapter: AdapterSummary,
     /// The optional features this device was opened with.
     pub features: wgpu::Features,
+    /// Compiled pipelines kept on disk between runs (large shaders compile
+    /// slowly), where the adapter supports it.
+    cache: Option<(wgpu::PipelineCache, std::path::PathBuf)>,
 }
 
 impl fmt::Debug for GpuContext {
@@ -99,7 +131,7 @@ impl GpuContext {
         adapters.sort_by_key(|a| rank(&a.get_info()));
         let adapter = adapters.into_iter().next().ok_or(GpuError::NoAdapter)?;
         let summary = summarize(&adapter);
-        let features = adapter.features() & wgpu::Features::SHADER_INT64;
+        let features = adapter.features() & (wgpu::Features::SHADER_INT64 | wgpu::Features::PIPELINE_CACHE);
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("vigil"),
@@ -114,7 +146,11 @@ impl GpuContext {
             ..Default::default()
         }))
         .map_err(|source| GpuError::Device { adapter: summary.name.clone(), source })?;
-        Ok(GpuContext { device, queue, adapter: summary, features })
+        let cache = features
+            .contains(wgpu::Features::PIPELINE_CACHE)
+            .then(|| open_pipeline_cache(&device, &adapter.get_info()))
+            .flatten();
+        Ok(GpuContext { device, queue, adapter: summary, features, cache })
     }
 
     /// Compiles a compute pipeline from WGSL source.
@@ -123,14 +159,27 @@ impl GpuContext {
             label: Some(label),
             source: wgpu::ShaderSource::Wgsl(source.into()),
         });
-        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(label),
             layout: None,
             module: &module,
             entry_point: Some(entry),
             compilation_options: Default::default(),
-            cache: None,
-        })
+            cache: self.cache.as_ref().map(|(cache, _)| cache),
+        });
+        self.save_pipeline_cache();
+        pipeline
+    }
+
+    /// Writes the pipeline cache to disk (atomically); failures only cost
+    /// compile time on the next run.
+    fn save_pipeline_cache(&self) {
+        let Some((cache, path)) = &self.cache else { return };
+        let Some(data) = cache.get_data() else { return };
+        let tmp = path.with_extension("tmp");
+        if std::fs::create_dir_all(path.parent().unwrap_or(path)).is_ok() && std::fs::write(&tmp, data).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
     }
 
     /// Runs `pipeline` once: binding i < inputs.len() is a read-only storage
