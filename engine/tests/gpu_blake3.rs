@@ -7,20 +7,12 @@ use rand_chacha::ChaCha8Rng;
 use vigil_engine::gpu::GpuContext;
 use vigil_engine::gpu::blake3::GpuBlake3;
 
+mod common;
+
 fn context() -> Option<GpuContext> {
-    match GpuContext::new() {
-        Ok(ctx) => {
-            eprintln!("GPU adapter: {} ({}, {})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type);
-            Some(ctx)
-        }
-        Err(e) if std::env::var("VIGIL_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
-            panic!("VIGIL_REQUIRE_GPU=1 but {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPING GPU test: {e}");
-            None
-        }
-    }
+    let ctx = common::gpu::or_skip(GpuContext::new())?;
+    eprintln!("GPU adapter: {} ({}, {})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type);
+    Some(ctx)
 }
 
 #[test]

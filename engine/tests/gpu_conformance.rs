@@ -31,11 +31,7 @@ fn report(files: &[PathBuf], rules: RuleSet, gpu: Option<Arc<GpuSigner>>) -> Rep
 
 #[test]
 fn gpu_backend_reports_exactly_what_the_cpu_reports_on_every_conformance_file() {
-    let gpu = match GpuSigner::open() {
-        Ok(gpu) => Arc::new(gpu),
-        Err(e) if std::env::var("VIGIL_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("VIGIL_REQUIRE_GPU=1 but {e}"),
-        Err(e) => return eprintln!("SKIPPING GPU test: {e}"),
-    };
+    let Some(gpu) = common::gpu::or_skip(GpuSigner::open()).map(Arc::new) else { return };
     eprintln!("GPU adapter: {}", gpu.adapter().name);
     let dir = conformance_dir();
     let mut chains = vec![expand_paths(&[dir.join("valid")]).unwrap()];

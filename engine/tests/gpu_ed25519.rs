@@ -14,9 +14,7 @@ use curve25519_dalek::scalar::Scalar;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
-use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Instant;
 use vigil_engine::gpu::GpuContext;
 use vigil_engine::gpu::ed25519::GpuEd25519;
@@ -25,25 +23,16 @@ use vigil_engine::sig::{RuleSet, SigItem, verify};
 const DEFAULT_DIFF_SIGS: usize = 20_000;
 
 mod common;
+use common::shared::{read_vectors as read, unhex, vectors_json as json};
 use common::sig_cases::*;
 
 // ---------------------------------------------------------------------------
 // Set-up
 
 fn context() -> Option<GpuContext> {
-    match GpuContext::new() {
-        Ok(ctx) => {
-            eprintln!("GPU adapter: {} ({}, {})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type);
-            Some(ctx)
-        }
-        Err(e) if std::env::var("VIGIL_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
-            panic!("VIGIL_REQUIRE_GPU=1 but {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPING GPU test: {e}");
-            None
-        }
-    }
+    let ctx = common::gpu::or_skip(GpuContext::new())?;
+    eprintln!("GPU adapter: {} ({}, {})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type);
+    Some(ctx)
 }
 
 /// Runs `items` on the GPU (`verify_both`, one pass for both rule sets) and
@@ -382,23 +371,6 @@ fn gpu_points_equal_curve25519_dalek() {
 
 // ---------------------------------------------------------------------------
 // Shared vectors
-
-fn vectors_dir() -> PathBuf {
-    common::shared::shared("vectors")
-}
-
-fn read(name: &str) -> Vec<u8> {
-    let path = vectors_dir().join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn json(name: &str) -> Value {
-    serde_json::from_slice(&read(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    hex::decode(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
-}
 
 struct Case {
     public_key: [u8; 32],

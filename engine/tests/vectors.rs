@@ -20,27 +20,10 @@ use rand_chacha::ChaCha20Rng;
 use serde_json::Value;
 use sha2::{Digest, Sha512};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use vigil_engine::sig::{RuleSet, SigItem, verify, verify_many, verify_zip215_batch};
 
 mod common;
-
-fn vectors_dir() -> PathBuf {
-    common::shared::shared("vectors")
-}
-
-fn read(name: &str) -> Vec<u8> {
-    let path = vectors_dir().join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read test vectors {}: {e}", path.display()))
-}
-
-fn json(name: &str) -> Value {
-    serde_json::from_slice(&read(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    hex::decode(s).unwrap_or_else(|e| panic!("bad hex {s:?}: {e}"))
-}
+use common::shared::{read_vectors as read, unhex, vectors_json as json};
 
 fn hex_str(v: &Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("expected a hex string, got {v}"))

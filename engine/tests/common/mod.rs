@@ -1,4 +1,5 @@
 #![allow(dead_code)] // each test crate uses a subset
 
+pub mod gpu;
 pub mod shared;
 pub mod sig_cases;

@@ -13,3 +13,18 @@ pub fn shared(sub: &str) -> PathBuf {
     assert!(dir.is_dir(), "{sub} missing at {} (set VIGIL_SHARED to the shared/ directory)", dir.display());
     dir
 }
+
+/// The bytes of `shared/vectors/<name>`.
+pub fn read_vectors(name: &str) -> Vec<u8> {
+    let path = shared("vectors").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read test vectors {}: {e}", path.display()))
+}
+
+/// `shared/vectors/<name>` parsed as JSON.
+pub fn vectors_json(name: &str) -> serde_json::Value {
+    serde_json::from_slice(&read_vectors(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+pub fn unhex(s: &str) -> Vec<u8> {
+    hex::decode(s).unwrap_or_else(|e| panic!("bad hex {s:?}: {e}"))
+}
