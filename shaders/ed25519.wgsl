@@ -2,17 +2,26 @@
 // (zip215, strict). Appended to field25519.wgsl at load time.
 //
 // Points are extended twisted Edwards coordinates (X:Y:Z:T), x = X/Z,
-// y = Y/Z, T = XY/Z, on -x^2 + y^2 = 1 + d x^2 y^2. Addition is
-// add-2008-hwcd-3 (complete, k = 2d; it doubles too, so it is the only point
-// formula). Code size matters on llvmpipe, which inlines every call: each
-// kernel reaches pt_add from as few call sites as possible (loops over
-// steps rather than straight-line calls).
+// y = Y/Z, T = XY/Z, on -x^2 + y^2 = 1 + d x^2 y^2. Additions take the
+// second operand in "cached" form (Y-X, Y+X, 2dT, Z) and use the complete
+// add-2008-hwcd-3 formula; doublings use dbl-2008-hwcd. Both are the
+// formulas curve25519-dalek uses for every point, small-order ones included.
+// Code size matters on llvmpipe, which inlines every call: each kernel
+// reaches pt_add_cached and pt_double from as few call sites as possible
+// (loops over steps rather than straight-line calls).
 
 struct Pt {
     X: Fe,
     Y: Fe,
     Z: Fe,
     T: Fe,
+}
+
+struct Cached {
+    ymx: Fe,
+    ypx: Fe,
+    t2d: Fe,
+    z: Fe,
 }
 
 const FE_BX: Fe = Fe(0xd51au, 0x8f25u, 0x2d60u, 0xc956u, 0xa7b2u, 0x9525u, 0xc760u, 0x692cu, 0xdc5cu, 0xfdd6u, 0xe231u, 0xc0a4u, 0x53feu, 0xcd6eu, 0x36d3u, 0x2169u);
@@ -31,35 +40,53 @@ fn pt_neg(p: Pt) -> Pt {
     return Pt(fe_neg(p.X), p.Y, p.Z, fe_neg(p.T));
 }
 
-fn pt_add(p: Pt, q: Pt) -> Pt {
-    var l: array<Fe, 4>;
-    var r: array<Fe, 4>;
+fn to_cached(p: Pt) -> Cached {
+    return Cached(fe_sub(p.Y, p.X), fe_add(p.Y, p.X), fe_mul(p.T, FE_D2), p.Z);
+}
+
+fn cached_neg(c: Cached) -> Cached {
+    return Cached(c.ypx, c.ymx, fe_neg(c.t2d), c.z);
+}
+
+fn cached_identity() -> Cached {
+    return Cached(fe_one(), fe_one(), fe_zero(), fe_one());
+}
+
+// The shared last step of both formulas: (E F, G H, F G, E H) as (X, Y, Z, T).
+fn pt_from_efgh(e: Fe, f: Fe, g: Fe, h: Fe) -> Pt {
+    let l = array<Fe, 4>(e, g, f, e);
+    let r = array<Fe, 4>(f, h, g, h);
     var m: array<Fe, 4>;
-    l[0] = fe_sub(p.Y, p.X);
-    r[0] = fe_sub(q.Y, q.X);
-    l[1] = fe_add(p.Y, p.X);
-    r[1] = fe_add(q.Y, q.X);
-    l[2] = p.T;
-    r[2] = q.T;
-    l[3] = p.Z;
-    r[3] = q.Z;
-    for (var j = 0u; j < 4u; j++) {
-        m[j] = fe_mul(l[j], r[j]);
-    }
-    let a = m[0];
-    let b = m[1];
-    let c = fe_mul(m[2], FE_D2);
-    let d = fe_add(m[3], m[3]);
-    let e = fe_sub(b, a);
-    let f = fe_sub(d, c);
-    let g = fe_add(d, c);
-    let h = fe_add(b, a);
-    l = array<Fe, 4>(e, g, f, e);
-    r = array<Fe, 4>(f, h, g, h);
     for (var j = 0u; j < 4u; j++) {
         m[j] = fe_mul(l[j], r[j]);
     }
     return Pt(m[0], m[1], m[2], m[3]);
+}
+
+// p + q, q cached: MM = (Y1-X1)(Y2-X2), PP = (Y1+X1)(Y2+X2), TT = T1 2d T2,
+// ZZ2 = 2 Z1 Z2; E = PP - MM, F = ZZ2 - TT, G = ZZ2 + TT, H = PP + MM.
+fn pt_add_cached(p: Pt, q: Cached) -> Pt {
+    let l = array<Fe, 4>(fe_sub(p.Y, p.X), fe_add(p.Y, p.X), p.T, p.Z);
+    let r = array<Fe, 4>(q.ymx, q.ypx, q.t2d, q.z);
+    var m: array<Fe, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        m[j] = fe_mul(l[j], r[j]);
+    }
+    let zz2 = fe_add(m[3], m[3]);
+    return pt_from_efgh(fe_sub(m[1], m[0]), fe_sub(zz2, m[2]), fe_add(zz2, m[2]), fe_add(m[1], m[0]));
+}
+
+// 2p: XX = X^2, YY = Y^2, ZZ2 = 2 Z^2, S = (X+Y)^2; E = S - YY - XX,
+// F = ZZ2 - (YY - XX), G = YY - XX, H = YY + XX.
+fn pt_double(p: Pt) -> Pt {
+    let l = array<Fe, 4>(p.X, p.Y, p.Z, fe_add(p.X, p.Y));
+    var s: array<Fe, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        s[j] = fe_sq(l[j]);
+    }
+    let g = fe_sub(s[1], s[0]);
+    let h = fe_add(s[1], s[0]);
+    return pt_from_efgh(fe_sub(s[3], h), fe_sub(fe_add(s[2], s[2]), g), g, h);
 }
 
 fn pt_is_identity(p: Pt) -> bool {
@@ -99,36 +126,66 @@ fn pt_decompress(w: array<u32, 8>) -> Decoded {
     return Decoded(s.ok, Pt(x, y, fe_one(), fe_mul(x, y)));
 }
 
-fn scalar_bit(s: array<u32, 8>, i: u32) -> u32 {
-    return (s[i >> 5u] >> (i & 31u)) & 1u;
+// [m 256^j]B for window j < 32 and m <= 128, cached with Z = 1: 24 words
+// (Y-X, Y+X, 2dT) an entry, built on the CPU (engine/src/gpu/basepoint.rs).
+@group(0) @binding(3) var<storage, read> btable: array<u32>;
+
+fn btable_fe(base: u32) -> Fe {
+    var w: array<u32, 8>;
+    for (var i = 0u; i < 8u; i++) {
+        w[i] = btable[base + i];
+    }
+    return fe_from_words(w);
 }
 
-// [a]P + [b]Q by joint double-and-add over bits 255..0 (step 0 makes
-// P + Q; then per bit a doubling and, unless both bits are 0, an addition).
-fn pt_double_scalar_mul(a: array<u32, 8>, p: Pt, b: array<u32, 8>, q: Pt) -> Pt {
-    var tbl: array<Pt, 4>;
-    tbl[1] = p;
-    tbl[2] = q;
-    var acc = pt_identity();
-    for (var st = 0u; st < 513u; st++) {
-        var x = acc;
-        var y = acc;
-        if (st == 0u) {
-            x = p;
-            y = q;
-        } else if (((st - 1u) & 1u) == 1u) {
-            let i = 255u - ((st - 1u) >> 1u);
-            let sel = scalar_bit(a, i) | (scalar_bit(b, i) << 1u);
-            if (sel == 0u) {
-                continue;
+fn btable_entry(j: u32, m: u32) -> Cached {
+    let base = (j * 129u + m) * 24u;
+    return Cached(btable_fe(base), btable_fe(base + 8u), btable_fe(base + 16u), fe_one());
+}
+
+// [a]B + [b]P for scalars a, b < 2^253 (8 little-endian words each).
+// b: signed radix-16 digits (-8..8) over a table of [0..8]P, Horner from
+// the top digit (4 doublings a digit). a: signed radix-256 digits
+// (-128..128) over the precomputed btable, one addition a digit and no
+// doublings. Steps: 7 build the table, 64 take b's digits, 32 a's.
+fn pt_double_scalar_mul(a: array<u32, 8>, b: array<u32, 8>, p: Pt) -> Pt {
+    var digits: array<i32, 64>;
+    var carry = 0i;
+    for (var i = 0u; i < 64u; i++) {
+        let nibble = i32((b[i >> 3u] >> ((i & 7u) * 4u)) & 15u) + carry;
+        carry = (nibble + 8i) >> 4u;
+        digits[i] = nibble - (carry << 4u);
+    }
+    var tbl: array<Cached, 9>;
+    tbl[0] = cached_identity();
+    tbl[1] = to_cached(p);
+    var acc = p;
+    var carry_a = 0i;
+    for (var st = 0u; st < 103u; st++) {
+        var c = tbl[1];
+        var d = 0i;
+        if (st >= 7u && st < 71u) {
+            if (st == 7u) {
+                acc = pt_identity();
             }
-            y = tbl[sel];
+            for (var k = 0u; k < 4u && st > 7u; k++) {
+                acc = pt_double(acc);
+            }
+            d = digits[70u - st];
+            c = tbl[u32(abs(d))];
+        } else if (st >= 71u) {
+            let j = st - 71u;
+            d = i32((a[j >> 2u] >> ((j & 3u) * 8u)) & 255u) + carry_a;
+            carry_a = (d + 128i) >> 8u;
+            d -= carry_a << 8u;
+            c = btable_entry(j, u32(abs(d)));
         }
-        let r = pt_add(x, y);
-        if (st == 0u) {
-            tbl[3] = r;
-        } else {
-            acc = r;
+        if (d < 0i) {
+            c = cached_neg(c);
+        }
+        acc = pt_add_cached(acc, c);
+        if (st < 7u) {
+            tbl[st + 2u] = to_cached(acc);
         }
     }
     return acc;
@@ -199,15 +256,12 @@ fn verify(@builtin(global_invocation_id) gid: vec3<u32>) {
     let a = pts[1];
     let r = pts[2];
     // P = [S]B - [k]A.
-    let p = pt_double_scalar_mul(s, pt_base(), k, pt_neg(a));
-    // Step 0: pts[0] = P - R; then [8] of each of P - R, A, R.
-    for (var st = 0u; st < 10u; st++) {
-        if (st == 0u) {
-            pts[0] = pt_add(p, pt_neg(r));
-        } else {
-            let j = (st - 1u) % 3u;
-            pts[j] = pt_add(pts[j], pts[j]);
-        }
+    let p = pt_double_scalar_mul(s, k, pt_neg(a));
+    // [8] of each of P - R, A, R.
+    pts[0] = pt_add_cached(p, cached_neg(to_cached(r)));
+    for (var st = 0u; st < 9u; st++) {
+        let j = st % 3u;
+        pts[j] = pt_double(pts[j]);
     }
     var verdict = 0u;
     if (pt_is_identity(pts[0])) {
@@ -265,16 +319,12 @@ fn debug_point(@builtin(global_invocation_id) gid: vec3<u32>) {
     // P, 2P, P + B, [a]B + [b]P, [8]P.
     var pts: array<Pt, 5>;
     pts[0] = d.p;
-    pts[3] = pt_double_scalar_mul(a, pt_base(), b, d.p);
+    pts[1] = pt_double(d.p);
+    pts[2] = pt_add_cached(d.p, to_cached(pt_base()));
+    pts[3] = pt_double_scalar_mul(a, b, d.p);
     pts[4] = d.p;
-    for (var st = 0u; st < 5u; st++) {
-        if (st == 0u) {
-            pts[1] = pt_add(d.p, d.p);
-        } else if (st == 1u) {
-            pts[2] = pt_add(d.p, pt_base());
-        } else {
-            pts[4] = pt_add(pts[4], pts[4]);
-        }
+    for (var st = 0u; st < 3u; st++) {
+        pts[4] = pt_double(pts[4]);
     }
     for (var j = 0u; j < 5u; j++) {
         store8(o + 8u + 8u * j, pt_compress(pts[j]));

@@ -3,17 +3,27 @@
 //! to [`crate::sig::verify`] under both rule sets.
 //!
 //! Split of work: the CPU checks that S is canonical (S < L; otherwise the
-//! verdict is false under both rule sets and the GPU never sees the item) and
-//! computes `k = SHA-512(R ‖ A ‖ M) mod L`. The GPU decompresses A and R
-//! exactly as curve25519-dalek does, computes `P = [S]B − [k]A` and returns
-//! both verdicts: zip215 (`[8](P − R)` is the identity) and strict (A and R
-//! not of small order, and the canonical encoding of P equals R's bytes).
+//! verdict is false under both rule sets, whatever the GPU computes for it)
+//! and computes `k = SHA-512(R ‖ A ‖ M) mod L`. The GPU decompresses A and R
+//! exactly as curve25519-dalek does, computes `P = [S]B − [k]A` (S in
+//! radix-256 windows over the precomputed table of `basepoint.rs`, k in
+//! radix-16 windows) and returns both verdicts: zip215 (`[8](P − R)` is the
+//! identity) and strict (A and R not of small order, and the canonical
+//! encoding of P equals R's bytes).
+//!
+//! Device buffers are made once and reused: two slots (input, parameters,
+//! output, read-back), so while the GPU works on one chunk of a call the CPU
+//! prepares (SHA-512, packing) and uploads the next into the other. A call
+//! is split into chunks of a quarter of its size (at least 4,096, at most
+//! 65,536 signatures: bounded so no dispatch meets a driver's watchdog).
 
-use super::{GpuContext, GpuError};
+use super::{GpuContext, GpuError, basepoint};
 use crate::sig::{RuleSet, SigItem};
 use curve25519_dalek::scalar::Scalar;
+use rayon::prelude::*;
 use sha2::{Digest, Sha512};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use wgpu::util::DeviceExt;
 
 const SOURCE: &str =
     concat!(include_str!("../../../shaders/field25519.wgsl"), include_str!("../../../shaders/ed25519.wgsl"));
@@ -22,8 +32,10 @@ const WORKGROUP: usize = 64;
 /// Signatures per dispatch: bounded so no dispatch runs long enough to meet a
 /// driver's watchdog.
 const MAX_PER_DISPATCH: usize = 1 << 16;
-/// Words uploaded per signature: A, R, S, k.
-const WORDS_PER_SIG: usize = 32;
+/// The smallest chunk a call is split into for overlap.
+const MIN_CHUNK: usize = 4096;
+/// Bytes uploaded per signature: A, R, S, k.
+const BYTES_PER_SIG: usize = 128;
 
 /// Verdict bits in the shader's output word.
 const ZIP215_BIT: u32 = 1;
@@ -31,6 +43,11 @@ const STRICT_BIT: u32 = 2;
 
 pub struct GpuEd25519 {
     verify: wgpu::ComputePipeline,
+    /// `basepoint::table()`, resident on the device.
+    btable: wgpu::Buffer,
+    /// Two sets of buffers, made on first use and regrown when a call needs
+    /// bigger chunks.
+    slots: Mutex<Vec<Slot>>,
     /// Debug kernels, compiled on first use.
     debug_field: OnceLock<wgpu::ComputePipeline>,
     debug_point: OnceLock<wgpu::ComputePipeline>,
@@ -78,6 +95,71 @@ pub struct PointResults {
     pub times_eight_is_identity: bool,
 }
 
+/// One set of device buffers for a chunk of signatures.
+struct Slot {
+    input: wgpu::Buffer,
+    params: wgpu::Buffer,
+    output: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    /// Signatures it holds.
+    capacity: usize,
+}
+
+impl Slot {
+    fn new(ctx: &GpuContext, pipeline: &wgpu::ComputePipeline, btable: &wgpu::Buffer, capacity: usize) -> Slot {
+        use wgpu::BufferUsages as U;
+        let buffer = |size: usize, usage: U| {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("ed25519-slot"),
+                size: size as u64,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let input = buffer(capacity * BYTES_PER_SIG, U::STORAGE | U::COPY_DST);
+        let params = buffer(16, U::UNIFORM | U::COPY_DST);
+        let output = buffer(capacity * 4, U::STORAGE | U::COPY_SRC);
+        let readback = buffer(capacity * 4, U::MAP_READ | U::COPY_DST);
+        let entries = [&input, &params, &output, btable]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect::<Vec<_>>();
+        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("ed25519-slot"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Slot { input, params, output, readback, bind_group, capacity }
+    }
+}
+
+/// What the GPU gets for `items` (128 bytes each: A, R, S, k) and whether
+/// each S is canonical. On all cores.
+fn prepare(items: &[SigItem<'_>]) -> (Vec<u8>, Vec<bool>) {
+    let mut data = vec![0u8; items.len() * BYTES_PER_SIG];
+    let canonical = data
+        .par_chunks_mut(BYTES_PER_SIG)
+        .zip(items.par_iter())
+        .map(|(row, it)| {
+            let s_bytes: [u8; 32] = it.signature[32..].try_into().expect("32 bytes");
+            let r_bytes = &it.signature[..32];
+            let mut h = Sha512::new();
+            h.update(r_bytes);
+            h.update(it.public_key);
+            h.update(it.message);
+            let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+            row[..32].copy_from_slice(it.public_key);
+            row[32..64].copy_from_slice(r_bytes);
+            row[64..96].copy_from_slice(&s_bytes);
+            row[96..].copy_from_slice(k.as_bytes());
+            Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)).is_some()
+        })
+        .collect();
+    (data, canonical)
+}
+
 fn block(raw: &[u8], i: usize) -> [u8; 32] {
     raw[i * 32..i * 32 + 32].try_into().expect("32 bytes")
 }
@@ -90,8 +172,15 @@ fn params(count: usize) -> [u8; 16] {
 
 impl GpuEd25519 {
     pub fn new(ctx: &GpuContext) -> Self {
+        let btable = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("ed25519-btable"),
+            contents: basepoint::table(),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
         GpuEd25519 {
             verify: ctx.pipeline("ed25519-verify", SOURCE, "verify"),
+            btable,
+            slots: Mutex::new(Vec::new()),
             debug_field: OnceLock::new(),
             debug_point: OnceLock::new(),
         }
@@ -106,35 +195,49 @@ impl GpuEd25519 {
     /// shared).
     pub fn verify_both(&self, ctx: &GpuContext, items: &[SigItem<'_>]) -> Result<Vec<Verdicts>, GpuError> {
         let mut out = vec![Verdicts::default(); items.len()];
-        // Items with a canonical S go to the GPU; the rest fail both rule sets.
-        let mut upload: Vec<u8> = Vec::new();
-        let mut slots: Vec<usize> = Vec::new();
-        for (i, it) in items.iter().enumerate() {
-            let s_bytes: [u8; 32] = it.signature[32..].try_into().expect("32 bytes");
-            if Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)).is_none() {
-                continue;
-            }
-            let r_bytes = &it.signature[..32];
-            let mut h = Sha512::new();
-            h.update(r_bytes);
-            h.update(it.public_key);
-            h.update(it.message);
-            let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
-            upload.extend_from_slice(it.public_key);
-            upload.extend_from_slice(r_bytes);
-            upload.extend_from_slice(&s_bytes);
-            upload.extend_from_slice(k.as_bytes());
-            slots.push(i);
+        if items.is_empty() {
+            return Ok(out);
         }
-        let per = WORDS_PER_SIG * 4;
-        for (chunk, idx) in upload.chunks(MAX_PER_DISPATCH * per).zip(slots.chunks(MAX_PER_DISPATCH)) {
-            let n = idx.len();
-            let groups = n.div_ceil(WORKGROUP) as u32;
-            let raw = ctx.run(&self.verify, &[chunk], &params(n), n * 4, groups)?;
-            for (j, &i) in idx.iter().enumerate() {
-                let w = u32::from_le_bytes(raw[j * 4..j * 4 + 4].try_into().expect("4 bytes"));
-                out[i] = Verdicts { zip215: w & ZIP215_BIT != 0, strict: w & STRICT_BIT != 0 };
+        let chunk = items.len().div_ceil(4).clamp(MIN_CHUNK, MAX_PER_DISPATCH).min(items.len());
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if slots.first().is_none_or(|s| s.capacity < chunk) {
+            *slots = (0..2).map(|_| Slot::new(ctx, &self.verify, &self.btable, chunk)).collect();
+        }
+        // The chunk on the GPU while the next is prepared: (slot, first
+        // item, canonical S flags, submission).
+        let mut pending: Option<(usize, usize, Vec<bool>, wgpu::SubmissionIndex)> = None;
+        let mut collect = |(slot, start, canonical, submission): (usize, usize, Vec<bool>, wgpu::SubmissionIndex),
+                           slots: &[Slot]| {
+            let raw = ctx.read_back(&slots[slot].readback, submission, canonical.len() * 4)?;
+            for (j, (w, ok)) in raw.chunks_exact(4).zip(canonical).enumerate() {
+                let w = u32::from_le_bytes(w.try_into().expect("4 bytes"));
+                if ok {
+                    out[start + j] = Verdicts { zip215: w & ZIP215_BIT != 0, strict: w & STRICT_BIT != 0 };
+                }
             }
+            Ok::<(), GpuError>(())
+        };
+        for (c, part) in items.chunks(chunk).enumerate() {
+            let slot = &slots[c % 2];
+            let (data, canonical) = prepare(part);
+            ctx.queue.write_buffer(&slot.input, 0, &data);
+            ctx.queue.write_buffer(&slot.params, 0, &params(part.len()));
+            let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            {
+                let mut pass =
+                    encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                pass.set_pipeline(&self.verify);
+                pass.set_bind_group(0, &slot.bind_group, &[]);
+                pass.dispatch_workgroups(part.len().div_ceil(WORKGROUP) as u32, 1, 1);
+            }
+            encoder.copy_buffer_to_buffer(&slot.output, 0, &slot.readback, 0, (part.len() * 4) as u64);
+            let submission = ctx.queue.submit([encoder.finish()]);
+            if let Some(previous) = pending.replace((c % 2, c * chunk, canonical, submission)) {
+                collect(previous, &slots)?;
+            }
+        }
+        if let Some(last) = pending {
+            collect(last, &slots)?;
         }
         Ok(out)
     }
@@ -146,7 +249,7 @@ impl GpuEd25519 {
         for part in pairs.chunks(MAX_PER_DISPATCH) {
             let input: Vec<u8> = part.iter().flat_map(|(a, b)| a.iter().chain(b).copied()).collect();
             let n = part.len();
-            let raw = ctx.run(pipeline, &[&input], &params(n), n * 224, n.div_ceil(WORKGROUP) as u32)?;
+            let raw = ctx.run(pipeline, &[&input], &params(n), n * 224, &[], n.div_ceil(WORKGROUP) as u32)?;
             for r in raw.chunks_exact(224) {
                 out.push(FieldResults {
                     add: block(r, 0),
@@ -172,7 +275,8 @@ impl GpuEd25519 {
         for part in items.chunks(MAX_PER_DISPATCH) {
             let input: Vec<u8> = part.iter().flat_map(|(e, a, b)| e.iter().chain(a).chain(b).copied()).collect();
             let n = part.len();
-            let raw = ctx.run(pipeline, &[&input], &params(n), n * 224, n.div_ceil(WORKGROUP) as u32)?;
+            let raw =
+                ctx.run(pipeline, &[&input], &params(n), n * 224, &[&self.btable], n.div_ceil(WORKGROUP) as u32)?;
             for r in raw.chunks_exact(224) {
                 out.push(PointResults {
                     decodes: r[0] == 1,

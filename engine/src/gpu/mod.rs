@@ -6,6 +6,7 @@
 //! [`GpuContext::new`] is an error the caller turns into "use the CPU" (or,
 //! for `--backend gpu`, a clear failure).
 
+pub mod basepoint;
 pub mod blake3;
 pub mod ed25519;
 
@@ -184,14 +185,17 @@ impl GpuContext {
 
     /// Runs `pipeline` once: binding i < inputs.len() is a read-only storage
     /// buffer holding `inputs[i]`, the next binding a uniform holding
-    /// `params`, the last a read-write storage buffer of `output_len` bytes,
-    /// which is returned. `workgroups` along x.
+    /// `params`, the next a read-write storage buffer of `output_len` bytes,
+    /// which is returned, then the buffers of `resident` (data kept on the
+    /// device, such as tables). `workgroups` along x. Buffers are made for
+    /// this one call: for tests and one-off work; hot paths keep theirs.
     pub fn run(
         &self,
         pipeline: &wgpu::ComputePipeline,
         inputs: &[&[u8]],
         params: &[u8],
         output_len: usize,
+        resident: &[&wgpu::Buffer],
         workgroups: u32,
     ) -> Result<Vec<u8>, GpuError> {
         let device = &self.device;
@@ -230,6 +234,10 @@ impl GpuContext {
             .collect();
         entries.push(wgpu::BindGroupEntry { binding: inputs.len() as u32, resource: uniform.as_entire_binding() });
         entries.push(wgpu::BindGroupEntry { binding: inputs.len() as u32 + 1, resource: output.as_entire_binding() });
+        for (i, b) in resident.iter().enumerate() {
+            entries
+                .push(wgpu::BindGroupEntry { binding: (inputs.len() + 2 + i) as u32, resource: b.as_entire_binding() });
+        }
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &pipeline.get_bind_group_layout(0),
@@ -244,15 +252,29 @@ impl GpuContext {
             pass.dispatch_workgroups(workgroups, 1, 1);
         }
         encoder.copy_buffer_to_buffer(&output, 0, &readback, 0, size);
-        self.queue.submit([encoder.finish()]);
-        let slice = readback.slice(..);
+        let submission = self.queue.submit([encoder.finish()]);
+        self.read_back(&readback, submission, output_len)
+    }
+
+    /// Waits for `submission`, then copies the first `len` bytes out of
+    /// `readback` (a MAP_READ buffer the submission wrote) and unmaps it.
+    pub fn read_back(
+        &self,
+        readback: &wgpu::Buffer,
+        submission: wgpu::SubmissionIndex,
+        len: usize,
+    ) -> Result<Vec<u8>, GpuError> {
+        let failed = |e: &dyn fmt::Display| GpuError::Failed(e.to_string());
+        let slice = readback.slice(..(len.max(4) as u64).next_multiple_of(4));
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Failed(e.to_string()))?;
-        rx.recv().map_err(|e| GpuError::Failed(e.to_string()))?.map_err(|e| GpuError::Failed(e.to_string()))?;
-        let out = slice.get_mapped_range().map_err(|e| GpuError::Failed(e.to_string()))?[..output_len].to_vec();
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: None })
+            .map_err(|e| failed(&e))?;
+        rx.recv().map_err(|e| failed(&e))?.map_err(|e| failed(&e))?;
+        let out = slice.get_mapped_range().map_err(|e| failed(&e))?[..len].to_vec();
         readback.unmap();
         Ok(out)
     }
