@@ -11,6 +11,7 @@ pub mod input;
 pub mod multihash;
 pub mod report;
 pub mod sig;
+pub mod validator;
 pub mod verify;
 
 pub use chain::ChainState;
@@ -19,4 +20,7 @@ pub use hash::Digest;
 pub use input::{InputError, IoMode, Segment, expand_paths};
 pub use report::{BlockReport, CollectSink, Failure, MalformedReport, ReportSink, Rule, Summary};
 pub use sig::RuleSet;
+pub use validator::{
+    BlockVerdict, Pending, Request, SigBatch, SubmitError, Validator, ValidatorConfig, ValidatorStatus, Verdict,
+};
 pub use verify::{Verifier, VerifyOptions};

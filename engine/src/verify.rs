@@ -217,16 +217,27 @@ fn compute(batch: &Batch<'_>, rules: RuleSet, gpu: Option<&GpuSigner>, sizer: &m
             signature: &view.header.proposer_sig,
         }))
         .collect();
-    let mut verdicts = match gpu.map(|gpu| gpu.verify(rules, &items)) {
+    let mut verdicts = verify_signatures(gpu, rules, &items, sizer);
+    let block_ok = verdicts.split_off(txs.len());
+    Computed { digests, tx_ok: verdicts, block_ok }
+}
+
+/// One verdict per item, on the GPU when there is one (a batch the GPU
+/// fails to run is verified on the CPU: same verdicts).
+pub(crate) fn verify_signatures(
+    gpu: Option<&GpuSigner>,
+    rules: RuleSet,
+    items: &[SigItem<'_>],
+    sizer: &mut BatchSizer,
+) -> Vec<bool> {
+    match gpu.map(|gpu| gpu.verify(rules, items)) {
         Some(Ok(verdicts)) => verdicts,
         _ => {
             let mut verdicts = vec![false; items.len()];
-            sig::verify_many_tuned(rules, &items, &mut verdicts, sizer);
+            sig::verify_many_tuned(rules, items, &mut verdicts, sizer);
             verdicts
         }
-    };
-    let block_ok = verdicts.split_off(txs.len());
-    Computed { digests, tx_ok: verdicts, block_ok }
+    }
 }
 
 /// The chain-rule stage for one batch: nonces for the whole batch, then each
