@@ -6,6 +6,7 @@ mod bench_cmd;
 mod devices_cmd;
 mod gen_cmd;
 mod inspect_cmd;
+mod serve_cmd;
 mod sigs_cmd;
 mod verify_cmd;
 
@@ -37,6 +38,8 @@ enum Command {
     Bench(bench_cmd::BenchArgs),
     /// List the GPU adapters (backend, type, features used).
     Devices(devices_cmd::DevicesArgs),
+    /// Serve blocks and signature batches to a node over a local socket (docs/PROTOCOL.md).
+    Serve(serve_cmd::ServeArgs),
 }
 
 /// A run-stopping error: printed as one line, exit code 2.
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Sigs(a) => sigs_cmd::run(a),
         Command::Bench(a) => bench_cmd::run_bench(a),
         Command::Devices(a) => devices_cmd::run(a),
+        Command::Serve(a) => serve_cmd::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

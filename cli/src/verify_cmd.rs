@@ -79,7 +79,7 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
     Ok(if summary.valid() { 0 } else { EXIT_INVALID })
 }
 
-fn read_authorities(path: &Path) -> Result<HashSet<[u8; 32]>, Fatal> {
+pub fn read_authorities(path: &Path) -> Result<HashSet<[u8; 32]>, Fatal> {
     let text = std::fs::read_to_string(path).map_err(|e| Fatal(format!("{}: {e}", path.display())))?;
     let mut keys = HashSet::new();
     for (i, line) in text.lines().enumerate() {

@@ -10,6 +10,7 @@ pub mod hash;
 pub mod input;
 pub mod multihash;
 pub mod report;
+pub mod server;
 pub mod sig;
 pub mod validator;
 pub mod verify;

@@ -1,0 +1,196 @@
+//! A blocking Rust client for `vigil serve` (protocol v1,
+//! `docs/PROTOCOL.md`), with pipelining: [`Client::send`] many requests,
+//! then [`Client::recv`] their responses (each carries its request's id), or
+//! [`Client::split`] into a sending and a receiving half for two threads.
+//!
+//! ```no_run
+//! use vigil_client::{Client, Request, Response};
+//! let mut client = Client::connect("unix:/run/vigil.sock").unwrap();
+//! match client.call(&Request::Status).unwrap() {
+//!     Response::Status(json) => println!("{json}"),
+//!     other => eprintln!("unexpected {other:?}"),
+//! }
+//! ```
+
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+pub use vigil_protocol::{
+    BlockVerdict, DEFAULT_MAX_FRAME, ErrorCode, Failure, Outcome, RULE_NAMES, Request, Response, Rules, Signature,
+};
+use vigil_protocol::{DecodeError, FrameError, read_frame};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0:?}: expected unix:PATH or tcp:HOST:PORT")]
+    BadAddress(String),
+    #[error("connecting to {address}: {source}")]
+    Connect { address: String, source: io::Error },
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("reading a response: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the server closed the connection")]
+    Closed,
+    #[error("response {id}: {source}")]
+    Decode { id: u64, source: DecodeError },
+    #[error("expected the response to request {want}, got {got}")]
+    WrongId { want: u64, got: u64 },
+}
+
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn try_clone(&self) -> io::Result<Stream> {
+        Ok(match self {
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+        })
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
+        }
+    }
+}
+
+/// The sending half: numbers requests and writes them.
+pub struct Sender {
+    out: BufWriter<Stream>,
+    next_id: u64,
+}
+
+impl Sender {
+    /// Writes `request` (buffered: [`Sender::flush`] or `send` pushes it
+    /// out) and returns its id.
+    pub fn queue(&mut self, request: &Request) -> Result<u64, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.out.write_all(&request.encode(id))?;
+        Ok(id)
+    }
+
+    /// Writes `request` and flushes; returns its id.
+    pub fn send(&mut self, request: &Request) -> Result<u64, ClientError> {
+        let id = self.queue(request)?;
+        self.flush()?;
+        Ok(id)
+    }
+
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        Ok(self.out.flush()?)
+    }
+
+    /// Writes raw bytes (for tests of the server's error handling).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.out.write_all(bytes)?;
+        self.flush()
+    }
+
+    /// Tells the server no more requests will come (it still answers those
+    /// sent).
+    pub fn finish(mut self) -> Result<(), ClientError> {
+        self.flush()?;
+        Ok(self.out.get_ref().shutdown_write()?)
+    }
+}
+
+/// The receiving half.
+pub struct Receiver {
+    input: BufReader<Stream>,
+    max_frame: usize,
+}
+
+impl Receiver {
+    /// The next response and the id of the request it answers (0 for a
+    /// connection-level error sent before closing).
+    pub fn recv(&mut self) -> Result<(u64, Response), ClientError> {
+        let frame = read_frame(&mut self.input, self.max_frame)?.ok_or(ClientError::Closed)?;
+        let id = frame.header.id;
+        let response =
+            Response::decode(frame.header.kind, &frame.body).map_err(|source| ClientError::Decode { id, source })?;
+        Ok((id, response))
+    }
+}
+
+/// A connection to `vigil serve`.
+pub struct Client {
+    sender: Sender,
+    receiver: Receiver,
+}
+
+impl Client {
+    /// Connects to `unix:PATH` or `tcp:HOST:PORT`.
+    pub fn connect(address: &str) -> Result<Client, ClientError> {
+        let connect_err = |source| ClientError::Connect { address: address.to_owned(), source };
+        let stream = if let Some(path) = address.strip_prefix("unix:") {
+            Stream::Unix(UnixStream::connect(path).map_err(connect_err)?)
+        } else if let Some(hp) = address.strip_prefix("tcp:") {
+            let s = TcpStream::connect(hp).map_err(connect_err)?;
+            s.set_nodelay(true)?;
+            Stream::Tcp(s)
+        } else {
+            return Err(ClientError::BadAddress(address.to_owned()));
+        };
+        let read_half = stream.try_clone()?;
+        Ok(Client {
+            sender: Sender { out: BufWriter::new(stream), next_id: 1 },
+            receiver: Receiver { input: BufReader::new(read_half), max_frame: DEFAULT_MAX_FRAME },
+        })
+    }
+
+    /// Sends one request (flushed); returns its id.
+    pub fn send(&mut self, request: &Request) -> Result<u64, ClientError> {
+        self.sender.send(request)
+    }
+
+    /// The next response, with the id it answers.
+    pub fn recv(&mut self) -> Result<(u64, Response), ClientError> {
+        self.receiver.recv()
+    }
+
+    /// Sends `request` and waits for its response (nothing else may be in
+    /// flight on this client).
+    pub fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
+        let want = self.send(request)?;
+        let (got, response) = self.recv()?;
+        if got != want {
+            return Err(ClientError::WrongId { want, got });
+        }
+        Ok(response)
+    }
+
+    /// The two halves, for a sending thread and a receiving thread.
+    pub fn split(self) -> (Sender, Receiver) {
+        (self.sender, self.receiver)
+    }
+}

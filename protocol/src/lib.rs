@@ -1,0 +1,755 @@
+//! vigil's coprocessor wire protocol, version 1 (`docs/PROTOCOL.md` is the
+//! normative description; this crate is its one implementation, shared by
+//! `vigil serve` and the Rust client).
+//!
+//! Every message, both ways, is a frame:
+//!
+//! ```text
+//! u32 length   bytes after this field: 12 + body (little-endian, like every integer)
+//! u8  version  1
+//! u8  kind     what the body is
+//! u16 flags    0
+//! u64 id       chosen by the client, echoed by the response
+//! body         length − 12 bytes
+//! ```
+//!
+//! Decoding never panics and never allocates more than the bytes it was
+//! given justify: counts are checked against what is left of the body.
+
+use std::io::{self, Read, Write};
+
+pub const VERSION: u8 = 1;
+/// Bytes of a frame after the length field and before the body.
+pub const HEADER_LEN: usize = 12;
+/// Bytes of the length field plus the header.
+pub const PREFIX_LEN: usize = 4 + HEADER_LEN;
+/// The largest frame (length field) a server accepts by default.
+pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
+
+/// Frame kinds: requests, and each request's response kind (request | 0x80).
+pub mod kind {
+    pub const SUBMIT_BLOCK: u8 = 0x01;
+    pub const VERIFY_SIGNATURES: u8 = 0x02;
+    pub const HASH: u8 = 0x03;
+    pub const STATUS: u8 = 0x04;
+    pub const BLOCK_VERDICT: u8 = 0x81;
+    pub const SIGNATURE_VERDICTS: u8 = 0x82;
+    pub const DIGESTS: u8 = 0x83;
+    pub const STATUS_REPORT: u8 = 0x84;
+    pub const ERROR: u8 = 0xff;
+}
+
+/// FORMAT.md's rules in the order of its table; a failure carries its index.
+pub const RULE_NAMES: [&str; 10] = [
+    "malformed",
+    "chain_id",
+    "height",
+    "prev_hash",
+    "timestamp",
+    "tx_root",
+    "block_signature",
+    "tx_signature",
+    "tx_timestamp",
+    "nonce",
+];
+
+/// A frame's fixed part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// The length field: `HEADER_LEN` + body bytes.
+    pub length: u32,
+    pub version: u8,
+    pub kind: u8,
+    pub flags: u16,
+    pub id: u64,
+}
+
+impl Header {
+    pub fn parse(prefix: &[u8; PREFIX_LEN]) -> Header {
+        Header {
+            length: u32::from_le_bytes(prefix[0..4].try_into().expect("4 bytes")),
+            version: prefix[4],
+            kind: prefix[5],
+            flags: u16::from_le_bytes(prefix[6..8].try_into().expect("2 bytes")),
+            id: u64::from_le_bytes(prefix[8..16].try_into().expect("8 bytes")),
+        }
+    }
+
+    /// Body bytes, when the length field is sane: at least the header, at
+    /// most `max_frame`.
+    pub fn body_len(&self, max_frame: usize) -> Result<usize, FrameError> {
+        let length = self.length as usize;
+        if length < HEADER_LEN {
+            return Err(FrameError::TooShort { length: self.length });
+        }
+        if length > max_frame {
+            return Err(FrameError::TooLarge { length: self.length, max: max_frame });
+        }
+        Ok(length - HEADER_LEN)
+    }
+}
+
+/// A whole frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub header: Header,
+    pub body: Vec<u8>,
+}
+
+/// A frame whose length field cannot be trusted: the stream is out of step
+/// and the connection must close.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame length {length} is shorter than the {HEADER_LEN}-byte header")]
+    TooShort { length: u32 },
+    #[error("frame length {length} is over the limit of {max} bytes")]
+    TooLarge { length: u32, max: usize },
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Encodes one frame.
+pub fn encode_frame(kind: u8, id: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PREFIX_LEN + body.len());
+    out.extend_from_slice(&((HEADER_LEN + body.len()) as u32).to_le_bytes());
+    out.push(VERSION);
+    out.push(kind);
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Reads one frame from a blocking stream; `Ok(None)` at a clean end of
+/// stream (between frames).
+pub fn read_frame(r: &mut impl Read, max_frame: usize) -> Result<Option<Frame>, FrameError> {
+    let mut prefix = [0u8; PREFIX_LEN];
+    let mut got = 0;
+    while got < PREFIX_LEN {
+        match r.read(&mut prefix[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(FrameError::Truncated),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let header = Header::parse(&prefix);
+    let mut body = vec![0u8; header.body_len(max_frame)?];
+    r.read_exact(&mut body).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => FrameError::Truncated,
+        _ => FrameError::Io(e),
+    })?;
+    Ok(Some(Frame { header, body }))
+}
+
+pub fn write_frame(w: &mut impl Write, kind: u8, id: u64, body: &[u8]) -> io::Result<()> {
+    w.write_all(&encode_frame(kind, id, body))
+}
+
+/// Signature rules of a `verify_signatures` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rules {
+    Zip215 = 0,
+    Strict = 1,
+}
+
+/// One signature to verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub public_key: [u8; 32],
+    pub signature: [u8; 64],
+    pub message: Vec<u8>,
+}
+
+/// A request body, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// One block, format v1 bytes.
+    SubmitBlock(Vec<u8>),
+    VerifySignatures {
+        rules: Rules,
+        signatures: Vec<Signature>,
+    },
+    /// BLAKE3 of each message, keyed when `key` is set.
+    Hash {
+        key: Option<[u8; 32]>,
+        messages: Vec<Vec<u8>>,
+    },
+    Status,
+}
+
+/// What a checked block is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Valid = 0,
+    Invalid = 1,
+    /// Not a well-formed block; `message` says why. Not applied.
+    Malformed = 2,
+    /// A well-formed block followed by more bytes. Not applied.
+    ExtraBytes = 3,
+    /// A new chain when the server keeps as many as it may. Not applied.
+    TooManyChains = 4,
+}
+
+/// One rule a block breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Index into [`RULE_NAMES`].
+    pub rule: u8,
+    /// The transaction's index in the block, for per-transaction rules.
+    pub tx: Option<u32>,
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn rule_name(&self) -> &'static str {
+        RULE_NAMES.get(self.rule as usize).copied().unwrap_or("unknown")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockVerdict {
+    pub outcome: Outcome,
+    /// 0-based index of the block in its chain (checked blocks only).
+    pub position: u64,
+    pub height: u64,
+    pub hash: [u8; 32],
+    pub tx_count: u32,
+    pub failures: Vec<Failure>,
+    /// Why a block was not checked (empty for checked blocks).
+    pub message: String,
+}
+
+/// Error codes of an `error` response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadVersion = 1,
+    BadFlags = 2,
+    UnknownKind = 3,
+    BadBody = 4,
+    Overloaded = 5,
+    ShuttingDown = 6,
+    FrameTooLarge = 7,
+    FrameTooShort = 8,
+    Internal = 9,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::BadVersion,
+        ErrorCode::BadFlags,
+        ErrorCode::UnknownKind,
+        ErrorCode::BadBody,
+        ErrorCode::Overloaded,
+        ErrorCode::ShuttingDown,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::FrameTooShort,
+        ErrorCode::Internal,
+    ];
+
+    pub fn from_u16(v: u16) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| *c as u16 == v)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::BadVersion => "bad_version",
+            ErrorCode::BadFlags => "bad_flags",
+            ErrorCode::UnknownKind => "unknown_kind",
+            ErrorCode::BadBody => "bad_body",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::FrameTooShort => "frame_too_short",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// A response body, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    BlockVerdict(BlockVerdict),
+    /// One verdict per signature, in request order.
+    SignatureVerdicts(Vec<bool>),
+    Digests(Vec<[u8; 32]>),
+    /// A JSON object (see PROTOCOL.md).
+    Status(String),
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// A body that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown frame kind {0:#04x}")]
+    UnknownKind(u8),
+    #[error("body ends at byte {at} but {need} more bytes are needed for {what}")]
+    Short { what: &'static str, at: usize, need: usize },
+    #[error("{what} at byte {at}: {problem}")]
+    Invalid { what: &'static str, at: usize, problem: String },
+    #[error("{left} bytes after the end of the body's content")]
+    Trailing { left: usize },
+}
+
+/// Reads a body front to back.
+struct Cursor<'a> {
+    body: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(body: &'a [u8]) -> Self {
+        Cursor { body, at: 0 }
+    }
+
+    fn left(&self) -> usize {
+        self.body.len() - self.at
+    }
+
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        if self.left() < n {
+            return Err(DecodeError::Short { what, at: self.at, need: n - self.left() });
+        }
+        let out = &self.body[self.at..self.at + n];
+        self.at += n;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+        Ok(self.take(N, what)?.try_into().expect("N bytes"))
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array(what)?))
+    }
+
+    fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+
+    /// A count of items of at least `min_item` bytes each, checked against
+    /// what is left so no allocation outgrows the body.
+    fn count(&mut self, what: &'static str, min_item: usize) -> Result<usize, DecodeError> {
+        let at = self.at;
+        let n = self.u32(what)? as usize;
+        if n.saturating_mul(min_item) > self.left() {
+            return Err(DecodeError::Invalid {
+                what,
+                at,
+                problem: format!("{n} items of at least {min_item} bytes do not fit in {} bytes", self.left()),
+            });
+        }
+        Ok(n)
+    }
+
+    fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
+        let n = self.u16(what)? as usize;
+        let at = self.at;
+        let bytes = self.take(n, what)?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| DecodeError::Invalid { what, at, problem: e.to_string() })
+    }
+
+    fn finish(self) -> Result<(), DecodeError> {
+        match self.left() {
+            0 => Ok(()),
+            left => Err(DecodeError::Trailing { left }),
+        }
+    }
+}
+
+fn put_string(out: &mut Vec<u8>, s: &str) {
+    // Strings are at most 65,535 bytes; longer ones are cut at a char boundary.
+    let mut end = s.len().min(u16::MAX as usize);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.extend_from_slice(&(end as u16).to_le_bytes());
+    out.extend_from_slice(&s.as_bytes()[..end]);
+}
+
+impl Request {
+    pub fn kind(&self) -> u8 {
+        match self {
+            Request::SubmitBlock(_) => kind::SUBMIT_BLOCK,
+            Request::VerifySignatures { .. } => kind::VERIFY_SIGNATURES,
+            Request::Hash { .. } => kind::HASH,
+            Request::Status => kind::STATUS,
+        }
+    }
+
+    pub fn encode_body(&self) -> Vec<u8> {
+        match self {
+            Request::SubmitBlock(block) => block.clone(),
+            Request::VerifySignatures { rules, signatures } => {
+                let mut out = vec![*rules as u8];
+                out.extend_from_slice(&(signatures.len() as u32).to_le_bytes());
+                for s in signatures {
+                    out.extend_from_slice(&s.public_key);
+                    out.extend_from_slice(&s.signature);
+                    out.extend_from_slice(&(s.message.len() as u32).to_le_bytes());
+                    out.extend_from_slice(&s.message);
+                }
+                out
+            }
+            Request::Hash { key, messages } => {
+                let mut out = Vec::new();
+                match key {
+                    None => out.push(0),
+                    Some(k) => {
+                        out.push(1);
+                        out.extend_from_slice(k);
+                    }
+                }
+                out.extend_from_slice(&(messages.len() as u32).to_le_bytes());
+                for m in messages {
+                    out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+                    out.extend_from_slice(m);
+                }
+                out
+            }
+            Request::Status => Vec::new(),
+        }
+    }
+
+    /// The whole frame.
+    pub fn encode(&self, id: u64) -> Vec<u8> {
+        encode_frame(self.kind(), id, &self.encode_body())
+    }
+
+    pub fn decode(kind: u8, body: &[u8]) -> Result<Request, DecodeError> {
+        let mut c = Cursor::new(body);
+        let request = match kind {
+            kind::SUBMIT_BLOCK => return Ok(Request::SubmitBlock(body.to_vec())),
+            kind::VERIFY_SIGNATURES => {
+                let at = c.at;
+                let rules = match c.u8("rules")? {
+                    0 => Rules::Zip215,
+                    1 => Rules::Strict,
+                    v => {
+                        return Err(DecodeError::Invalid {
+                            what: "rules",
+                            at,
+                            problem: format!("{v} is neither 0 (zip215) nor 1 (strict)"),
+                        });
+                    }
+                };
+                let n = c.count("signature count", 32 + 64 + 4)?;
+                let mut signatures = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let public_key = c.array("public key")?;
+                    let signature = c.array("signature")?;
+                    let len = c.u32("message length")? as usize;
+                    let message = c.take(len, "message")?.to_vec();
+                    signatures.push(Signature { public_key, signature, message });
+                }
+                Request::VerifySignatures { rules, signatures }
+            }
+            kind::HASH => {
+                let at = c.at;
+                let key = match c.u8("hash mode")? {
+                    0 => None,
+                    1 => Some(c.array("key")?),
+                    v => {
+                        return Err(DecodeError::Invalid {
+                            what: "hash mode",
+                            at,
+                            problem: format!("{v} is neither 0 (plain) nor 1 (keyed)"),
+                        });
+                    }
+                };
+                let n = c.count("message count", 4)?;
+                let mut messages = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let len = c.u32("message length")? as usize;
+                    messages.push(c.take(len, "message")?.to_vec());
+                }
+                Request::Hash { key, messages }
+            }
+            kind::STATUS => Request::Status,
+            other => return Err(DecodeError::UnknownKind(other)),
+        };
+        c.finish()?;
+        Ok(request)
+    }
+}
+
+impl Response {
+    pub fn kind(&self) -> u8 {
+        match self {
+            Response::BlockVerdict(_) => kind::BLOCK_VERDICT,
+            Response::SignatureVerdicts(_) => kind::SIGNATURE_VERDICTS,
+            Response::Digests(_) => kind::DIGESTS,
+            Response::Status(_) => kind::STATUS_REPORT,
+            Response::Error { .. } => kind::ERROR,
+        }
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+        Response::Error { code, message: message.into() }
+    }
+
+    pub fn encode_body(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Response::BlockVerdict(v) => {
+                out.push(v.outcome as u8);
+                out.extend_from_slice(&v.position.to_le_bytes());
+                out.extend_from_slice(&v.height.to_le_bytes());
+                out.extend_from_slice(&v.hash);
+                out.extend_from_slice(&v.tx_count.to_le_bytes());
+                out.extend_from_slice(&(v.failures.len() as u32).to_le_bytes());
+                for f in &v.failures {
+                    out.push(f.rule);
+                    out.extend_from_slice(&f.tx.unwrap_or(u32::MAX).to_le_bytes());
+                    put_string(&mut out, &f.detail);
+                }
+                put_string(&mut out, &v.message);
+            }
+            Response::SignatureVerdicts(v) => {
+                out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                out.extend(v.iter().map(|ok| u8::from(*ok)));
+            }
+            Response::Digests(d) => {
+                out.extend_from_slice(&(d.len() as u32).to_le_bytes());
+                for h in d {
+                    out.extend_from_slice(h);
+                }
+            }
+            Response::Status(json) => out.extend_from_slice(json.as_bytes()),
+            Response::Error { code, message } => {
+                out.extend_from_slice(&(*code as u16).to_le_bytes());
+                put_string(&mut out, message);
+            }
+        }
+        out
+    }
+
+    /// The whole frame.
+    pub fn encode(&self, id: u64) -> Vec<u8> {
+        encode_frame(self.kind(), id, &self.encode_body())
+    }
+
+    pub fn decode(kind: u8, body: &[u8]) -> Result<Response, DecodeError> {
+        let mut c = Cursor::new(body);
+        let response = match kind {
+            kind::BLOCK_VERDICT => {
+                let at = c.at;
+                let outcome = match c.u8("outcome")? {
+                    0 => Outcome::Valid,
+                    1 => Outcome::Invalid,
+                    2 => Outcome::Malformed,
+                    3 => Outcome::ExtraBytes,
+                    4 => Outcome::TooManyChains,
+                    v => {
+                        return Err(DecodeError::Invalid {
+                            what: "outcome",
+                            at,
+                            problem: format!("unknown outcome {v}"),
+                        });
+                    }
+                };
+                let position = c.u64("position")?;
+                let height = c.u64("height")?;
+                let hash = c.array("hash")?;
+                let tx_count = c.u32("tx_count")?;
+                let n = c.count("failure count", 1 + 4 + 2)?;
+                let mut failures = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let rule = c.u8("rule")?;
+                    let tx = c.u32("tx")?;
+                    let detail = c.string("detail")?;
+                    failures.push(Failure { rule, tx: (tx != u32::MAX).then_some(tx), detail });
+                }
+                let message = c.string("message")?;
+                Response::BlockVerdict(BlockVerdict { outcome, position, height, hash, tx_count, failures, message })
+            }
+            kind::SIGNATURE_VERDICTS => {
+                let n = c.count("verdict count", 1)?;
+                let at = c.at;
+                let bytes = c.take(n, "verdicts")?;
+                if let Some(i) = bytes.iter().position(|b| *b > 1) {
+                    return Err(DecodeError::Invalid {
+                        what: "verdict",
+                        at: at + i,
+                        problem: format!("{} is neither 0 nor 1", bytes[i]),
+                    });
+                }
+                Response::SignatureVerdicts(bytes.iter().map(|b| *b == 1).collect())
+            }
+            kind::DIGESTS => {
+                let n = c.count("digest count", 32)?;
+                let mut digests = Vec::with_capacity(n);
+                for _ in 0..n {
+                    digests.push(c.array("digest")?);
+                }
+                Response::Digests(digests)
+            }
+            kind::STATUS_REPORT => {
+                let json = String::from_utf8(body.to_vec()).map_err(|e| DecodeError::Invalid {
+                    what: "status",
+                    at: 0,
+                    problem: e.to_string(),
+                })?;
+                return Ok(Response::Status(json));
+            }
+            kind::ERROR => {
+                let at = c.at;
+                let raw = c.u16("error code")?;
+                let code = ErrorCode::from_u16(raw).ok_or_else(|| DecodeError::Invalid {
+                    what: "error code",
+                    at,
+                    problem: format!("unknown code {raw}"),
+                })?;
+                Response::Error { code, message: c.string("message")? }
+            }
+            other => return Err(DecodeError::UnknownKind(other)),
+        };
+        c.finish()?;
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requests() -> Vec<Request> {
+        vec![
+            Request::SubmitBlock(vec![1, 2, 3]),
+            Request::SubmitBlock(Vec::new()),
+            Request::VerifySignatures {
+                rules: Rules::Strict,
+                signatures: vec![
+                    Signature { public_key: [7; 32], signature: [9; 64], message: b"hello".to_vec() },
+                    Signature { public_key: [1; 32], signature: [2; 64], message: Vec::new() },
+                ],
+            },
+            Request::VerifySignatures { rules: Rules::Zip215, signatures: Vec::new() },
+            Request::Hash { key: None, messages: vec![b"a".to_vec(), Vec::new()] },
+            Request::Hash { key: Some([3; 32]), messages: vec![vec![0; 1000]] },
+            Request::Status,
+        ]
+    }
+
+    fn responses() -> Vec<Response> {
+        vec![
+            Response::BlockVerdict(BlockVerdict {
+                outcome: Outcome::Invalid,
+                position: 5,
+                height: 6,
+                hash: [4; 32],
+                tx_count: 3,
+                failures: vec![
+                    Failure { rule: 7, tx: Some(2), detail: "bad signature ✓".into() },
+                    Failure { rule: 2, tx: None, detail: String::new() },
+                ],
+                message: String::new(),
+            }),
+            Response::SignatureVerdicts(vec![true, false, true]),
+            Response::Digests(vec![[5; 32], [6; 32]]),
+            Response::Status("{\"a\":1}".into()),
+            Response::error(ErrorCode::BadBody, "nope"),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips_through_a_stream() {
+        let mut wire = Vec::new();
+        for (i, r) in requests().iter().enumerate() {
+            wire.extend(r.encode(i as u64 * 1000));
+        }
+        let mut reader = &wire[..];
+        for (i, want) in requests().iter().enumerate() {
+            let frame = read_frame(&mut reader, DEFAULT_MAX_FRAME).unwrap().unwrap();
+            assert_eq!(frame.header.id, i as u64 * 1000);
+            assert_eq!(frame.header.version, VERSION);
+            assert_eq!(Request::decode(frame.header.kind, &frame.body).unwrap(), *want);
+        }
+        assert!(read_frame(&mut reader, DEFAULT_MAX_FRAME).unwrap().is_none());
+        for want in responses() {
+            let bytes = want.encode(42);
+            let frame = read_frame(&mut &bytes[..], DEFAULT_MAX_FRAME).unwrap().unwrap();
+            assert_eq!(Response::decode(frame.header.kind, &frame.body).unwrap(), want);
+        }
+    }
+
+    /// Every strict prefix of every body fails to decode with an error (no
+    /// panic), and so does every body with a byte added (except the kinds
+    /// whose body is free-form).
+    #[test]
+    fn cut_or_padded_bodies_are_errors() {
+        for r in requests() {
+            let body = r.encode_body();
+            if !matches!(r, Request::SubmitBlock(_)) {
+                for cut in 0..body.len() {
+                    assert!(Request::decode(r.kind(), &body[..cut]).is_err(), "{r:?} cut at {cut}");
+                }
+                let mut padded = body.clone();
+                padded.push(0);
+                assert!(Request::decode(r.kind(), &padded).is_err(), "{r:?} padded");
+            }
+        }
+        for r in responses() {
+            let body = r.encode_body();
+            if !matches!(r, Response::Status(_)) {
+                for cut in 0..body.len() {
+                    assert!(Response::decode(r.kind(), &body[..cut]).is_err(), "{r:?} cut at {cut}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_counts_do_not_allocate() {
+        // A signature count of 2^32 - 1 in a 5-byte body.
+        let body = [0u8, 0xff, 0xff, 0xff, 0xff];
+        let err = Request::decode(kind::VERIFY_SIGNATURES, &body).unwrap_err();
+        assert!(matches!(err, DecodeError::Invalid { what: "signature count", .. }), "{err}");
+        assert!(Request::decode(0x7e, &[]).is_err());
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 96) as usize;
+            let body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let k = [1u8, 2, 3, 4, 0x81, 0x82, 0x83, 0x84, 0xff][(next() % 9) as usize];
+            let _ = Request::decode(k, &body);
+            let _ = Response::decode(k, &body);
+            let _ = read_frame(&mut &body[..], 1 << 10);
+        }
+    }
+
+    #[test]
+    fn bad_length_fields_are_frame_errors() {
+        let mut short = encode_frame(kind::STATUS, 1, &[]);
+        short[0] = 11;
+        assert!(matches!(read_frame(&mut &short[..], 100), Err(FrameError::TooShort { length: 11 })));
+        let big = encode_frame(kind::SUBMIT_BLOCK, 1, &[0; 200]);
+        assert!(matches!(read_frame(&mut &big[..], 100), Err(FrameError::TooLarge { .. })));
+        let ok = encode_frame(kind::SUBMIT_BLOCK, 1, &[0; 20]);
+        assert!(matches!(read_frame(&mut &ok[..ok.len() - 1], 100), Err(FrameError::Truncated)));
+        assert!(matches!(read_frame(&mut &ok[..3], 100), Err(FrameError::Truncated)));
+    }
+}
