@@ -30,10 +30,37 @@ pub struct BenchArgs {
     /// cpu: CPU only; gpu or auto: also measure the GPU (gpu: exit 2 without one).
     #[arg(long, value_enum, default_value = "cpu")]
     backend: crate::args::Backend,
+    /// Measure `vigil serve` instead: p50/p99 latency and throughput for each
+    /// max_batch/max_delay setting, against direct verification.
+    #[arg(long)]
+    serve: bool,
+    /// --serve: the loads, as CLIENTS/IN_FLIGHT pairs (default: 1/1,16/4).
+    #[arg(long, value_delimiter = ',', requires = "serve", value_parser = pair)]
+    loads: Vec<(usize, usize)>,
+    /// --serve: signatures a request.
+    #[arg(long, default_value_t = 16, requires = "serve")]
+    request_sigs: usize,
+    /// --serve: the settings, as MAX_BATCH/MAX_DELAY_US pairs (default: 64, 1024, 8192 × 100, 2000 µs).
+    #[arg(long, value_delimiter = ',', requires = "serve", value_parser = pair)]
+    settings: Vec<(usize, usize)>,
+}
+
+/// `A/B`, A at least 1.
+fn pair(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s.split_once('/').ok_or_else(|| format!("{s:?}: expected two numbers as A/B, e.g. 1024/2000"))?;
+    let a: usize = a.parse().map_err(|e| format!("{a:?}: {e}"))?;
+    let b: usize = b.parse().map_err(|e| format!("{b:?}: {e}"))?;
+    if a == 0 {
+        return Err(format!("{s:?}: the first number must be at least 1"));
+    }
+    Ok((a, b))
 }
 
 pub fn run_bench(a: BenchArgs) -> Result<u8, Fatal> {
     let gpu = crate::args::open_backend(a.backend)?;
+    if a.serve {
+        return run_serve(a, gpu);
+    }
     let opts = BenchOptions { chain: a.chain, txs: a.txs, senders: a.senders, seconds: a.seconds, gpu };
     let report = run(&opts, &|what| eprintln!("vigil bench: {what}…"))?;
     if a.json {
@@ -141,4 +168,58 @@ fn plot(r: &BenchReport, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
     chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
     root.present()?;
     Ok(())
+}
+
+fn run_serve(a: BenchArgs, gpu: Option<std::sync::Arc<vigil_engine::gpu::GpuSigner>>) -> Result<u8, Fatal> {
+    use vigil_benches::serve::{ServeOptions, run};
+    if a.request_sigs == 0 || a.loads.iter().any(|l| l.1 == 0) {
+        return Err(Fatal("--request-sigs and each load's requests in flight must be at least 1".into()));
+    }
+    let mut o = ServeOptions { request_sigs: a.request_sigs, seconds: a.seconds, gpu, ..Default::default() };
+    if !a.settings.is_empty() {
+        o.settings = a.settings.iter().map(|&(b, d)| (b, std::time::Duration::from_micros(d as u64))).collect();
+    }
+    if !a.loads.is_empty() {
+        o.loads = a.loads;
+    }
+    let r = run(&o, &|what| eprintln!("vigil bench --serve: {what}…"))?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(0);
+    }
+    println!("CPU: {} ({} threads), backend: {}", r.cpu, r.cores, r.backend);
+    println!(
+        "requests of {} signatures over a unix socket (1 in 100 invalid); direct verification of the same (no server): {:.1}k sig/s\n",
+        r.request_sigs,
+        r.direct_signatures_per_second / 1e3
+    );
+    println!(
+        "{:>7}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>10}  {:>12}  {:>9}  {:>10}",
+        "clients",
+        "in flight",
+        "max_batch",
+        "max_delay",
+        "requests",
+        "p50",
+        "p99",
+        "throughput",
+        "vs direct",
+        "mean batch"
+    );
+    for row in &r.rows {
+        println!(
+            "{:>7}  {:>9}  {:>9}  {:>7}µs  {:>9}  {:>8.0}µs  {:>8.0}µs  {:>6.1}k sig/s  {:>8.2}x  {:>10.1}",
+            row.clients,
+            row.depth,
+            row.max_batch,
+            row.max_delay_us,
+            row.requests,
+            row.p50_us,
+            row.p99_us,
+            row.signatures_per_second / 1e3,
+            row.ratio,
+            row.mean_batch
+        );
+    }
+    Ok(0)
 }

@@ -448,6 +448,37 @@ fn bench_reports_every_stage_as_json_and_draws_the_plot() {
 }
 
 #[test]
+fn bench_serve_reports_latency_and_throughput_per_setting() {
+    let o = vigil(&[
+        "bench",
+        "--serve",
+        "--seconds",
+        "0.2",
+        "--settings",
+        "64/100,4096/3000",
+        "--loads",
+        "1/1,4/2",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let r = &ndjson(&o)[0];
+    assert!(r["direct_signatures_per_second"].as_f64().unwrap() > 0.0);
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        assert!(row["requests"].as_u64().unwrap() > 0, "{row}");
+        let (p50, p99) = (row["p50_us"].as_f64().unwrap(), row["p99_us"].as_f64().unwrap());
+        assert!(p50 > 0.0 && p99 >= p50, "{row}");
+        assert!(row["signatures_per_second"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    // A lone request waits out max_delay (3 ms) when it cannot fill the batch.
+    let lone_long_delay = rows.iter().find(|r| r["clients"] == 1 && r["max_delay_us"] == 3000).unwrap();
+    assert!(lone_long_delay["p50_us"].as_f64().unwrap() >= 3000.0, "{lone_long_delay}");
+    let o = vigil(&["bench", "--serve", "--settings", "0/5"]);
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
 fn devices_lists_adapters() {
     let o = vigil(&["devices", "--json"]);
     assert_eq!(code(&o), 0);
@@ -498,4 +529,101 @@ fn gpu_backend_matches_cpu_and_auto_falls_back() {
     let auto = vigil(&["verify", s(&file), "--json", "--all", "--backend", "auto"]);
     assert_eq!(strip(&auto), strip(&cpu));
     assert_eq!(code(&vigil(&["verify", s(&file), "--backend", "quantum"])), 2);
+}
+
+/// `vigil serve` as a node would run it: the bundled sample chain's blocks
+/// and the RFC 8032 vectors over a unix socket, pipelined; SIGTERM with
+/// requests in flight answers them all, removes the socket and exits 0.
+#[test]
+fn serve_answers_blocks_and_signatures_and_stops_cleanly_on_sigterm() {
+    use vigil_client::{Client, Outcome, Request, Response, Rules, Signature};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("vigil.sock");
+    let mut child = Command::new(VIGIL)
+        .args(["serve", "--listen", &format!("unix:{}", s(&sock)), "--max-delay-us", "300000"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut client = loop {
+        match Client::connect(&format!("unix:{}", s(&sock))) {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(started.elapsed().as_secs() < 30, "server did not come up: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    };
+    // The sample chain, a block a request: all valid, positions in order.
+    let sample = workspace().join("datasets/sample");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&sample)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "vblk"))
+        .collect();
+    files.sort();
+    let mut sent = 0;
+    for f in &files {
+        let data = std::fs::read(f).unwrap();
+        for (offset, b) in vigil_engine::format::blocks(&data) {
+            let block = data[offset as usize..offset as usize + b.unwrap().len()].to_vec();
+            client.send(&Request::SubmitBlock(block)).unwrap();
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 64);
+    for position in 0..sent {
+        let (id, Response::BlockVerdict(v)) = client.recv().unwrap() else { panic!() };
+        assert_eq!((id, v.outcome, v.position), (position + 1, Outcome::Valid, position), "{:?}", v.failures);
+    }
+    // RFC 8032 lines, each with a flipped copy, pipelined, then SIGTERM
+    // while they wait out the 300 ms batching delay.
+    let mut signatures = Vec::new();
+    for line in rfc_lines().iter().take(40) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let field = |k: &str| hex::decode(v[k].as_str().unwrap()).unwrap();
+        let public_key: [u8; 32] = field("pubkey").try_into().unwrap();
+        let message = field("msg");
+        let signature: [u8; 64] = field("sig").try_into().unwrap();
+        let mut flipped = signature;
+        flipped[10] ^= 4;
+        signatures.push(Signature { public_key, signature, message: message.clone() });
+        signatures.push(Signature { public_key, signature: flipped, message });
+    }
+    let (mut tx, mut rx) = client.split();
+    let ids: Vec<u64> = signatures
+        .chunks(8)
+        .map(|c| tx.send(&Request::VerifySignatures { rules: Rules::Zip215, signatures: c.to_vec() }).unwrap())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    for (i, id) in ids.iter().enumerate() {
+        let (got, r) = rx.recv().unwrap();
+        assert_eq!(got, *id);
+        let want: Vec<bool> = (0..r_len(&r)).map(|j| j % 2 == 0).collect();
+        assert_eq!(r, Response::SignatureVerdicts(want), "batch {i}");
+    }
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("stopped:") && stderr.contains("64 blocks"), "{stderr}");
+    assert!(!sock.exists(), "the socket file is removed");
+}
+
+fn r_len(r: &vigil_client::Response) -> usize {
+    match r {
+        vigil_client::Response::SignatureVerdicts(v) => v.len(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn serve_refuses_remote_addresses_without_allow_remote() {
+    let o = vigil(&["serve", "--listen", "tcp:0.0.0.0:0"]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not a loopback address") && err.contains("--allow-remote"), "{err}");
+    let o = vigil(&["serve", "--listen", "udp:1"]);
+    assert_eq!(code(&o), 2);
 }

@@ -20,6 +20,19 @@
 //! shuts down. The queue is bounded in bytes: [`Validator::submit`] waits for
 //! room (back-pressure), [`Validator::try_submit`] refuses and counts an
 //! overload.
+//!
+//! ```
+//! use ed25519_dalek::{Signer, SigningKey};
+//! use vigil_engine::{RuleSet, SigBatch, Validator, ValidatorConfig};
+//!
+//! let key = SigningKey::from_bytes(&[7; 32]);
+//! let signature = key.sign(b"reading 42").to_bytes();
+//! let mut batch = SigBatch::new();
+//! batch.push(key.verifying_key().as_bytes(), b"reading 42", &signature);
+//! batch.push(key.verifying_key().as_bytes(), b"reading 43", &signature);
+//! let validator = Validator::new(ValidatorConfig::default());
+//! assert_eq!(validator.check_signatures(RuleSet::Zip215, batch).unwrap(), [true, false]);
+//! ```
 
 use crate::format::{BlockView, Malformation};
 use crate::gpu::GpuSigner;

@@ -414,3 +414,35 @@ fn shutdown_answers_everything_in_flight() {
     assert_eq!(counters.undelivered.load(Relaxed), 0);
     assert!(counters.responses.load(Relaxed) > N as u64);
 }
+
+/// Beyond `max_connections`, a new connection is told `overloaded` and
+/// closed; once a slot frees up, connections are served again.
+#[test]
+fn connections_beyond_the_limit_are_refused_with_a_reason() {
+    let server = Running::start(
+        ValidatorConfig::default(),
+        ServerConfig { max_connections: 1, ..ServerConfig::default() },
+        false,
+    );
+    let mut first = server.client();
+    assert!(matches!(first.call(&Request::Status).unwrap(), Response::Status(_)));
+    let mut second = server.client();
+    let (id, r) = second.recv().unwrap();
+    assert_eq!(id, 0);
+    assert!(expect_error(r, ErrorCode::Overloaded).contains("1 connections"));
+    assert!(matches!(second.recv(), Err(vigil_client::ClientError::Closed)));
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut third = server.client();
+        match third.call(&Request::Status) {
+            Ok(Response::Status(_)) => break,
+            Ok(Response::Error { code: ErrorCode::Overloaded, .. }) | Err(_) => {
+                assert!(Instant::now() < deadline, "the freed slot was never reused");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(other) => panic!("{other:?}"),
+        }
+    }
+    assert!(server.stop().connections_refused.load(Relaxed) >= 1);
+}
