@@ -497,13 +497,15 @@ impl Worker {
             }
             q = shared.work.wait(q).unwrap_or_else(PoisonError::into_inner);
         }
-        let deadline = q.jobs[0].enqueued + config.max_delay;
+        // A delay too long to add to an instant means: wait for a full batch.
+        let deadline = q.jobs[0].enqueued.checked_add(config.max_delay);
         while !q.closed && q.signatures < config.max_batch {
             let now = Instant::now();
-            if now >= deadline {
-                break;
+            match deadline {
+                Some(d) if now >= d => break,
+                Some(d) => q = shared.work.wait_timeout(q, d - now).unwrap_or_else(PoisonError::into_inner).0,
+                None => q = shared.work.wait(q).unwrap_or_else(PoisonError::into_inner),
             }
-            q = shared.work.wait_timeout(q, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
         }
         let mut jobs = Vec::new();
         let mut signatures = 0;
