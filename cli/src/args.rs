@@ -95,3 +95,83 @@ mod tests {
         assert_eq!(hex32(&"ab".repeat(32)), Ok([0xab; 32]));
     }
 }
+
+/// `A..B` or `A..`: chain positions A <= p < B.
+pub fn position_range(s: &str) -> Result<(u64, Option<u64>), String> {
+    let (a, b) = s.split_once("..").ok_or_else(|| format!("{s:?}: expected A..B or A.. (chain positions)"))?;
+    let a: u64 = a.parse().map_err(|e| format!("{a:?}: {e}"))?;
+    let b: Option<u64> = if b.is_empty() { None } else { Some(b.parse().map_err(|e| format!("{b:?}: {e}"))?) };
+    if b.is_some_and(|b| b < a) {
+        return Err(format!("{s:?}: the end is before the start"));
+    }
+    Ok((a, b))
+}
+
+/// `--shard I/N` or `--shard auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardSpec {
+    Index(u32, u32),
+    Auto,
+}
+
+pub fn shard_spec(s: &str) -> Result<ShardSpec, String> {
+    if s == "auto" {
+        return Ok(ShardSpec::Auto);
+    }
+    let (i, n) = s.split_once('/').ok_or_else(|| format!("{s:?}: expected I/N (e.g. 0/4) or auto"))?;
+    let i: u32 = i.parse().map_err(|e| format!("{i:?}: {e}"))?;
+    let n: u32 = n.parse().map_err(|e| format!("{n:?}: {e}"))?;
+    check_shard(i, n).map_err(|e| format!("{s:?}: {e}"))?;
+    Ok(ShardSpec::Index(i, n))
+}
+
+fn check_shard(i: u32, n: u32) -> Result<(), String> {
+    if n == 0 {
+        return Err("N must be at least 1".into());
+    }
+    if i >= n {
+        return Err(format!("shard index {i} is not below the shard count {n} (indices start at 0)"));
+    }
+    Ok(())
+}
+
+impl ShardSpec {
+    /// (I, N); `auto` reads the scheduler's environment.
+    pub fn resolve(self) -> Result<(u32, u32), Fatal> {
+        match self {
+            ShardSpec::Index(i, n) => Ok((i, n)),
+            ShardSpec::Auto => {
+                shard_from_env(&|k| std::env::var(k).ok()).map_err(|e| Fatal(format!("--shard auto: {e}")))
+            }
+        }
+    }
+}
+
+/// I and N from a Kubernetes Indexed Job (`JOB_COMPLETION_INDEX`, with N in
+/// `VIGIL_SHARDS`) or a Slurm array (`SLURM_ARRAY_TASK_ID` −
+/// `SLURM_ARRAY_TASK_MIN`, N = `SLURM_ARRAY_TASK_COUNT`).
+pub fn shard_from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<(u32, u32), String> {
+    let number = |k: &str| -> Result<Option<u32>, String> {
+        var(k).map(|v| v.trim().parse::<u32>().map_err(|e| format!("{k}={v:?}: {e}"))).transpose()
+    };
+    let (i, n) = if let Some(i) = number("JOB_COMPLETION_INDEX")? {
+        let n = number("VIGIL_SHARDS")?.ok_or(
+            "JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job) but VIGIL_SHARDS is not: set it in the manifest to the Job's completions",
+        )?;
+        (i, n)
+    } else if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
+        let min =
+            number("SLURM_ARRAY_TASK_MIN")?.ok_or("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_MIN is not")?;
+        let n =
+            number("SLURM_ARRAY_TASK_COUNT")?.ok_or("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not")?;
+        let i = id.checked_sub(min).ok_or(format!("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}"))?;
+        (i, n)
+    } else {
+        return Err(
+            "neither JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID (Slurm job array) is set"
+                .into(),
+        );
+    };
+    check_shard(i, n)?;
+    Ok((i, n))
+}

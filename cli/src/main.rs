@@ -40,6 +40,18 @@ enum Command {
     Devices(devices_cmd::DevicesArgs),
     /// Serve blocks and signature batches to a node over a local socket (docs/PROTOCOL.md).
     Serve(serve_cmd::ServeArgs),
+    /// Join range summaries (verify --summary) into the whole chain's report.
+    Stitch(StitchArgs),
+}
+
+#[derive(clap::Args)]
+struct StitchArgs {
+    /// Summaries written by `vigil verify --range/--shard ... --summary FILE`, any order.
+    #[arg(required = true)]
+    summaries: Vec<std::path::PathBuf>,
+    /// NDJSON on stdout, as `vigil verify --json`.
+    #[arg(long)]
+    json: bool,
 }
 
 /// A run-stopping error: printed as one line, exit code 2.
@@ -61,6 +73,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench_cmd::run_bench(a),
         Command::Devices(a) => devices_cmd::run(a),
         Command::Serve(a) => serve_cmd::run(a),
+        Command::Stitch(a) => verify_cmd::stitch(&a.summaries, a.json),
     };
     match result {
         Ok(code) => ExitCode::from(code),

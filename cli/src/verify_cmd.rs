@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use vigil_engine::shard::{self, Range};
 use vigil_engine::{
     BlockReport, IoMode, MalformedReport, ReportSink, RuleSet, Summary, Verifier, VerifyOptions, expand_paths,
 };
@@ -43,40 +44,144 @@ pub struct VerifyArgs {
     /// Where signatures are verified.
     #[arg(long, value_enum, default_value = "cpu")]
     backend: args::Backend,
+    /// Verify only the blocks at chain positions A <= p < B (A.. runs to the end);
+    /// checks that need the blocks before are left to `vigil stitch`.
+    #[arg(long, value_name = "A..B", value_parser = args::position_range, conflicts_with = "shard")]
+    range: Option<(u64, Option<u64>)>,
+    /// Verify the I-th of N parts of the chain (I from 0), balanced by signatures;
+    /// `auto` takes I and N from a Kubernetes Indexed Job or a Slurm array.
+    #[arg(long, value_name = "I/N|auto", value_parser = args::shard_spec)]
+    shard: Option<args::ShardSpec>,
+    /// With --range or --shard: write the range's boundary summary here (for
+    /// `vigil stitch`) and exit 0 once it is written (its failures are in it).
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    /// Redo a range whose summary already exists and matches its input.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
+    if a.range.is_some() || a.shard.is_some() {
+        return run_range(a);
+    }
+    if a.summary.is_some() {
+        return Err(Fatal("--summary needs --range or --shard".into()));
+    }
     let files = expand_paths(&a.paths)?;
-    let authorities = a.authorities.as_deref().map(read_authorities).transpose()?;
     let total_bytes: u64 = files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
-    let opts = VerifyOptions {
+    let opts = options(&a)?;
+
+    let bar = progress_bar(total_bytes);
+    let mut sink = Printer::new(a.json, a.all, bar.clone());
+    let summary = Verifier::new(opts).verify_files(&files, &mut sink)?;
+    bar.finish_and_clear();
+    sink.finish(&summary)
+}
+
+fn options(a: &VerifyArgs) -> Result<VerifyOptions, Fatal> {
+    if a.threads == Some(0) {
+        return Err(Fatal("--threads must be at least 1".into()));
+    }
+    Ok(VerifyOptions {
         chain_id: a.chain_id,
-        authorities,
+        authorities: a.authorities.as_deref().map(read_authorities).transpose()?,
         io: if a.no_mmap { IoMode::Read } else { IoMode::Mmap },
         rules: a.rules,
         batch_size: a.batch_size,
         threads: a.threads,
         gpu: args::open_backend(a.backend)?,
         ..Default::default()
-    };
+    })
+}
 
-    let bar = progress_bar(total_bytes);
-    let mut sink = Printer { json: a.json, all: a.all, bar: bar.clone(), out: std::io::stdout().lock(), error: None };
-    if a.threads == Some(0) {
-        return Err(Fatal("--threads must be at least 1".into()));
+/// `--range` / `--shard`: one part of the chain, optionally into a summary.
+fn run_range(a: VerifyArgs) -> Result<u8, Fatal> {
+    let files = expand_paths(&a.paths)?;
+    let shard = match a.shard {
+        Some(spec) => Some(spec.resolve()?),
+        None => None,
+    };
+    let opts = options(&a)?;
+    if let (Some(path), false) = (&a.summary, a.force)
+        && let Ok(old) = shard::read_summary(path)
+        && old.input.matches_files(&files)
+        && old.input.rules == opts.rules.to_string()
+        && (shard.is_some() && old.shard == shard
+            || a.range.is_some_and(|(s, e)| old.range.start == s && (old.range.end == e || old.range.end.is_none())))
+    {
+        eprintln!(
+            "vigil: {} is up to date for positions {} of this input; not verifying again (--force to redo)",
+            path.display(),
+            old.range
+        );
+        return Ok(0);
     }
-    let summary = Verifier::new(opts).verify_files(&files, &mut sink)?;
-    bar.finish_and_clear();
-    sink.summary(&summary);
-    sink.out.flush().ok();
-    match sink.error {
-        // A reader that stops early (`| head`) is not an error.
-        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(Fatal(format!("writing the report: {e}")));
+    let walk = shard::walk(&files, opts.io)?;
+    let range = match (a.range, shard) {
+        (Some((start, end)), _) => Range { start, end },
+        (None, Some((i, n))) => {
+            let bounds = walk.shard_bounds(n);
+            Range { start: bounds[i as usize], end: Some(bounds[i as usize + 1]) }
         }
-        _ => {}
+        (None, None) => unreachable!("range or shard"),
+    };
+    let printing = a.summary.is_none();
+    let bar = progress_bar(0);
+    let forward: Option<Box<dyn ReportSink>> =
+        printing.then(|| Box::new(Printer::new(a.json, a.all, bar.clone())) as Box<dyn ReportSink>);
+    let summary = shard::run_range(&walk, range, shard, opts, forward)?;
+    bar.finish_and_clear();
+    let what = match shard {
+        Some((i, n)) => format!("shard {i}/{n}, positions {}", summary.range),
+        None => format!("positions {}", summary.range),
+    };
+    match &a.summary {
+        Some(path) => {
+            shard::write_summary(path, &summary).map_err(|e| Fatal(format!("{}: {e}", path.display())))?;
+            eprintln!(
+                "vigil: {what}: {} blocks, {} transactions, {} failing alone, {} malformed; summary written to {}",
+                summary.totals.blocks,
+                summary.totals.transactions,
+                summary.blocks.iter().filter(|b| !b.failures.is_empty()).count(),
+                summary.totals.malformed,
+                path.display()
+            );
+            Ok(0)
+        }
+        None => {
+            eprintln!(
+                "vigil: {what} of {} blocks; the first block's links and each sender's first nonce are checked only by `vigil stitch`",
+                walk.blocks()
+            );
+            let printer = Printer::new(a.json, a.all, ProgressBar::hidden());
+            let t = &summary.totals;
+            let invalid = summary.blocks.iter().filter(|b| !b.failures.is_empty()).count() as u64;
+            printer.finish(&Summary {
+                files: t.files,
+                blocks: t.blocks,
+                invalid_blocks: invalid,
+                malformed: t.malformed,
+                transactions: t.transactions,
+                signatures: t.signatures,
+                bytes: t.bytes,
+                seconds: summary.seconds,
+            })
+        }
     }
-    Ok(if summary.valid() { 0 } else { EXIT_INVALID })
+}
+
+/// `vigil stitch`: the whole chain's report from its ranges' summaries.
+pub fn stitch(paths: &[PathBuf], json: bool) -> Result<u8, Fatal> {
+    let stitched = shard::stitch(paths)?;
+    let mut printer = Printer::new(json, false, ProgressBar::hidden());
+    for event in &stitched.events {
+        match event {
+            shard::Event::Block(r) => printer.block(r),
+            shard::Event::Malformed { file, offset, detail } => printer.malformed_line(file, *offset, detail),
+        }
+    }
+    printer.finish(&stitched.summary)
 }
 
 pub fn read_authorities(path: &Path) -> Result<HashSet<[u8; 32]>, Fatal> {
@@ -106,15 +211,49 @@ fn progress_bar(total_bytes: u64) -> ProgressBar {
     bar
 }
 
-struct Printer<W: Write> {
+struct Printer {
     json: bool,
     all: bool,
     bar: ProgressBar,
-    out: W,
+    out: std::io::Stdout,
     error: Option<std::io::Error>,
 }
 
-impl<W: Write> Printer<W> {
+impl Printer {
+    fn new(json: bool, all: bool, bar: ProgressBar) -> Printer {
+        Printer { json, all, bar, out: std::io::stdout(), error: None }
+    }
+
+    /// Prints the summary; the exit code.
+    fn finish(mut self, summary: &Summary) -> Result<u8, Fatal> {
+        self.summary(summary);
+        self.out.flush().ok();
+        match self.error {
+            // A reader that stops early (`| head`) is not an error.
+            Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(Fatal(format!("writing the report: {e}")));
+            }
+            _ => {}
+        }
+        Ok(if summary.valid() { 0 } else { EXIT_INVALID })
+    }
+
+    fn malformed_line(&mut self, file: &Path, offset: u64, detail: &str) {
+        if self.json {
+            let line = json!({
+                "type": "malformed", "file": file_name(file), "offset": offset, "detail": detail,
+            });
+            self.emit(&line.to_string());
+        } else {
+            self.emit(&format!(
+                "MALFORMED block ({} @ {}): {}; the rest of the file is not read",
+                file_name(file),
+                offset,
+                detail
+            ));
+        }
+    }
+
     fn emit(&mut self, text: &str) {
         if self.error.is_some() {
             return;
@@ -160,7 +299,7 @@ fn file_name(path: &Path) -> String {
     path.display().to_string()
 }
 
-impl<W: Write> ReportSink for Printer<W> {
+impl ReportSink for Printer {
     fn block(&mut self, r: &BlockReport) {
         if r.valid() && !self.all {
             return;
@@ -199,19 +338,7 @@ impl<W: Write> ReportSink for Printer<W> {
     }
 
     fn malformed(&mut self, m: &MalformedReport) {
-        if self.json {
-            let line = json!({
-                "type": "malformed", "file": file_name(&m.file), "offset": m.offset, "detail": m.reason.to_string(),
-            });
-            self.emit(&line.to_string());
-        } else {
-            self.emit(&format!(
-                "MALFORMED block ({} @ {}): {}; the rest of the file is not read",
-                file_name(&m.file),
-                m.offset,
-                m.reason
-            ));
-        }
+        self.malformed_line(&m.file, m.offset, &m.reason.to_string());
     }
 
     fn progress(&mut self, t: &Summary) {

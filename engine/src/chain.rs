@@ -65,14 +65,35 @@ fn shard_of(sender: &[u8; 32]) -> usize {
     u16::from_le_bytes([sender[0], sender[1]]) as usize % NONCE_SHARDS
 }
 
-/// Checks `txs` (sender, nonce) in order against one shard, advancing it.
+/// A sender's first transaction in a run that starts mid-chain: its nonce
+/// is checked later, against the previous ranges (`vigil stitch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstNonce {
+    /// Index of the transaction in what was checked.
+    pub index: u32,
+    pub sender: [u8; 32],
+    pub nonce: u64,
+}
+
+/// Checks `txs` (sender, nonce) in order against one shard, advancing it. A
+/// sender not seen before expects 0, or with `defer` is recorded in
+/// `firsts` unchecked.
 fn check_shard(
     shard: &mut HashMap<[u8; 32], Option<u64>>,
     txs: impl Iterator<Item = (u32, [u8; 32], u64)>,
+    defer: bool,
     misses: &mut Vec<NonceMiss>,
+    firsts: &mut Vec<FirstNonce>,
 ) {
     for (index, sender, nonce) in txs {
-        let slot = shard.entry(sender).or_insert(Some(0));
+        let slot = match shard.entry(sender) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) if defer => {
+                firsts.push(FirstNonce { index, sender, nonce });
+                e.insert(Some(nonce))
+            }
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Some(0)),
+        };
         if *slot != Some(nonce) {
             misses.push(NonceMiss { index, nonce, expected: *slot });
         }
@@ -92,11 +113,29 @@ pub struct ChainState {
     /// Next expected nonce per sender; `None` once a sender used
     /// 2^64 − 1 (no later nonce is valid). Absent senders expect 0.
     nonces: Nonces,
+    /// The run starts mid-chain (a range of a longer chain): the first
+    /// block's links and each sender's first nonce are left to `vigil
+    /// stitch`, which knows what came before.
+    mid_chain: bool,
+    /// Senders' first transactions found by the last `check_nonces` call
+    /// (mid-chain runs only), by ascending index.
+    firsts: Vec<FirstNonce>,
 }
 
 impl ChainState {
     pub fn new(chain_id: Option<Digest>) -> Self {
         ChainState { chain_id, ..Default::default() }
+    }
+
+    /// A state for a range that starts mid-chain (see `mid_chain`).
+    pub fn mid_chain(chain_id: Option<Digest>) -> Self {
+        ChainState { chain_id, mid_chain: true, ..Default::default() }
+    }
+
+    /// Senders first seen by the last [`ChainState::check_nonces`] call of a
+    /// mid-chain run (their nonces were not checked), by ascending index.
+    pub fn firsts(&self) -> &[FirstNonce] {
+        &self.firsts
     }
 
     /// The next nonce `sender` may use (`None`: none is valid any more).
@@ -119,11 +158,13 @@ impl ChainState {
     /// batches run one shard of senders per rayon task.
     pub fn check_nonces(&mut self, txs: &[([u8; 32], u64)]) -> Vec<NonceMiss> {
         let numbered = |i: u32| (i, txs[i as usize].0, txs[i as usize].1);
+        let defer = self.mid_chain;
         let mut misses = Vec::new();
+        self.firsts.clear();
         if txs.len() < PARALLEL_NONCES_FROM {
             for i in 0..txs.len() as u32 {
                 let shard = &mut self.nonces.shards[shard_of(&txs[i as usize].0)];
-                check_shard(shard, std::iter::once(numbered(i)), &mut misses);
+                check_shard(shard, std::iter::once(numbered(i)), defer, &mut misses, &mut self.firsts);
             }
             return misses;
         }
@@ -131,19 +172,23 @@ impl ChainState {
         for (i, (sender, _)) in txs.iter().enumerate() {
             by_shard[shard_of(sender)].push(i as u32);
         }
-        let per_shard: Vec<Vec<NonceMiss>> = self
+        let per_shard: Vec<(Vec<NonceMiss>, Vec<FirstNonce>)> = self
             .nonces
             .shards
             .par_iter_mut()
             .zip(by_shard)
             .map(|(shard, indices)| {
-                let mut misses = Vec::new();
-                check_shard(shard, indices.into_iter().map(numbered), &mut misses);
-                misses
+                let (mut misses, mut firsts) = (Vec::new(), Vec::new());
+                check_shard(shard, indices.into_iter().map(numbered), defer, &mut misses, &mut firsts);
+                (misses, firsts)
             })
             .collect();
-        misses.extend(per_shard.into_iter().flatten());
+        for (m, f) in per_shard {
+            misses.extend(m);
+            self.firsts.extend(f);
+        }
         misses.sort_unstable_by_key(|m| m.index);
+        self.firsts.sort_unstable_by_key(|f| f.index);
         misses
     }
 
@@ -172,6 +217,8 @@ impl ChainState {
         }
 
         match self.parent {
+            // A range's first block: its links are checked by `vigil stitch`.
+            None if self.mid_chain => {}
             None => {
                 // The first block starts the chain: height and timestamp are
                 // not checked; prev_hash must be zeros only at height 0.
@@ -182,35 +229,7 @@ impl ChainState {
                     ));
                 }
             }
-            Some(parent) => {
-                match parent.height.checked_add(1) {
-                    Some(expected) if expected == height => {}
-                    Some(expected) => failures.push(block_failure(
-                        Rule::Height,
-                        format!("height {height}, parent's is {} (expected {expected})", parent.height),
-                    )),
-                    None => failures.push(block_failure(
-                        Rule::Height,
-                        format!("height {height} after a parent at height 2^64-1: no height follows it"),
-                    )),
-                }
-                if h.prev_hash != parent.hash {
-                    failures.push(block_failure(
-                        Rule::PrevHash,
-                        format!(
-                            "prev_hash {}, parent's block_hash {}",
-                            hex::encode(h.prev_hash),
-                            hex::encode(parent.hash)
-                        ),
-                    ));
-                }
-                if ts < parent.timestamp_ms {
-                    failures.push(block_failure(
-                        Rule::Timestamp,
-                        format!("timestamp_ms {ts} < parent's {}", parent.timestamp_ms),
-                    ));
-                }
-            }
+            Some(parent) => link_failures(&parent, height, &h.prev_hash, ts, failures),
         }
 
         if facts.computed_root != h.tx_root {
@@ -243,15 +262,7 @@ impl ChainState {
                 });
             }
             if let Some(miss) = nonce_misses.next_if(|m| m.index == i) {
-                let expected = match miss.expected {
-                    Some(n) => n.to_string(),
-                    None => "none (the sender used nonce 2^64-1)".to_string(),
-                };
-                failures.push(Failure {
-                    rule: Rule::Nonce,
-                    tx: Some(i),
-                    detail: format!("nonce {}, expected {expected}", miss.nonce),
-                });
+                failures.push(nonce_failure(i, miss.nonce, miss.expected));
             }
         }
 
@@ -261,6 +272,43 @@ impl ChainState {
 
 fn block_failure(rule: Rule, detail: String) -> Failure {
     Failure { rule, tx: None, detail }
+}
+
+/// The height, prev_hash and timestamp rules of a block against its parent,
+/// appended in table order.
+pub fn link_failures(parent: &Parent, height: u64, prev_hash: &Digest, timestamp_ms: u64, failures: &mut Vec<Failure>) {
+    match parent.height.checked_add(1) {
+        Some(expected) if expected == height => {}
+        Some(expected) => failures.push(block_failure(
+            Rule::Height,
+            format!("height {height}, parent's is {} (expected {expected})", parent.height),
+        )),
+        None => failures.push(block_failure(
+            Rule::Height,
+            format!("height {height} after a parent at height 2^64-1: no height follows it"),
+        )),
+    }
+    if *prev_hash != parent.hash {
+        failures.push(block_failure(
+            Rule::PrevHash,
+            format!("prev_hash {}, parent's block_hash {}", hex::encode(prev_hash), hex::encode(parent.hash)),
+        ));
+    }
+    if timestamp_ms < parent.timestamp_ms {
+        failures.push(block_failure(
+            Rule::Timestamp,
+            format!("timestamp_ms {timestamp_ms} < parent's {}", parent.timestamp_ms),
+        ));
+    }
+}
+
+/// The nonce rule's failure for transaction `tx`.
+pub fn nonce_failure(tx: u32, nonce: u64, expected: Option<u64>) -> Failure {
+    let expected = match expected {
+        Some(n) => n.to_string(),
+        None => "none (the sender used nonce 2^64-1)".to_string(),
+    };
+    Failure { rule: Rule::Nonce, tx: Some(tx), detail: format!("nonce {nonce}, expected {expected}") }
 }
 
 #[cfg(test)]

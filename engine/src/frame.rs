@@ -15,6 +15,9 @@ use std::sync::Arc;
 #[derive(Clone, Copy)]
 pub enum Source<'a> {
     File(&'a Path),
+    /// Bytes `start..end` of a file, cut at block boundaries (or `end` at
+    /// the end of the file): framed exactly as they are in the whole file.
+    Part(&'a Path, u64, u64),
     /// A whole segment file already in memory, and the name reports use.
     Bytes(&'a Path, &'a [u8]),
 }
@@ -164,8 +167,17 @@ pub fn frame_all<'a>(
     let limits = &mut Ramp::new(limits);
     for source in sources {
         let ok = match *source {
-            Source::Bytes(name, data) => frame_slice(Arc::from(name), Whole::Borrowed(data), limits, &mut emit),
-            Source::File(path) => match frame_file(path, io, limits, &mut emit) {
+            Source::Bytes(name, data) => {
+                frame_slice(Arc::from(name), Whole::Borrowed(data), 0, data.len(), limits, &mut emit)
+            }
+            Source::File(path) => match frame_file(path, None, io, limits, &mut emit) {
+                Ok(go_on) => go_on,
+                Err(e) => {
+                    emit(Err(e));
+                    false
+                }
+            },
+            Source::Part(path, start, end) => match frame_file(path, Some((start, end)), io, limits, &mut emit) {
                 Ok(go_on) => go_on,
                 Err(e) => {
                     emit(Err(e));
@@ -179,17 +191,23 @@ pub fn frame_all<'a>(
     }
 }
 
+/// Frames a file, or its bytes `part.0..part.1`.
 fn frame_file<'a>(
     path: &Path,
+    part: Option<(u64, u64)>,
     io: IoMode,
     limits: &mut Ramp,
     emit: &mut impl FnMut(Result<Batch<'a>, InputError>) -> bool,
 ) -> Result<bool, InputError> {
-    let file = File::open(path).map_err(io_error(path))?;
+    let mut file = File::open(path).map_err(io_error(path))?;
     let len = file.metadata().map_err(io_error(path))?.len();
     let name: Arc<Path> = Arc::from(path);
+    let (start, end) = part.unwrap_or((0, len));
+    if end > len || start > end {
+        return Err(InputError::Changed { path: path.to_path_buf(), expected: end });
+    }
     if len == 0 {
-        return Ok(frame_slice(name, Whole::Borrowed(&[]), limits, emit));
+        return Ok(frame_slice(name, Whole::Borrowed(&[]), 0, 0, limits, emit));
     }
     match io {
         IoMode::Mmap => {
@@ -197,21 +215,25 @@ fn frame_file<'a>(
             // (module docs of `verify`; `IoMode::Read` is the alternative).
             let map = unsafe { Mmap::map(&file) }.map_err(io_error(path))?;
             let _ = map.advise(Advice::Sequential);
-            Ok(frame_slice(name, Whole::Mapped(Arc::new(map)), limits, emit))
+            Ok(frame_slice(name, Whole::Mapped(Arc::new(map)), start as usize, end as usize, limits, emit))
         }
-        IoMode::Read => frame_read(name, file, len, limits, emit),
+        IoMode::Read => {
+            io::Seek::seek(&mut file, io::SeekFrom::Start(start)).map_err(io_error(path))?;
+            frame_read(name, file, start, end, limits, emit)
+        }
     }
 }
 
-/// Frames a whole file held in memory (mapped or borrowed).
+/// Frames bytes `start..len` of a file held in memory (mapped or borrowed).
 fn frame_slice<'a>(
     name: Arc<Path>,
     whole: Whole<'a>,
+    start: usize,
+    len: usize,
     limits: &mut Ramp,
     emit: &mut impl FnMut(Result<Batch<'a>, InputError>) -> bool,
 ) -> bool {
-    let len = whole.bytes().len();
-    let mut pos = 0usize;
+    let mut pos = start;
     let mut first = true;
     loop {
         let batch_start = pos;
@@ -261,10 +283,12 @@ fn frame_slice<'a>(
     }
 }
 
-/// Frames a file with plain reads, each batch into its own buffer.
+/// Frames bytes `start..len` of a file (positioned at `start`) with plain
+/// reads, each batch into its own buffer.
 fn frame_read<'a>(
     name: Arc<Path>,
     mut file: File,
+    start: u64,
     len: u64,
     limits: &mut Ramp,
     emit: &mut impl FnMut(Result<Batch<'a>, InputError>) -> bool,
@@ -280,7 +304,7 @@ fn frame_read<'a>(
             }
         })
     };
-    let mut pos = 0u64;
+    let mut pos = start;
     let mut first = true;
     loop {
         let batch_start = pos;

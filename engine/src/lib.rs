@@ -11,6 +11,7 @@ pub mod input;
 pub mod multihash;
 pub mod report;
 pub mod server;
+pub mod shard;
 pub mod sig;
 pub mod validator;
 pub mod verify;
@@ -19,7 +20,7 @@ pub use chain::ChainState;
 pub use format::{BlockHeader, BlockView, Malformation, TxHeader, TxView};
 pub use hash::Digest;
 pub use input::{InputError, IoMode, Segment, expand_paths};
-pub use report::{BlockReport, CollectSink, Failure, MalformedReport, ReportSink, Rule, Summary};
+pub use report::{BlockReport, CollectSink, Failure, MalformedReport, ReportSink, Rule, SenderFirst, Summary};
 pub use sig::RuleSet;
 pub use validator::{
     BlockVerdict, Pending, Request, SigBatch, SubmitError, Validator, ValidatorConfig, ValidatorStatus, Verdict,

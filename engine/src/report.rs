@@ -92,6 +92,8 @@ pub struct BlockReport {
     /// The height stored in the header.
     pub height: u64,
     pub hash: Digest,
+    pub prev_hash: Digest,
+    pub timestamp_ms: u64,
     pub tx_count: u32,
     pub failures: Vec<Failure>,
 }
@@ -134,11 +136,25 @@ impl Summary {
     }
 }
 
+/// A sender's first transaction in a run that starts mid-chain: its nonce
+/// is checked by `vigil stitch` against the ranges before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderFirst {
+    pub sender: [u8; 32],
+    /// Chain position of its block, and its index there.
+    pub position: u64,
+    pub tx: u32,
+    pub nonce: u64,
+}
+
 /// Where reports go, in chain order. The CLI prints them; a node collects
 /// them.
 pub trait ReportSink {
     fn block(&mut self, report: &BlockReport);
     fn malformed(&mut self, report: &MalformedReport);
+    /// Mid-chain runs only: senders' first transactions (nonces unchecked),
+    /// told before the reports of the blocks holding them.
+    fn first_nonces(&mut self, _firsts: &[SenderFirst]) {}
     /// Called after each batch with running totals.
     fn progress(&mut self, _totals: &Summary) {}
 }

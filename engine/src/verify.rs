@@ -27,7 +27,7 @@ use crate::frame::{Batch, Limits, Source, frame_all};
 use crate::gpu::GpuSigner;
 use crate::hash::{self, Digest};
 use crate::input::{InputError, IoMode};
-use crate::report::{BlockReport, MalformedReport, ReportSink, Summary};
+use crate::report::{BlockReport, MalformedReport, ReportSink, SenderFirst, Summary};
 use crate::sig::{self, BatchSizer, RuleSet, SigItem};
 use crossbeam_channel::bounded;
 use rayon::prelude::*;
@@ -56,6 +56,11 @@ pub struct VerifyOptions {
     pub gpu: Option<Arc<GpuSigner>>,
     pub max_batch_txs: usize,
     pub max_batch_bytes: usize,
+    /// Chain position of the run's first block (a range of a longer chain).
+    pub first_position: u64,
+    /// The run starts mid-chain: its first block's links and each sender's
+    /// first nonce are left to `vigil stitch` (told to the sink).
+    pub mid_chain: bool,
 }
 
 impl Default for VerifyOptions {
@@ -70,6 +75,8 @@ impl Default for VerifyOptions {
             gpu: None,
             max_batch_txs: 32 * 1024,
             max_batch_bytes: 32 << 20,
+            first_position: 0,
+            mid_chain: false,
         }
     }
 }
@@ -101,7 +108,7 @@ impl Verifier {
     pub fn new(opts: VerifyOptions) -> Self {
         let pool = opts.threads.and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok());
         Verifier {
-            chain: ChainState::new(opts.chain_id),
+            chain: if opts.mid_chain { ChainState::mid_chain(opts.chain_id) } else { ChainState::new(opts.chain_id) },
             sizer: opts.batch_size.map_or_else(BatchSizer::new, BatchSizer::fixed),
             pool,
             totals: Summary::default(),
@@ -136,6 +143,13 @@ impl Verifier {
     /// reports call the file.
     pub fn verify_bytes(&mut self, name: &Path, data: &[u8], sink: &mut dyn ReportSink) {
         self.run(&[Source::Bytes(name, data)], sink).expect("in-memory input has no I/O errors");
+    }
+
+    /// Verifies `sources` (whole files, parts of files, bytes) in order,
+    /// continuing the chain.
+    pub fn run_sources(&mut self, sources: &[Source<'_>], sink: &mut dyn ReportSink) -> Result<Summary, InputError> {
+        self.run(sources, sink)?;
+        Ok(self.summary())
     }
 
     fn run(&mut self, sources: &[Source<'_>], sink: &mut dyn ReportSink) -> Result<(), InputError> {
@@ -255,6 +269,24 @@ fn apply_chain_rules(
     let senders: Vec<([u8; 32], u64)> = txs.iter().map(|tx| (tx.header().sender, tx.header().nonce())).collect();
     let mut nonce_misses = chain.check_nonces(&senders).into_iter().peekable();
     let first_tx = &batch.first_tx;
+    let first_position = opts.first_position + totals.blocks;
+    if !chain.firsts().is_empty() {
+        let firsts: Vec<SenderFirst> = chain
+            .firsts()
+            .iter()
+            .map(|f| {
+                // The block holding transaction f.index of the batch.
+                let b = first_tx.partition_point(|&start| start <= f.index as usize) - 1;
+                SenderFirst {
+                    sender: f.sender,
+                    position: first_position + b as u64,
+                    tx: (f.index as usize - first_tx[b]) as u32,
+                    nonce: f.nonce,
+                }
+            })
+            .collect();
+        sink.first_nonces(&firsts);
+    }
     if batch.first_of_file {
         totals.files += 1;
     }
@@ -277,9 +309,11 @@ fn apply_chain_rules(
         let report = BlockReport {
             file: batch.file.clone(),
             offset: framed.offset,
-            position: totals.blocks,
+            position: opts.first_position + totals.blocks,
             height: view.header.height(),
             hash: facts.hash,
+            prev_hash: view.header.prev_hash,
+            timestamp_ms: view.header.timestamp_ms(),
             tx_count,
             failures,
         };

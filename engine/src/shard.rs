@@ -1,0 +1,741 @@
+//! Scale-out: one chain verified as ranges of block positions (shards), each
+//! in its own process (a Kubernetes Indexed Job's pods, a Slurm array's
+//! tasks), and their boundary summaries stitched into exactly the report one
+//! run over the whole chain gives.
+//!
+//! - **Positions.** A block's position is its 0-based index among the
+//!   chain's well-formed blocks in chain order. [`walk`] finds every
+//!   position's file and offset by framing the chain exactly as the verifier
+//!   does (the same frame stage: headers and transaction lengths, no hashing,
+//!   no signatures), so a malformed block ends its file in the walk too.
+//! - **A range** `[start, end)` verifies its blocks with the chain id the
+//!   walk saw first (or the pinned one). When `start > 0` it starts
+//!   mid-chain: its first block's links (height, prev_hash, timestamp) and
+//!   each sender's first nonce in the range are left open and written to the
+//!   summary with everything else the range decided alone.
+//! - **Items between blocks** (a malformed block and the rest of its file, an
+//!   empty file) belong to the range holding the position of the next
+//!   well-formed block; those after the last block belong to the range that
+//!   runs to the end of the chain (a range whose end is at or past the
+//!   chain's block count does).
+//! - **[`stitch`]** checks the summaries fit (same input, ranges contiguous
+//!   from 0 to the end, no overlap), replays the open checks in chain order
+//!   (links across boundaries, each sender's first nonce against the
+//!   previous ranges' last), merges the failures in the verifier's order and
+//!   sums the totals.
+
+use crate::chain::{Parent, link_failures, nonce_failure};
+use crate::frame::{Limits, Source, frame_all};
+use crate::hash::Digest;
+use crate::input::{InputError, IoMode};
+use crate::report::{BlockReport, Failure, MalformedReport, ReportSink, Rule, SenderFirst, Summary};
+use crate::verify::{Verifier, VerifyOptions};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+pub const SUMMARY_FORMAT: &str = "vigil-shard-summary";
+pub const SUMMARY_VERSION: u32 = 1;
+
+/// One well-formed block as the walk found it.
+#[derive(Debug, Clone, Copy)]
+struct Walked {
+    file: u32,
+    offset: u64,
+    len: u64,
+    txs: u32,
+}
+
+/// Something between blocks: a malformed block (at `offset`, ending its
+/// file) or an empty file (`offset` 0, no block). Anchored at the position
+/// of the next well-formed block.
+#[derive(Debug, Clone, Copy)]
+struct Between {
+    file: u32,
+    offset: u64,
+    anchor: u64,
+}
+
+/// The chain's layout: every block's place, found without hashing.
+#[derive(Debug)]
+pub struct Walk {
+    files: Vec<PathBuf>,
+    sizes: Vec<u64>,
+    blocks: Vec<Walked>,
+    between: Vec<Between>,
+    /// Position of each file's first item (block or between), for counting
+    /// files.
+    file_anchor: Vec<u64>,
+    /// The first well-formed block's chain id.
+    pub chain_id: Option<Digest>,
+}
+
+impl Walk {
+    pub fn blocks(&self) -> u64 {
+        self.blocks.len() as u64
+    }
+
+    pub fn transactions(&self) -> u64 {
+        self.blocks.iter().map(|b| u64::from(b.txs)).sum()
+    }
+
+    /// Range boundaries for `n` shards, balanced by signatures (each block's
+    /// transactions and its own): `n + 1` positions from 0 to the block
+    /// count.
+    pub fn shard_bounds(&self, n: u32) -> Vec<u64> {
+        let weight = |b: &Walked| u64::from(b.txs) + 1;
+        let total: u64 = self.blocks.iter().map(weight).sum();
+        let mut bounds = vec![0u64];
+        let mut done = 0u64;
+        let mut position = 0u64;
+        for i in 1..u64::from(n) {
+            let target = total * i / u64::from(n);
+            while done < target && (position as usize) < self.blocks.len() {
+                done += weight(&self.blocks[position as usize]);
+                position += 1;
+            }
+            bounds.push(position);
+        }
+        bounds.push(self.blocks());
+        bounds
+    }
+}
+
+/// Frames `files` as the verifier does, keeping only where blocks are.
+pub fn walk(files: &[PathBuf], io: IoMode) -> Result<Walk, InputError> {
+    let mut w = Walk {
+        files: files.to_vec(),
+        sizes: Vec::with_capacity(files.len()),
+        blocks: Vec::new(),
+        between: Vec::new(),
+        file_anchor: Vec::new(),
+        chain_id: None,
+    };
+    for f in files {
+        w.sizes.push(std::fs::metadata(f).map_err(crate::input::io_error(f))?.len());
+    }
+    let sources: Vec<Source<'_>> = files.iter().map(|f| Source::File(f)).collect();
+    let index: HashMap<&Path, u32> = files.iter().enumerate().map(|(i, f)| (f.as_path(), i as u32)).collect();
+    let mut error = None;
+    let limits = Limits { txs: 1 << 20, bytes: 64 << 20 };
+    frame_all(&sources, io, limits, |batch| {
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                error = Some(e);
+                return false;
+            }
+        };
+        let file = index[&*batch.file];
+        if batch.first_of_file {
+            w.file_anchor.push(w.blocks.len() as u64);
+        }
+        if w.chain_id.is_none()
+            && let Some(view) = batch.views().first()
+        {
+            w.chain_id = Some(view.header.chain_id);
+        }
+        for (b, framed) in batch.blocks.iter().enumerate() {
+            let txs = (batch.first_tx[b + 1] - batch.first_tx[b]) as u32;
+            w.blocks.push(Walked { file, offset: framed.offset, len: framed.len as u64, txs });
+        }
+        if let Some((offset, _)) = &batch.malformed {
+            w.between.push(Between { file, offset: *offset, anchor: w.blocks.len() as u64 });
+        } else if batch.first_of_file && batch.blocks.is_empty() && w.sizes[file as usize] == 0 {
+            w.between.push(Between { file, offset: 0, anchor: w.blocks.len() as u64 });
+        }
+        batch.release();
+        true
+    });
+    match error {
+        Some(e) => Err(e),
+        None => Ok(w),
+    }
+}
+
+/// A range of positions; `end: None` runs to the end of the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    pub start: u64,
+    pub end: Option<u64>,
+}
+
+impl Range {
+    /// The range as run on `walk`: an end at or past the block count runs
+    /// to the end (so it holds what comes after the last block).
+    pub fn normalized(self, walk: &Walk) -> Range {
+        Range { start: self.start, end: self.end.filter(|&e| e < walk.blocks()) }
+    }
+
+    fn holds(&self, position: u64) -> bool {
+        position >= self.start && self.end.is_none_or(|e| position < e)
+    }
+}
+
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.end {
+            Some(e) => write!(f, "{}..{e}", self.start),
+            None => write!(f, "{}..", self.start),
+        }
+    }
+}
+
+/// A file as the summary identifies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStamp {
+    pub path: String,
+    pub size: u64,
+    /// Modification time, nanoseconds since 1970 (0 when unknown).
+    pub mtime_ns: u128,
+}
+
+/// What a summary was computed from: two summaries stitch only when these
+/// are equal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Input {
+    pub files: Vec<FileStamp>,
+    /// Well-formed blocks and transactions in the whole chain (the walk).
+    pub blocks: u64,
+    pub transactions: u64,
+    /// The chain's id (pinned, or the first block's); hex.
+    pub chain_id: Option<String>,
+    /// Signature rules and the authority set (BLAKE3 of the sorted keys).
+    pub rules: String,
+    pub authorities: Option<String>,
+}
+
+impl Input {
+    pub fn new(walk: &Walk, opts: &VerifyOptions) -> Input {
+        let files = walk
+            .files
+            .iter()
+            .zip(&walk.sizes)
+            .map(|(p, &size)| FileStamp { path: p.display().to_string(), size, mtime_ns: mtime_ns(p) })
+            .collect();
+        let authorities = opts.authorities.as_ref().map(|set| {
+            let mut keys: Vec<&[u8; 32]> = set.iter().collect();
+            keys.sort();
+            let mut h = blake3::Hasher::new();
+            for k in keys {
+                h.update(k);
+            }
+            h.finalize().to_hex().to_string()
+        });
+        Input {
+            files,
+            blocks: walk.blocks(),
+            transactions: walk.transactions(),
+            chain_id: opts.chain_id.or(walk.chain_id).map(hex::encode),
+            rules: opts.rules.to_string(),
+            authorities,
+        }
+    }
+
+    /// Whether `files` still look as they did (sizes and modification
+    /// times), without reading them.
+    pub fn matches_files(&self, files: &[PathBuf]) -> bool {
+        self.files.len() == files.len()
+            && self.files.iter().zip(files).all(|(s, p)| {
+                s.path == p.display().to_string()
+                    && std::fs::metadata(p).is_ok_and(|m| m.len() == s.size)
+                    && mtime_ns(p) == s.mtime_ns
+            })
+    }
+}
+
+fn mtime_ns(p: &Path) -> u128 {
+    std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// A block at a range's edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edge {
+    pub position: u64,
+    pub height: u64,
+    pub hash: String,
+    pub prev_hash: String,
+    pub timestamp_ms: u64,
+}
+
+/// A sender seen in the range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderEntry {
+    pub key: String,
+    /// Its first transaction in the range when its nonce was left open
+    /// (ranges that start mid-chain): `[position, tx index, nonce]`.
+    pub first: Option<(u64, u32, u64)>,
+    /// The nonce expected next after the range (`None`: none is valid).
+    pub next: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureEntry {
+    pub rule: String,
+    pub tx: Option<u32>,
+    pub detail: String,
+}
+
+/// A block the stitch needs: one with failures, the range's first, or one
+/// holding a sender's first transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockEntry {
+    /// Index into `input.files`.
+    pub file: u32,
+    pub offset: u64,
+    pub position: u64,
+    pub height: u64,
+    pub hash: String,
+    pub tx_count: u32,
+    pub failures: Vec<FailureEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MalformedEntry {
+    pub file: u32,
+    pub offset: u64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub files: u64,
+    pub blocks: u64,
+    pub malformed: u64,
+    pub transactions: u64,
+    pub signatures: u64,
+    pub bytes: u64,
+}
+
+/// What one range leaves for the stitch (`--summary FILE`), JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardSummary {
+    pub format: String,
+    pub version: u32,
+    pub input: Input,
+    pub range: Range,
+    /// `[index, count]` when the range is a shard.
+    pub shard: Option<(u32, u32)>,
+    pub first: Option<Edge>,
+    pub last: Option<Edge>,
+    pub senders: Vec<SenderEntry>,
+    pub blocks: Vec<BlockEntry>,
+    pub malformed: Vec<MalformedEntry>,
+    pub totals: Totals,
+    pub seconds: f64,
+}
+
+/// The sources that frame `range` of `walk` exactly as a whole run does,
+/// and the files it counts.
+fn plan(walk: &Walk, range: Range) -> (Vec<Source<'_>>, u64) {
+    let mut sources = Vec::new();
+    for (f, path) in walk.files.iter().enumerate() {
+        let f32 = f as u32;
+        let in_range: Vec<&Walked> = walk
+            .blocks
+            .iter()
+            .enumerate()
+            .filter(|(p, b)| b.file == f32 && range.holds(*p as u64))
+            .map(|(_, b)| b)
+            .collect();
+        let tail = walk.between.iter().find(|b| b.file == f32 && range.holds(b.anchor));
+        let start = in_range.first().map(|b| b.offset).or(tail.map(|t| t.offset));
+        let Some(start) = start else { continue };
+        let end = if tail.is_some() { walk.sizes[f] } else { in_range.last().map_or(start, |b| b.offset + b.len) };
+        sources.push(Source::Part(path, start, end));
+    }
+    let files = walk.file_anchor.iter().filter(|&&a| range.holds(a)).count() as u64;
+    (sources, files)
+}
+
+/// Collects what the summary keeps.
+struct Collector {
+    file_index: HashMap<Arc<Path>, u32>,
+    files: Vec<PathBuf>,
+    wanted: HashSet<u64>,
+    first_position: u64,
+    firsts: Vec<SenderFirst>,
+    blocks: Vec<BlockEntry>,
+    malformed: Vec<MalformedEntry>,
+    first: Option<Edge>,
+    last: Option<Edge>,
+    /// Every report, for a range run that prints them.
+    forward: Option<Box<dyn ReportSink>>,
+}
+
+impl Collector {
+    fn file(&mut self, path: &Arc<Path>) -> u32 {
+        if let Some(&i) = self.file_index.get(path) {
+            return i;
+        }
+        let i = self.files.iter().position(|f| f.as_path() == &**path).unwrap_or(0) as u32;
+        self.file_index.insert(path.clone(), i);
+        i
+    }
+}
+
+fn edge(r: &BlockReport) -> Edge {
+    Edge {
+        position: r.position,
+        height: r.height,
+        hash: hex::encode(r.hash),
+        prev_hash: hex::encode(r.prev_hash),
+        timestamp_ms: r.timestamp_ms,
+    }
+}
+
+impl ReportSink for Collector {
+    fn block(&mut self, r: &BlockReport) {
+        if self.first.is_none() {
+            self.first = Some(edge(r));
+        }
+        self.last = Some(edge(r));
+        if !r.valid() || r.position == self.first_position || self.wanted.contains(&r.position) {
+            let file = self.file(&r.file);
+            self.blocks.push(BlockEntry {
+                file,
+                offset: r.offset,
+                position: r.position,
+                height: r.height,
+                hash: hex::encode(r.hash),
+                tx_count: r.tx_count,
+                failures: r
+                    .failures
+                    .iter()
+                    .map(|f| FailureEntry { rule: f.rule.name().into(), tx: f.tx, detail: f.detail.clone() })
+                    .collect(),
+            });
+        }
+        if let Some(s) = self.forward.as_mut() {
+            s.block(r);
+        }
+    }
+
+    fn malformed(&mut self, m: &MalformedReport) {
+        let file = self.file(&m.file);
+        self.malformed.push(MalformedEntry { file, offset: m.offset, detail: m.reason.to_string() });
+        if let Some(s) = self.forward.as_mut() {
+            s.malformed(m);
+        }
+    }
+
+    fn first_nonces(&mut self, firsts: &[SenderFirst]) {
+        self.wanted.extend(firsts.iter().map(|f| f.position));
+        self.firsts.extend_from_slice(firsts);
+    }
+
+    fn progress(&mut self, totals: &Summary) {
+        if let Some(s) = self.forward.as_mut() {
+            s.progress(totals);
+        }
+    }
+}
+
+/// Verifies `range` of the walked chain with `opts` (its chain id, first
+/// position and mid-chain start are set here); every report also goes to
+/// `forward` when given. Returns the summary.
+pub fn run_range(
+    walk: &Walk,
+    range: Range,
+    shard: Option<(u32, u32)>,
+    opts: VerifyOptions,
+    forward: Option<Box<dyn ReportSink>>,
+) -> Result<ShardSummary, InputError> {
+    let range = range.normalized(walk);
+    let input = Input::new(walk, &opts);
+    let (sources, files) = plan(walk, range);
+    let opts = VerifyOptions {
+        chain_id: opts.chain_id.or(walk.chain_id),
+        first_position: range.start,
+        mid_chain: range.start > 0,
+        ..opts
+    };
+    let mut verifier = Verifier::new(opts);
+    let mut c = Collector {
+        file_index: HashMap::new(),
+        files: walk.files.clone(),
+        wanted: HashSet::new(),
+        first_position: range.start,
+        firsts: Vec::new(),
+        blocks: Vec::new(),
+        malformed: Vec::new(),
+        first: None,
+        last: None,
+        forward,
+    };
+    let summary = verifier.run_sources(&sources, &mut c)?;
+    let mut firsts: HashMap<[u8; 32], SenderFirst> = HashMap::new();
+    for f in &c.firsts {
+        firsts.entry(f.sender).or_insert(*f);
+    }
+    let mut senders: Vec<SenderEntry> = verifier
+        .chain()
+        .nonces()
+        .map(|(key, next)| SenderEntry {
+            key: hex::encode(key),
+            first: firsts.get(key).map(|f| (f.position, f.tx, f.nonce)),
+            next,
+        })
+        .collect();
+    senders.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(ShardSummary {
+        format: SUMMARY_FORMAT.into(),
+        version: SUMMARY_VERSION,
+        input,
+        range,
+        shard,
+        first: c.first,
+        last: c.last,
+        senders,
+        blocks: c.blocks,
+        malformed: c.malformed,
+        totals: Totals {
+            files,
+            blocks: summary.blocks,
+            malformed: summary.malformed,
+            transactions: summary.transactions,
+            signatures: summary.signatures,
+            bytes: summary.bytes,
+        },
+        seconds: summary.seconds,
+    })
+}
+
+/// Writes `summary` to `path` atomically (a temporary file renamed).
+pub fn write_summary(path: &Path, summary: &ShardSummary) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SummaryError {
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a vigil shard summary: {problem}")]
+    Invalid { path: PathBuf, problem: String },
+}
+
+pub fn read_summary(path: &Path) -> Result<ShardSummary, SummaryError> {
+    let bytes = std::fs::read(path).map_err(|source| SummaryError::Read { path: path.into(), source })?;
+    let s: ShardSummary = serde_json::from_slice(&bytes)
+        .map_err(|e| SummaryError::Invalid { path: path.into(), problem: e.to_string() })?;
+    if s.format != SUMMARY_FORMAT || s.version != SUMMARY_VERSION {
+        return Err(SummaryError::Invalid {
+            path: path.into(),
+            problem: format!(
+                "format {:?} version {}, expected {SUMMARY_FORMAT:?} version {SUMMARY_VERSION}",
+                s.format, s.version
+            ),
+        });
+    }
+    Ok(s)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StitchError {
+    #[error(transparent)]
+    Summary(#[from] SummaryError),
+    #[error("no summaries given")]
+    Empty,
+    #[error("{path} is for another input than {first} (files, sizes, chain id or rules differ)")]
+    Foreign { path: PathBuf, first: PathBuf },
+    #[error("{path} and {other} both cover positions {range}")]
+    Overlap { path: PathBuf, other: PathBuf, range: String },
+    #[error("missing: {0}")]
+    Missing(String),
+    #[error("{path}: {problem}")]
+    Inconsistent { path: PathBuf, problem: String },
+}
+
+/// One line of the stitched report, in chain order.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Block(BlockReport),
+    Malformed { file: Arc<Path>, offset: u64, detail: String },
+}
+
+/// The whole chain's report, rebuilt from its ranges' summaries: the events
+/// (invalid blocks and malformed ones) in chain order and the totals.
+#[derive(Debug)]
+pub struct Stitched {
+    pub events: Vec<Event>,
+    pub summary: Summary,
+}
+
+fn unhex32(s: &str, path: &Path, what: &str) -> Result<Digest, StitchError> {
+    hex::decode(s).ok().and_then(|v| v.try_into().ok()).ok_or_else(|| StitchError::Inconsistent {
+        path: path.into(),
+        problem: format!("{what} {s:?} is not 32 hex bytes"),
+    })
+}
+
+/// The report of the block at `position`, which the summary must hold.
+fn entry<'m>(
+    mine: &'m mut HashMap<u64, BlockReport>,
+    position: u64,
+    path: &Path,
+) -> Result<&'m mut BlockReport, StitchError> {
+    mine.get_mut(&position).ok_or_else(|| StitchError::Inconsistent {
+        path: path.into(),
+        problem: format!("no block entry for position {position}"),
+    })
+}
+
+/// Joins summaries (any order) into the single-run report; see the module
+/// docs.
+pub fn stitch(paths: &[PathBuf]) -> Result<Stitched, StitchError> {
+    let mut loaded = Vec::with_capacity(paths.len());
+    for p in paths {
+        loaded.push((p.clone(), read_summary(p)?));
+    }
+    let Some((first_path, first)) = loaded.first() else { return Err(StitchError::Empty) };
+    for (p, s) in &loaded[1..] {
+        if s.input != first.input {
+            return Err(StitchError::Foreign { path: p.clone(), first: first_path.clone() });
+        }
+    }
+    let input = first.input.clone();
+    loaded.sort_by_key(|(_, s)| s.range.start);
+    // Contiguous from 0 to the end, no overlap, nothing twice.
+    let mut missing = Vec::new();
+    let mut expect = 0u64;
+    let mut open_end = false;
+    for (i, (p, s)) in loaded.iter().enumerate() {
+        if open_end || s.range.start < expect {
+            let (other, _) = &loaded[i - 1];
+            let end = if open_end { "the end".to_string() } else { expect.to_string() };
+            return Err(StitchError::Overlap {
+                path: p.clone(),
+                other: other.clone(),
+                range: format!("{}..{end}", s.range.start),
+            });
+        }
+        if s.range.start > expect {
+            missing.push(format!("positions {expect}..{}", s.range.start));
+        }
+        match s.range.end {
+            Some(e) => expect = e,
+            None => open_end = true,
+        }
+    }
+    if !open_end {
+        missing.push(format!("positions {expect}.. (to the end of the chain, {} blocks)", input.blocks));
+    }
+    if !missing.is_empty() {
+        // Name the shards to re-run when the summaries are shards of one split.
+        let counts: HashSet<u32> = loaded.iter().filter_map(|(_, s)| s.shard.map(|x| x.1)).collect();
+        if counts.len() == 1 && loaded.iter().all(|(_, s)| s.shard.is_some()) {
+            let n = *counts.iter().next().expect("one count");
+            let have: HashSet<u32> = loaded.iter().filter_map(|(_, s)| s.shard.map(|x| x.0)).collect();
+            let absent: Vec<String> = (0..n).filter(|i| !have.contains(i)).map(|i| format!("{i}/{n}")).collect();
+            return Err(StitchError::Missing(format!("shards {} (re-run those with --shard I/N)", absent.join(", "))));
+        }
+        return Err(StitchError::Missing(missing.join(", ")));
+    }
+
+    let files: Vec<Arc<Path>> = input.files.iter().map(|f| Arc::from(Path::new(&f.path))).collect();
+    let file_of = |i: u32, path: &Path| {
+        files.get(i as usize).cloned().ok_or_else(|| StitchError::Inconsistent {
+            path: path.into(),
+            problem: format!("file index {i} out of {}", files.len()),
+        })
+    };
+    let mut totals = Summary::default();
+    // Every block with a report, by position; and the malformed ones.
+    let mut reports: BTreeMap<u64, BlockReport> = BTreeMap::new();
+    let mut malformed: Vec<(u32, u64, String)> = Vec::new();
+    let mut parent: Option<Parent> = None;
+    let mut next_nonce: HashMap<String, Option<u64>> = HashMap::new();
+    for (p, s) in &loaded {
+        let mut mine: HashMap<u64, BlockReport> = HashMap::new();
+        for b in &s.blocks {
+            let failures = b
+                .failures
+                .iter()
+                .map(|f| {
+                    let rule = f
+                        .rule
+                        .parse::<Rule>()
+                        .map_err(|e| StitchError::Inconsistent { path: p.clone(), problem: e })?;
+                    Ok(Failure { rule, tx: f.tx, detail: f.detail.clone() })
+                })
+                .collect::<Result<Vec<_>, StitchError>>()?;
+            let report = BlockReport {
+                file: file_of(b.file, p)?,
+                offset: b.offset,
+                position: b.position,
+                height: b.height,
+                hash: unhex32(&b.hash, p, "hash")?,
+                prev_hash: [0; 32],
+                timestamp_ms: 0,
+                tx_count: b.tx_count,
+                failures,
+            };
+            mine.insert(b.position, report);
+        }
+        // The range's first block against the previous range's last.
+        if let (Some(first), true) = (&s.first, s.range.start > 0) {
+            let Some(par) = parent else {
+                return Err(StitchError::Inconsistent {
+                    path: p.clone(),
+                    problem: "a range after position 0 with no block before it".into(),
+                });
+            };
+            let prev_hash = unhex32(&first.prev_hash, p, "prev_hash")?;
+            let r = entry(&mut mine, first.position, p)?;
+            link_failures(&par, first.height, &prev_hash, first.timestamp_ms, &mut r.failures);
+        }
+        if let Some(last) = &s.last {
+            parent = Some(Parent {
+                height: last.height,
+                hash: unhex32(&last.hash, p, "hash")?,
+                timestamp_ms: last.timestamp_ms,
+            });
+        }
+        // Each sender's first nonce against the ranges before.
+        for sender in &s.senders {
+            if let Some((position, tx, nonce)) = sender.first {
+                let expected = next_nonce.get(&sender.key).copied().unwrap_or(Some(0));
+                if expected != Some(nonce) {
+                    entry(&mut mine, position, p)?.failures.push(nonce_failure(tx, nonce, expected));
+                }
+            }
+            next_nonce.insert(sender.key.clone(), sender.next);
+        }
+        for (position, mut r) in mine {
+            // The verifier's order: block rules in table order, then each
+            // transaction's in table order.
+            r.failures.sort_by_key(|f| (f.tx.map_or(0, |t| u64::from(t) + 1), f.rule));
+            reports.insert(position, r);
+        }
+        malformed.extend(s.malformed.iter().map(|m| (m.file, m.offset, m.detail.clone())));
+        totals.files += s.totals.files;
+        totals.blocks += s.totals.blocks;
+        totals.malformed += s.totals.malformed;
+        totals.transactions += s.totals.transactions;
+        totals.signatures += s.totals.signatures;
+        totals.bytes += s.totals.bytes;
+        totals.seconds = totals.seconds.max(s.seconds);
+    }
+    totals.invalid_blocks = reports.values().filter(|r| !r.valid()).count() as u64;
+    // Chain order: by file, then offset.
+    let mut keyed: Vec<((u32, u64), Event)> = Vec::new();
+    for r in reports.into_values().filter(|r| !r.valid()) {
+        let file = files.iter().position(|f| *f == r.file).unwrap_or(0) as u32;
+        keyed.push(((file, r.offset), Event::Block(r)));
+    }
+    for (file, offset, detail) in malformed {
+        let path = file_of(file, Path::new("summary"))?;
+        keyed.push(((file, offset), Event::Malformed { file: path, offset, detail }));
+    }
+    keyed.sort_by_key(|(k, _)| *k);
+    Ok(Stitched { events: keyed.into_iter().map(|(_, e)| e).collect(), summary: totals })
+}

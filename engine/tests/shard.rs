@@ -1,0 +1,236 @@
+//! Scale-out exactness: a chain verified as N ranges (N = 1..8, shards
+//! balanced by signatures) and stitched from their summaries gives exactly
+//! the single run's report: every invalid block with its failures in order,
+//! every malformed block, the totals. Chains carry every kind of fault,
+//! densely enough that shards start and end on faulty blocks (links and
+//! nonces across boundaries included), malformed blocks ending files, and an
+//! empty file.
+
+use std::path::{Path, PathBuf};
+use vigil_datasets::{Fault, GenConfig, generate};
+use vigil_engine::report::Rule;
+use vigil_engine::shard::{self, Event, Range, StitchError};
+use vigil_engine::{IoMode, Summary, Verifier, VerifyOptions, expand_paths};
+
+/// (file, offset, position, height, hash, tx_count, failures) of an invalid
+/// block, or (file, offset, detail) of a malformed one.
+#[derive(Debug, PartialEq)]
+enum Line {
+    Block(String, u64, u64, u64, [u8; 32], u32, Vec<(Rule, Option<u32>, String)>),
+    Malformed(String, u64, String),
+}
+
+fn single_run(files: &[PathBuf]) -> (Vec<Line>, Summary) {
+    struct Lines(Vec<Line>);
+    impl vigil_engine::ReportSink for Lines {
+        fn block(&mut self, r: &vigil_engine::BlockReport) {
+            if !r.valid() {
+                let failures = r.failures.iter().map(|f| (f.rule, f.tx, f.detail.clone())).collect();
+                self.0.push(Line::Block(
+                    r.file.display().to_string(),
+                    r.offset,
+                    r.position,
+                    r.height,
+                    r.hash,
+                    r.tx_count,
+                    failures,
+                ));
+            }
+        }
+        fn malformed(&mut self, m: &vigil_engine::MalformedReport) {
+            self.0.push(Line::Malformed(m.file.display().to_string(), m.offset, m.reason.to_string()));
+        }
+    }
+    let mut lines = Lines(Vec::new());
+    let summary = Verifier::new(VerifyOptions::default()).verify_files(files, &mut lines).unwrap();
+    (lines.0, summary)
+}
+
+fn stitched_lines(events: &[Event]) -> Vec<Line> {
+    events
+        .iter()
+        .map(|e| match e {
+            Event::Block(r) => Line::Block(
+                r.file.display().to_string(),
+                r.offset,
+                r.position,
+                r.height,
+                r.hash,
+                r.tx_count,
+                r.failures.iter().map(|f| (f.rule, f.tx, f.detail.clone())).collect(),
+            ),
+            Event::Malformed { file, offset, detail } => {
+                Line::Malformed(file.display().to_string(), *offset, detail.clone())
+            }
+        })
+        .collect()
+}
+
+fn without_time(s: &Summary) -> Summary {
+    Summary { seconds: 0.0, ..s.clone() }
+}
+
+/// A chain with a fault every `every` blocks, cycling through every rule,
+/// in small segment files, with an empty file among them.
+fn chain(dir: &Path, seed: u64, blocks: u64, every: u64) -> Vec<PathBuf> {
+    let rules = [
+        "tx_signature",
+        "nonce",
+        "prev_hash",
+        "height",
+        "timestamp",
+        "tx_root",
+        "block_signature",
+        "tx_timestamp",
+        "chain_id",
+        "malformed",
+        "nonce",
+    ];
+    let faults: Vec<Fault> = (1..blocks)
+        .filter(|h| h % every == 0)
+        .enumerate()
+        .map(|(i, h)| format!("{}@{h}", rules[i % rules.len()]).parse().unwrap())
+        .collect();
+    let cfg =
+        GenConfig { seed, blocks, txs_per_block: 0..=10, senders: 7, payload: 8..=40, segment_size: 6 << 10, faults };
+    generate(dir, &cfg, &|_| {}).unwrap();
+    std::fs::write(dir.join("000001a.vblk"), b"").unwrap();
+    expand_paths(&[dir.to_path_buf()]).unwrap()
+}
+
+fn run_shards(files: &[PathBuf], n: u32, out: &Path) -> Vec<PathBuf> {
+    let walk = shard::walk(files, IoMode::Mmap).unwrap();
+    let bounds = walk.shard_bounds(n);
+    assert_eq!((bounds[0], *bounds.last().unwrap()), (0, walk.blocks()));
+    (0..n)
+        .map(|i| {
+            let range = Range { start: bounds[i as usize], end: Some(bounds[i as usize + 1]) };
+            let s = shard::run_range(&walk, range, Some((i, n)), VerifyOptions::default(), None).unwrap();
+            let path = out.join(format!("shard-{i}-of-{n}.json"));
+            shard::write_summary(&path, &s).unwrap();
+            path
+        })
+        .collect()
+}
+
+#[test]
+fn stitched_shards_equal_the_single_run_for_1_to_8_shards() {
+    let mut boundary_faults = 0;
+    for (seed, blocks, every) in [(11, 60, 2), (12, 45, 1), (13, 30, 7)] {
+        let dir = tempfile::tempdir().unwrap();
+        let files = chain(dir.path(), seed, blocks, every);
+        let (want, want_summary) = single_run(&files);
+        assert!(want.len() > 3, "{want:?}");
+        assert!(every > 2 || want.iter().any(|l| matches!(l, Line::Malformed(..))), "{want:?}");
+        let out = tempfile::tempdir().unwrap();
+        for n in 1..=8 {
+            let mut summaries = run_shards(&files, n, out.path());
+            // Any order.
+            summaries.reverse();
+            let stitched = shard::stitch(&summaries).unwrap();
+            assert_eq!(stitched_lines(&stitched.events), want, "seed {seed}, {n} shards");
+            assert_eq!(without_time(&stitched.summary), without_time(&want_summary), "seed {seed}, {n} shards");
+            // Count the failures the stitch decided at boundaries.
+            for p in &summaries {
+                let s = shard::read_summary(p).unwrap();
+                if s.range.start > 0
+                    && let Some(first) = &s.first
+                {
+                    let failing =
+                        want.iter().any(|l| matches!(l, Line::Block(_, _, pos, ..) if *pos == first.position));
+                    boundary_faults += usize::from(failing);
+                }
+            }
+        }
+    }
+    eprintln!("{boundary_faults} shard-first blocks were invalid in the single run");
+    assert!(boundary_faults > 20, "faults must land on shard boundaries");
+}
+
+#[test]
+fn nonce_faults_on_a_senders_first_transaction_in_a_shard_are_found_by_the_stitch() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = chain(dir.path(), 21, 40, 1);
+    let walk = shard::walk(&files, IoMode::Mmap).unwrap();
+    let (want, _) = single_run(&files);
+    let out = tempfile::tempdir().unwrap();
+    let mut found = 0;
+    for n in 2..=8 {
+        let summaries = run_shards(&files, n, out.path());
+        for p in &summaries {
+            let s = shard::read_summary(p).unwrap();
+            for sender in &s.senders {
+                let Some((position, tx, _)) = sender.first else { continue };
+                let nonce_fails = want.iter().any(|l| {
+                    matches!(l, Line::Block(_, _, pos, _, _, _, f) if *pos == position && f.iter().any(|(r, t, _)| *r == Rule::Nonce && *t == Some(tx)))
+                });
+                // The shard left it open: not in its own failures.
+                let own = s.blocks.iter().any(|b| {
+                    b.position == position && b.failures.iter().any(|f| f.rule == "nonce" && f.tx == Some(tx))
+                });
+                assert!(!own, "a first nonce was decided inside the shard");
+                found += usize::from(nonce_fails);
+            }
+        }
+        assert_eq!(stitched_lines(&shard::stitch(&summaries).unwrap().events), want, "{n} shards");
+    }
+    assert!(walk.blocks() > 30);
+    assert!(found > 0, "some sender's first transaction in a shard had a wrong nonce");
+}
+
+#[test]
+fn ranges_of_any_size_and_an_open_end_stitch_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = chain(dir.path(), 31, 25, 3);
+    let walk = shard::walk(&files, IoMode::Read).unwrap();
+    let (want, want_summary) = single_run(&files);
+    let out = tempfile::tempdir().unwrap();
+    // Uneven cuts, an empty range, and an end far past the chain.
+    let cuts = [(0, Some(1)), (1, Some(1)), (1, Some(9)), (9, Some(24)), (24, Some(1000))];
+    let paths: Vec<PathBuf> = cuts
+        .iter()
+        .enumerate()
+        .map(|(i, &(start, end))| {
+            let s = shard::run_range(&walk, Range { start, end }, None, VerifyOptions::default(), None).unwrap();
+            let p = out.path().join(format!("r{i}.json"));
+            shard::write_summary(&p, &s).unwrap();
+            p
+        })
+        .collect();
+    let stitched = shard::stitch(&paths).unwrap();
+    assert_eq!(stitched_lines(&stitched.events), want);
+    assert_eq!(without_time(&stitched.summary), without_time(&want_summary));
+}
+
+#[test]
+fn missing_overlapping_duplicate_and_foreign_summaries_are_errors_naming_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = chain(dir.path(), 41, 20, 5);
+    let out = tempfile::tempdir().unwrap();
+    let four = run_shards(&files, 4, out.path());
+    // Missing: names the shards to re-run.
+    let err = shard::stitch(&[four[0].clone(), four[2].clone(), four[3].clone()]).unwrap_err();
+    assert!(matches!(&err, StitchError::Missing(m) if m.contains("1/4")), "{err}");
+    let err = shard::stitch(&four[..3]).unwrap_err();
+    assert!(matches!(&err, StitchError::Missing(m) if m.contains("3/4")), "{err}");
+    // Duplicate and overlapping.
+    let err = shard::stitch(&[four[0].clone(), four[1].clone(), four[1].clone(), four[2].clone(), four[3].clone()])
+        .unwrap_err();
+    assert!(matches!(err, StitchError::Overlap { .. }), "{err}");
+    let two = run_shards(&files, 2, out.path());
+    let err = shard::stitch(&[two[0].clone(), four[1].clone(), four[2].clone(), four[3].clone()]).unwrap_err();
+    assert!(matches!(err, StitchError::Overlap { .. }), "{err}");
+    // Foreign: another chain's summary.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = chain(other_dir.path(), 42, 20, 5);
+    let other_out = tempfile::tempdir().unwrap();
+    let theirs = run_shards(&other, 4, other_out.path());
+    let err = shard::stitch(&[four[0].clone(), four[1].clone(), theirs[2].clone(), four[3].clone()]).unwrap_err();
+    assert!(matches!(&err, StitchError::Foreign { path, .. } if *path == theirs[2]), "{err}");
+    // Not a summary at all.
+    let junk = out.path().join("junk.json");
+    std::fs::write(&junk, b"{\"hello\": 1}").unwrap();
+    let err = shard::stitch(std::slice::from_ref(&junk)).unwrap_err();
+    assert!(err.to_string().contains("junk.json"), "{err}");
+    assert!(matches!(shard::stitch(&[]), Err(StitchError::Empty)));
+}
