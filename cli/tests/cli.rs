@@ -627,3 +627,168 @@ fn serve_refuses_remote_addresses_without_allow_remote() {
     let o = vigil(&["serve", "--listen", "udp:1"]);
     assert_eq!(code(&o), 2);
 }
+
+/// A faulty chain for the scale-out tests: several files, every rule broken
+/// somewhere, a malformed block ending a file.
+fn faulty_chain(dir: &Path) -> PathBuf {
+    let out = dir.join("chain");
+    let faults = [
+        "tx_signature@3",
+        "nonce@7",
+        "prev_hash@9",
+        "malformed@12",
+        "height@14",
+        "chain_id@17",
+        "timestamp@20",
+        "tx_root@23",
+        "block_signature@25",
+        "tx_timestamp@28",
+        "nonce@31",
+    ];
+    let mut args = vec![
+        "gen",
+        s(&out),
+        "--seed",
+        "9",
+        "--blocks",
+        "36",
+        "--txs-per-block",
+        "0..9",
+        "--senders",
+        "5",
+        "--payload",
+        "0..64",
+        "--segment-size",
+        "4KiB",
+    ];
+    for f in &faults {
+        args.extend(["--fault", f]);
+    }
+    let o = vigil(&args);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+/// The NDJSON lines without the timing field, and the human report without
+/// the timing tail of its summary line.
+fn comparable(o: &Output, json: bool) -> Vec<String> {
+    let text = String::from_utf8(o.stdout.clone()).unwrap();
+    text.lines()
+        .map(|l| {
+            if json {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("seconds");
+                v.to_string()
+            } else {
+                l.split(" files, ").next().unwrap().to_owned()
+            }
+        })
+        .collect()
+}
+
+/// N processes with a scheduler's environment, then `vigil stitch`: the
+/// same output (human and NDJSON, timing aside) and exit code as one
+/// `vigil verify`, for both conventions; shards exit 0.
+#[test]
+fn shards_under_kubernetes_and_slurm_environments_stitch_to_the_single_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = faulty_chain(tmp.path());
+    for json in [true, false] {
+        let mut args = vec!["verify", s(&chain)];
+        if json {
+            args.push("--json");
+        }
+        let single = vigil(&args);
+        assert_eq!(code(&single), 1);
+        for (name, n) in [("k8s", 3u32), ("slurm", 4)] {
+            let dir = tmp.path().join(format!("{name}-{json}"));
+            std::fs::create_dir(&dir).unwrap();
+            let mut summaries = Vec::new();
+            for i in 0..n {
+                let summary = dir.join(format!("part-{i}.json"));
+                let mut cmd = Command::new(VIGIL);
+                cmd.args(["verify", s(&chain), "--shard", "auto", "--summary", s(&summary)]);
+                for k in [
+                    "JOB_COMPLETION_INDEX",
+                    "VIGIL_SHARDS",
+                    "SLURM_ARRAY_TASK_ID",
+                    "SLURM_ARRAY_TASK_MIN",
+                    "SLURM_ARRAY_TASK_COUNT",
+                ] {
+                    cmd.env_remove(k);
+                }
+                if name == "k8s" {
+                    cmd.env("JOB_COMPLETION_INDEX", i.to_string()).env("VIGIL_SHARDS", n.to_string());
+                } else {
+                    // Arrays often start at 1: --array=1-4.
+                    cmd.env("SLURM_ARRAY_TASK_ID", (i + 1).to_string())
+                        .env("SLURM_ARRAY_TASK_MIN", "1")
+                        .env("SLURM_ARRAY_TASK_COUNT", n.to_string());
+                }
+                let o = cmd.output().unwrap();
+                assert_eq!(code(&o), 0, "{name} shard {i}: {}", String::from_utf8_lossy(&o.stderr));
+                assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("shard {i}/{n}")));
+                summaries.push(summary);
+            }
+            let mut args = vec!["stitch".to_owned()];
+            args.extend(summaries.iter().rev().map(|p| s(p).to_owned()));
+            if json {
+                args.push("--json".into());
+            }
+            let stitched = Command::new(VIGIL).args(&args).output().unwrap();
+            assert_eq!(code(&stitched), code(&single), "{}", String::from_utf8_lossy(&stitched.stderr));
+            assert_eq!(comparable(&stitched, json), comparable(&single, json), "{name}, json {json}");
+        }
+    }
+}
+
+#[test]
+fn shard_auto_needs_a_scheduler_and_stitch_names_missing_shards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = faulty_chain(tmp.path());
+    let run = |envs: &[(&str, &str)], extra: &[&str]| {
+        let mut cmd = Command::new(VIGIL);
+        cmd.args(["verify", s(&chain)]).args(extra);
+        for k in [
+            "JOB_COMPLETION_INDEX",
+            "VIGIL_SHARDS",
+            "SLURM_ARRAY_TASK_ID",
+            "SLURM_ARRAY_TASK_MIN",
+            "SLURM_ARRAY_TASK_COUNT",
+        ] {
+            cmd.env_remove(k);
+        }
+        cmd.envs(envs.iter().copied()).output().unwrap()
+    };
+    let o = run(&[], &["--shard", "auto"]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("neither JOB_COMPLETION_INDEX"), "{o:?}");
+    let o = run(&[("JOB_COMPLETION_INDEX", "1")], &["--shard", "auto"]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("VIGIL_SHARDS"), "{o:?}");
+    let o = run(&[("JOB_COMPLETION_INDEX", "4"), ("VIGIL_SHARDS", "4")], &["--shard", "auto"]);
+    assert_eq!(code(&o), 2);
+    let o = run(&[], &["--shard", "5/5"]);
+    assert_eq!(code(&o), 2);
+    // Two of three shards: stitch names the missing one and exits 2.
+    let (a, b) = (tmp.path().join("a.json"), tmp.path().join("c.json"));
+    assert_eq!(code(&run(&[], &["--shard", "0/3", "--summary", s(&a)])), 0);
+    assert_eq!(code(&run(&[], &["--shard", "2/3", "--summary", s(&b)])), 0);
+    let o = vigil(&["stitch", s(&a), s(&b)]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1/3"), "{}", String::from_utf8_lossy(&o.stderr));
+    // Resumable: the same shard again is skipped while its input is
+    // unchanged; --force redoes it.
+    let before = std::fs::metadata(&a).unwrap().modified().unwrap();
+    let o = run(&[], &["--shard", "0/3", "--summary", s(&a)]);
+    assert_eq!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("up to date"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::metadata(&a).unwrap().modified().unwrap(), before);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let o = run(&[], &["--shard", "0/3", "--summary", s(&a), "--force"]);
+    assert_eq!(code(&o), 0);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("up to date"));
+    assert_ne!(std::fs::metadata(&a).unwrap().modified().unwrap(), before);
+    // --summary alone is a usage error.
+    assert_eq!(code(&vigil(&["verify", s(&chain), "--summary", s(&a)])), 2);
+}
