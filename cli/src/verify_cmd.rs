@@ -108,7 +108,10 @@ fn run_range(a: VerifyArgs) -> Result<u8, Fatal> {
         && old.input.matches_files(&files)
         && old.input.rules == opts.rules.to_string()
         && (shard.is_some() && old.shard == shard
-            || a.range.is_some_and(|(s, e)| old.range.start == s && (old.range.end == e || old.range.end.is_none())))
+            || a.range.is_some_and(|(s, e)| {
+                // The range as it was run: an end at or past the chain's block count is open.
+                old.range == Range { start: s, end: e.filter(|&e| e < old.input.blocks) }
+            }))
     {
         eprintln!(
             "vigil: {} is up to date for positions {} of this input; not verifying again (--force to redo)",

@@ -789,6 +789,13 @@ fn shard_auto_needs_a_scheduler_and_stitch_names_missing_shards() {
     assert_eq!(code(&o), 0);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("up to date"));
     assert_ne!(std::fs::metadata(&a).unwrap().modified().unwrap(), before);
+    // --range: the same range is skipped, another is redone.
+    let r = tmp.path().join("r.json");
+    assert_eq!(code(&run(&[], &["--range", "3..", "--summary", s(&r)])), 0);
+    let o = run(&[], &["--range", "3..1000", "--summary", s(&r)]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("up to date"), "an end past the chain is the open end");
+    let o = run(&[], &["--range", "3..10", "--summary", s(&r)]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("up to date"), "{}", String::from_utf8_lossy(&o.stderr));
     // --summary alone is a usage error.
     assert_eq!(code(&vigil(&["verify", s(&chain), "--summary", s(&a)])), 2);
 }

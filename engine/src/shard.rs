@@ -234,6 +234,16 @@ impl Input {
         }
     }
 
+    /// Whether `other` describes the same chain: file names and sizes,
+    /// counts, chain id and rules (modification times may differ between
+    /// machines holding copies).
+    pub fn same_chain(&self, other: &Input) -> bool {
+        let names_sizes = |i: &Input| i.files.iter().map(|f| (f.path.clone(), f.size)).collect::<Vec<_>>();
+        names_sizes(self) == names_sizes(other)
+            && (self.blocks, self.transactions, &self.chain_id, &self.rules, &self.authorities)
+                == (other.blocks, other.transactions, &other.chain_id, &other.rules, &other.authorities)
+    }
+
     /// Whether `files` still look as they did (sizes and modification
     /// times), without reading them.
     pub fn matches_files(&self, files: &[PathBuf]) -> bool {
@@ -598,7 +608,7 @@ pub fn stitch(paths: &[PathBuf]) -> Result<Stitched, StitchError> {
     }
     let Some((first_path, first)) = loaded.first() else { return Err(StitchError::Empty) };
     for (p, s) in &loaded[1..] {
-        if s.input != first.input {
+        if !s.input.same_chain(&first.input) {
             return Err(StitchError::Foreign { path: p.clone(), first: first_path.clone() });
         }
     }

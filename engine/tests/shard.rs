@@ -191,7 +191,9 @@ fn ranges_of_any_size_and_an_open_end_stitch_too() {
         .iter()
         .enumerate()
         .map(|(i, &(start, end))| {
-            let s = shard::run_range(&walk, Range { start, end }, None, VerifyOptions::default(), None).unwrap();
+            // Plain reads for the parts of files, as --no-mmap does.
+            let opts = VerifyOptions { io: IoMode::Read, ..VerifyOptions::default() };
+            let s = shard::run_range(&walk, Range { start, end }, None, opts, None).unwrap();
             let p = out.path().join(format!("r{i}.json"));
             shard::write_summary(&p, &s).unwrap();
             p
