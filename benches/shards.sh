@@ -25,7 +25,7 @@ for l in sys.stdin:
     v = json.loads(l); v.pop("seconds", None); print(json.dumps(v, sort_keys=True))'; }
 
 /usr/bin/time -f "%e %M" -o "$work/single.time" "$vigil" verify --json "$chain" > "$work/single.json" || true
-read -r single_s single_kb < "$work/single.time"
+read -r single_s single_kb < <(tail -1 "$work/single.time")
 printf "%-22s %10s %12s %14s\n" run "wall s" "vs single" "peak RSS MiB"
 printf "%-22s %10s %12s %14s\n" "vigil verify" "$(seconds "$single_s")" "1.00x" "$((single_kb / 1024))"
 for n in 1 2 4; do
@@ -38,13 +38,13 @@ for n in 1 2 4; do
   done
   wait
   shards_s=$(python3 -c "import sys; print($(now) - $start)")
-  rss=$(cat "$work"/rss-* | sort -n | tail -1)
+  rss=$(for f in "$work"/rss-*; do tail -1 "$f"; done | sort -n | tail -1)
   /usr/bin/time -f "%e %M" -o "$work/stitch.time" "$vigil" stitch --json "$work"/s-*.json > "$work/stitched.json" || true
-  read -r stitch_s stitch_kb < "$work/stitch.time"
+  read -r stitch_s stitch_kb < <(tail -1 "$work/stitch.time")
   total=$(python3 -c "print($shards_s + $stitch_s)")
   diff <(strip < "$work/single.json") <(strip < "$work/stitched.json") >/dev/null \
     || { echo "stitched report differs from the single run ($n shards)" >&2; exit 1; }
   printf "%-22s %10s %11.2fx %14s\n" "$n shards + stitch" "$(seconds "$total")" "$(python3 -c "print($single_s / $total)")" "$((rss / 1024))"
-  printf "%-22s %10s %11.2f%% %14s\n" "  of which stitch" "$(seconds "$stitch_s")" "$(python3 -c "print(100 * $stitch_s / $total)")" "$((stitch_kb / 1024))"
+  printf "%-22s %10s %11.2f%% %14s\n" "  of which stitch" "$stitch_s" "$(python3 -c "print(100 * $stitch_s / $total)")" "$((stitch_kb / 1024))"
 done
 echo "summaries: $(du -cb "$work"/s-*.json | tail -1 | cut -f1) bytes for 4 shards; chain: $(du -sb "$chain" | cut -f1) bytes"
