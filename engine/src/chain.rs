@@ -65,8 +65,9 @@ fn shard_of(sender: &[u8; 32]) -> usize {
     u16::from_le_bytes([sender[0], sender[1]]) as usize % NONCE_SHARDS
 }
 
-/// A sender's first transaction in a run that starts mid-chain: its nonce
-/// is checked later, against the previous ranges (`vigil stitch`).
+/// A sender's first transaction in a run. In a run that starts mid-chain
+/// its nonce is checked later, against the previous ranges (`vigil
+/// stitch`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FirstNonce {
     /// Index of the transaction in what was checked.
@@ -76,8 +77,8 @@ pub struct FirstNonce {
 }
 
 /// Checks `txs` (sender, nonce) in order against one shard, advancing it. A
-/// sender not seen before expects 0, or with `defer` is recorded in
-/// `firsts` unchecked.
+/// sender not seen before is recorded in `firsts` and expects 0, or with
+/// `defer` is not checked.
 fn check_shard(
     shard: &mut HashMap<[u8; 32], Option<u64>>,
     txs: impl Iterator<Item = (u32, [u8; 32], u64)>,
@@ -88,11 +89,10 @@ fn check_shard(
     for (index, sender, nonce) in txs {
         let slot = match shard.entry(sender) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) if defer => {
+            std::collections::hash_map::Entry::Vacant(e) => {
                 firsts.push(FirstNonce { index, sender, nonce });
-                e.insert(Some(nonce))
+                e.insert(Some(if defer { nonce } else { 0 }))
             }
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(Some(0)),
         };
         if *slot != Some(nonce) {
             misses.push(NonceMiss { index, nonce, expected: *slot });
@@ -117,8 +117,8 @@ pub struct ChainState {
     /// block's links and each sender's first nonce are left to `vigil
     /// stitch`, which knows what came before.
     mid_chain: bool,
-    /// Senders' first transactions found by the last `check_nonces` call
-    /// (mid-chain runs only), by ascending index.
+    /// Senders' first transactions found by the last `check_nonces` call,
+    /// by ascending index.
     firsts: Vec<FirstNonce>,
 }
 
@@ -132,8 +132,8 @@ impl ChainState {
         ChainState { chain_id, mid_chain: true, ..Default::default() }
     }
 
-    /// Senders first seen by the last [`ChainState::check_nonces`] call of a
-    /// mid-chain run (their nonces were not checked), by ascending index.
+    /// Senders first seen by the last [`ChainState::check_nonces`] call, by
+    /// ascending index (in a mid-chain run their nonces were not checked).
     pub fn firsts(&self) -> &[FirstNonce] {
         &self.firsts
     }

@@ -136,8 +136,9 @@ impl Summary {
     }
 }
 
-/// A sender's first transaction in a run that starts mid-chain: its nonce
-/// is checked by `vigil stitch` against the ranges before.
+/// A sender's first transaction in a run. When the run starts mid-chain its
+/// nonce is left to `vigil stitch`, which checks it against the ranges
+/// before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SenderFirst {
     pub sender: [u8; 32],
@@ -152,8 +153,8 @@ pub struct SenderFirst {
 pub trait ReportSink {
     fn block(&mut self, report: &BlockReport);
     fn malformed(&mut self, report: &MalformedReport);
-    /// Mid-chain runs only: senders' first transactions (nonces unchecked),
-    /// told before the reports of the blocks holding them.
+    /// Senders' first transactions in the run (in a mid-chain run, nonces
+    /// unchecked), told before the reports of the blocks holding them.
     fn first_nonces(&mut self, _firsts: &[SenderFirst]) {}
     /// Called after each batch with running totals.
     fn progress(&mut self, _totals: &Summary) {}

@@ -278,8 +278,8 @@ pub struct Edge {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SenderEntry {
     pub key: String,
-    /// Its first transaction in the range when its nonce was left open
-    /// (ranges that start mid-chain): `[position, tx index, nonce]`.
+    /// Its first transaction in the range, `[position, tx index, nonce]`;
+    /// its nonce is left to the stitch in ranges that start mid-chain.
     pub first: Option<(u64, u32, u64)>,
     /// The nonce expected next after the range (`None`: none is valid).
     pub next: Option<u64>,
@@ -710,9 +710,10 @@ pub fn stitch(paths: &[PathBuf]) -> Result<Stitched, StitchError> {
                 timestamp_ms: last.timestamp_ms,
             });
         }
-        // Each sender's first nonce against the ranges before.
+        // Each sender's first nonce against the ranges before (the first
+        // range checked its own against 0).
         for sender in &s.senders {
-            if let Some((position, tx, nonce)) = sender.first {
+            if let (Some((position, tx, nonce)), true) = (sender.first, s.range.start > 0) {
                 let expected = next_nonce.get(&sender.key).copied().unwrap_or(Some(0));
                 if expected != Some(nonce) {
                     entry(&mut mine, position, p)?.failures.push(nonce_failure(tx, nonce, expected));
