@@ -42,6 +42,21 @@ enum Command {
     Serve(serve_cmd::ServeArgs),
     /// Join range summaries (verify --summary) into the whole chain's report.
     Stitch(StitchArgs),
+    /// Record where every block is, for `verify --shard/--range --index` (no hashing).
+    Index(IndexArgs),
+}
+
+#[derive(clap::Args)]
+struct IndexArgs {
+    /// Segment files, or directories of *.vblk files: the chain, as given to verify.
+    #[arg(required = true)]
+    paths: Vec<std::path::PathBuf>,
+    /// Where to write the index.
+    #[arg(long, short)]
+    output: std::path::PathBuf,
+    /// Read files with plain reads instead of mapping them.
+    #[arg(long)]
+    no_mmap: bool,
 }
 
 #[derive(clap::Args)]
@@ -74,6 +89,7 @@ fn main() -> ExitCode {
         Command::Devices(a) => devices_cmd::run(a),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Stitch(a) => verify_cmd::stitch(&a.summaries, a.json),
+        Command::Index(a) => verify_cmd::index(&a.paths, &a.output, a.no_mmap),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -59,14 +59,18 @@ pub struct VerifyArgs {
     /// Redo a range whose summary already exists and matches its input.
     #[arg(long)]
     force: bool,
+    /// With --range or --shard: find blocks from this index (`vigil index`)
+    /// instead of walking the chain before the range.
+    #[arg(long, value_name = "FILE")]
+    index: Option<PathBuf>,
 }
 
 pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
     if a.range.is_some() || a.shard.is_some() {
         return run_range(a);
     }
-    if a.summary.is_some() {
-        return Err(Fatal("--summary needs --range or --shard".into()));
+    if a.summary.is_some() || a.index.is_some() {
+        return Err(Fatal("--summary and --index need --range or --shard".into()));
     }
     let files = expand_paths(&a.paths)?;
     let total_bytes: u64 = files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
@@ -120,7 +124,10 @@ fn run_range(a: VerifyArgs) -> Result<u8, Fatal> {
         );
         return Ok(0);
     }
-    let walk = shard::walk(&files, opts.io)?;
+    let walk = match &a.index {
+        Some(index) => shard::Walk::read_index(index, &files)?,
+        None => shard::walk(&files, opts.io)?,
+    };
     let range = match (a.range, shard) {
         (Some((start, end)), _) => Range { start, end },
         (None, Some((i, n))) => {
@@ -354,4 +361,20 @@ impl ReportSink for Printer {
             t.transactions as f64 / secs
         ));
     }
+}
+
+/// `vigil index`: the chain's block layout, for shards to read instead of
+/// walking the chain.
+pub fn index(paths: &[PathBuf], output: &Path, no_mmap: bool) -> Result<u8, Fatal> {
+    let files = expand_paths(paths)?;
+    let walk = shard::walk(&files, if no_mmap { IoMode::Read } else { IoMode::Mmap })?;
+    walk.write_index(output)?;
+    eprintln!(
+        "vigil: indexed {} blocks ({} transactions) in {} files into {}",
+        walk.blocks(),
+        walk.transactions(),
+        files.len(),
+        output.display()
+    );
+    Ok(0)
 }

@@ -799,3 +799,37 @@ fn shard_auto_needs_a_scheduler_and_stitch_names_missing_shards() {
     // --summary alone is a usage error.
     assert_eq!(code(&vigil(&["verify", s(&chain), "--summary", s(&a)])), 2);
 }
+
+/// `vigil index` once, then shards that read it instead of walking the
+/// chain: the same stitched report; a stale index is refused (exit 2).
+#[test]
+fn shards_from_an_index_stitch_to_the_single_run_and_a_stale_index_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = faulty_chain(tmp.path());
+    let index = tmp.path().join("chain.idx");
+    let o = vigil(&["index", s(&chain), "-o", s(&index)]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("indexed 36 blocks"), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut summaries = Vec::new();
+    for i in 0..3 {
+        let summary = tmp.path().join(format!("i{i}.json"));
+        let shard = format!("{i}/3");
+        let o = vigil(&["verify", s(&chain), "--shard", &shard, "--index", s(&index), "--summary", s(&summary)]);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        summaries.push(summary);
+    }
+    let mut args = vec!["stitch", "--json"];
+    args.extend(summaries.iter().map(|p| s(p)));
+    let stitched = vigil(&args);
+    let single = vigil(&["verify", "--json", s(&chain)]);
+    assert_eq!(code(&stitched), code(&single));
+    assert_eq!(comparable(&stitched, true), comparable(&single, true));
+    // --index without a range; an index for another chain.
+    assert_eq!(code(&vigil(&["verify", s(&chain), "--index", s(&index)])), 2);
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::copy(chain.join("000000.vblk"), other.join("000000.vblk")).unwrap();
+    let o = vigil(&["verify", s(&other), "--shard", "0/2", "--index", s(&index)]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("vigil index"), "{}", String::from_utf8_lossy(&o.stderr));
+}

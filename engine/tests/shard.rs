@@ -237,3 +237,52 @@ fn missing_overlapping_duplicate_and_foreign_summaries_are_errors_naming_files()
     assert!(err.to_string().contains("junk.json"), "{err}");
     assert!(matches!(shard::stitch(&[]), Err(StitchError::Empty)));
 }
+
+/// An index written once gives the shards the same layout as the walk (so
+/// the same summaries); a changed or damaged index is refused.
+#[test]
+fn the_sidecar_index_replaces_the_walk_and_refuses_stale_or_damaged_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = chain(dir.path(), 51, 30, 3);
+    let walk = shard::walk(&files, IoMode::Mmap).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let index = out.path().join("chain.idx");
+    walk.write_index(&index).unwrap();
+    let read = shard::Walk::read_index(&index, &files).unwrap();
+    assert_eq!(
+        (read.blocks(), read.transactions(), read.chain_id),
+        (walk.blocks(), walk.transactions(), walk.chain_id)
+    );
+    for n in [1, 3, 5] {
+        assert_eq!(read.shard_bounds(n), walk.shard_bounds(n));
+        let bounds = walk.shard_bounds(n);
+        for i in 0..n as usize {
+            let range = Range { start: bounds[i], end: Some(bounds[i + 1]) };
+            let by_walk = shard::run_range(&walk, range, None, VerifyOptions::default(), None).unwrap();
+            let by_index = shard::run_range(&read, range, None, VerifyOptions::default(), None).unwrap();
+            assert_eq!(
+                shard::ShardSummary { seconds: 0.0, ..by_index },
+                shard::ShardSummary { seconds: 0.0, ..by_walk },
+                "{n} shards, shard {i}"
+            );
+        }
+    }
+    // Damaged: any flipped byte, or a cut.
+    let bytes = std::fs::read(&index).unwrap();
+    for at in [0, 9, 20, bytes.len() / 2, bytes.len() - 1] {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x10;
+        std::fs::write(&index, &bad).unwrap();
+        let err = shard::Walk::read_index(&index, &files).unwrap_err();
+        assert!(matches!(err, shard::IndexError::Invalid { .. }), "flip at {at}: {err}");
+    }
+    std::fs::write(&index, &bytes[..bytes.len() - 7]).unwrap();
+    assert!(matches!(shard::Walk::read_index(&index, &files), Err(shard::IndexError::Invalid { .. })));
+    // Stale: another file list, or a file touched since.
+    std::fs::write(&index, &bytes).unwrap();
+    assert!(matches!(shard::Walk::read_index(&index, &files[1..]), Err(shard::IndexError::Stale { .. })));
+    let f = std::fs::OpenOptions::new().append(true).open(&files[0]).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5)).unwrap();
+    let err = shard::Walk::read_index(&index, &files).unwrap_err();
+    assert!(matches!(&err, shard::IndexError::Stale { problem, .. } if problem.contains("000000")), "{err}");
+}
