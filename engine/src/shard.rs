@@ -489,22 +489,25 @@ pub struct ShardSummary {
 /// The sources that frame `range` of `walk` exactly as a whole run does,
 /// and the files it counts.
 fn plan(walk: &Walk, range: Range) -> (Vec<Source<'_>>, u64) {
-    let mut sources = Vec::new();
-    for (f, path) in walk.files.iter().enumerate() {
-        let f32 = f as u32;
-        let in_range: Vec<&Walked> = walk
-            .blocks
-            .iter()
-            .enumerate()
-            .filter(|(p, b)| b.file == f32 && range.holds(*p as u64))
-            .map(|(_, b)| b)
-            .collect();
-        let tail = walk.between.iter().find(|b| b.file == f32 && range.holds(b.anchor));
-        let start = in_range.first().map(|b| b.offset).or(tail.map(|t| t.offset));
-        let Some(start) = start else { continue };
-        let end = if tail.is_some() { walk.sizes[f] } else { in_range.last().map_or(start, |b| b.offset + b.len) };
-        sources.push(Source::Part(path, start, end));
+    // Per file: the byte span of its blocks in the range, and whether its
+    // in-between item (malformed tail, emptiness) falls in the range.
+    let mut span: Vec<Option<(u64, u64)>> = vec![None; walk.files.len()];
+    let end = range.end.map_or(walk.blocks.len(), |e| (e as usize).min(walk.blocks.len()));
+    for b in walk.blocks.get(range.start as usize..end).unwrap_or(&[]) {
+        let s = span[b.file as usize].get_or_insert((b.offset, b.offset));
+        s.1 = b.offset + b.len;
     }
+    for t in walk.between.iter().filter(|t| range.holds(t.anchor)) {
+        let f = t.file as usize;
+        let start = span[f].map_or(t.offset, |s| s.0);
+        span[f] = Some((start, walk.sizes[f]));
+    }
+    let sources = walk
+        .files
+        .iter()
+        .zip(span)
+        .filter_map(|(path, s)| s.map(|(start, end)| Source::Part(path, start, end)))
+        .collect();
     let files = walk.file_anchor.iter().filter(|&&a| range.holds(a)).count() as u64;
     (sources, files)
 }
