@@ -27,6 +27,8 @@ pub enum InputError {
     Io { path: PathBuf, source: io::Error },
     #[error("{}: file changed size while being read (was {expected} bytes)", path.display())]
     Changed { path: PathBuf, expected: u64 },
+    #[error("{}: given twice; a range or shard of a chain needs each file once", .0.display())]
+    Duplicate(PathBuf),
 }
 
 pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> InputError + '_ {

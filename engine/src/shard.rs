@@ -113,7 +113,11 @@ pub fn walk(files: &[PathBuf], io: IoMode) -> Result<Walk, InputError> {
         file_anchor: Vec::new(),
         chain_id: None,
     };
+    let mut seen = HashSet::new();
     for f in files {
+        if !seen.insert(f) {
+            return Err(InputError::Duplicate(f.clone()));
+        }
         w.sizes.push(std::fs::metadata(f).map_err(crate::input::io_error(f))?.len());
     }
     let sources: Vec<Source<'_>> = files.iter().map(|f| Source::File(f)).collect();
