@@ -19,9 +19,7 @@
 
 use super::{GpuContext, GpuError, basepoint};
 use crate::sig::{RuleSet, SigItem};
-use curve25519_dalek::scalar::Scalar;
 use rayon::prelude::*;
-use sha2::{Digest, Sha512};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use wgpu::util::DeviceExt;
 
@@ -143,18 +141,11 @@ fn prepare(items: &[SigItem<'_>]) -> (Vec<u8>, Vec<bool>) {
         .par_chunks_mut(BYTES_PER_SIG)
         .zip(items.par_iter())
         .map(|(row, it)| {
-            let s_bytes: [u8; 32] = it.signature[32..].try_into().expect("32 bytes");
-            let r_bytes = &it.signature[..32];
-            let mut h = Sha512::new();
-            h.update(r_bytes);
-            h.update(it.public_key);
-            h.update(it.message);
-            let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+            // A, then the signature (R, S) as given, then k.
             row[..32].copy_from_slice(it.public_key);
-            row[32..64].copy_from_slice(r_bytes);
-            row[64..96].copy_from_slice(&s_bytes);
-            row[96..].copy_from_slice(k.as_bytes());
-            Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)).is_some()
+            row[32..96].copy_from_slice(it.signature);
+            row[96..].copy_from_slice(it.challenge().as_bytes());
+            it.canonical_s().is_some()
         })
         .collect();
     (data, canonical)

@@ -38,7 +38,6 @@ use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use rand::RngExt;
-use sha2::{Digest, Sha512};
 use std::collections::HashMap;
 
 /// Sub-batches this small are checked one signature at a time.
@@ -71,8 +70,7 @@ pub fn verify_zip215_batch(items: &[SigItem<'_>], out: &mut [bool]) {
     let mut terms = Vec::with_capacity(items.len());
     for (item, it) in items.iter().enumerate() {
         // S must be canonical (< L); A and R must decode (any encoding).
-        let s_bytes: [u8; 32] = it.signature[32..].try_into().expect("32 bytes");
-        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
+        let Some(s) = it.canonical_s() else {
             continue;
         };
         let key = *key_slot.entry(*it.public_key).or_insert_with(|| {
@@ -81,16 +79,10 @@ pub fn verify_zip215_batch(items: &[SigItem<'_>], out: &mut [bool]) {
             Some(keys.len() - 1)
         });
         let Some(key) = key else { continue };
-        let r_bytes: [u8; 32] = it.signature[..32].try_into().expect("32 bytes");
-        let Some(r) = CompressedEdwardsY(r_bytes).decompress() else {
+        let Some(r) = CompressedEdwardsY(it.r_bytes()).decompress() else {
             continue;
         };
-        let mut h = Sha512::new();
-        h.update(r_bytes);
-        h.update(it.public_key);
-        h.update(it.message);
-        let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
-        terms.push(Term { item, key, r, s, k });
+        terms.push(Term { item, key, r, s, k: it.challenge() });
     }
     let mut scratch = Scratch { key_coeff: vec![None; keys.len()], ..Default::default() };
     resolve(items, &terms, &keys, &mut scratch, out);

@@ -82,6 +82,30 @@ pub struct SigItem<'a> {
     pub signature: &'a [u8; 64],
 }
 
+impl SigItem<'_> {
+    /// The signature's R encoding (its first half).
+    pub fn r_bytes(&self) -> [u8; 32] {
+        self.signature[..32].try_into().expect("32 bytes")
+    }
+
+    /// S when canonical (S < L); without it no rule set accepts the
+    /// signature.
+    pub fn canonical_s(&self) -> Option<curve25519_dalek::scalar::Scalar> {
+        let s_bytes: [u8; 32] = self.signature[32..].try_into().expect("32 bytes");
+        curve25519_dalek::scalar::Scalar::from_canonical_bytes(s_bytes).into()
+    }
+
+    /// The challenge k = SHA-512(R ‖ A ‖ M) mod L.
+    pub fn challenge(&self) -> curve25519_dalek::scalar::Scalar {
+        use sha2::{Digest, Sha512};
+        let mut h = Sha512::new();
+        h.update(&self.signature[..32]);
+        h.update(self.public_key);
+        h.update(self.message);
+        curve25519_dalek::scalar::Scalar::from_bytes_mod_order_wide(&h.finalize().into())
+    }
+}
+
 /// Verifies `items` across rayon workers; `out[i]` is item i's verdict,
 /// exactly [`verify`]'s. zip215 runs batches of `batch` signatures (see
 /// [`batch`]); strict verifies one at a time.
