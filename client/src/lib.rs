@@ -12,9 +12,8 @@
 //! }
 //! ```
 
-use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
+use std::io::{self, BufReader, BufWriter, Write};
+use vigil_protocol::transport::{Address, Stream};
 pub use vigil_protocol::{
     BlockVerdict, DEFAULT_MAX_FRAME, ErrorCode, Failure, Outcome, RULE_NAMES, Request, Response, Rules, Signature,
 };
@@ -36,51 +35,6 @@ pub enum ClientError {
     Decode { id: u64, source: DecodeError },
     #[error("expected the response to request {want}, got {got}")]
     WrongId { want: u64, got: u64 },
-}
-
-enum Stream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn try_clone(&self) -> io::Result<Stream> {
-        Ok(match self {
-            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
-            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
-        })
-    }
-
-    fn shutdown_write(&self) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
-            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tcp(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.flush(),
-            Stream::Tcp(s) => s.flush(),
-        }
-    }
 }
 
 /// The sending half: numbers requests and writes them.
@@ -120,7 +74,7 @@ impl Sender {
     /// sent).
     pub fn finish(mut self) -> Result<(), ClientError> {
         self.flush()?;
-        Ok(self.out.get_ref().shutdown_write()?)
+        Ok(self.out.get_ref().shutdown(std::net::Shutdown::Write)?)
     }
 }
 
@@ -151,16 +105,9 @@ pub struct Client {
 impl Client {
     /// Connects to `unix:PATH` or `tcp:HOST:PORT`.
     pub fn connect(address: &str) -> Result<Client, ClientError> {
-        let connect_err = |source| ClientError::Connect { address: address.to_owned(), source };
-        let stream = if let Some(path) = address.strip_prefix("unix:") {
-            Stream::Unix(UnixStream::connect(path).map_err(connect_err)?)
-        } else if let Some(hp) = address.strip_prefix("tcp:") {
-            let s = TcpStream::connect(hp).map_err(connect_err)?;
-            s.set_nodelay(true)?;
-            Stream::Tcp(s)
-        } else {
-            return Err(ClientError::BadAddress(address.to_owned()));
-        };
+        let parsed: Address = address.parse().map_err(|_| ClientError::BadAddress(address.to_owned()))?;
+        let stream =
+            Stream::connect(&parsed).map_err(|source| ClientError::Connect { address: address.to_owned(), source })?;
         let read_half = stream.try_clone()?;
         Ok(Client {
             sender: Sender { out: BufWriter::new(stream), next_id: 1 },

@@ -19,45 +19,16 @@ use crate::report::Rule;
 use crate::sig::RuleSet;
 use crate::validator::{BlockVerdict, Pending, Request, SigBatch, SubmitError, Validator, Verdict};
 use std::io::{self, BufWriter, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
+use vigil_protocol::transport::Stream;
 use vigil_protocol::{self as proto, ErrorCode, FrameError, Header, PREFIX_LEN, Response};
 
-/// Where to listen: `unix:PATH` or `tcp:HOST:PORT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Address {
-    Unix(PathBuf),
-    Tcp(String),
-}
-
-impl std::str::FromStr for Address {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Address, String> {
-        if let Some(path) = s.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err("unix: needs a path, as in unix:/run/vigil.sock".into());
-            }
-            Ok(Address::Unix(PathBuf::from(path)))
-        } else if let Some(hp) = s.strip_prefix("tcp:") {
-            Ok(Address::Tcp(hp.to_owned()))
-        } else {
-            Err(format!("{s:?}: expected unix:PATH or tcp:HOST:PORT"))
-        }
-    }
-}
-
-impl std::fmt::Display for Address {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Address::Unix(p) => write!(f, "unix:{}", p.display()),
-            Address::Tcp(hp) => write!(f, "tcp:{hp}"),
-        }
-    }
-}
+pub use vigil_protocol::transport::Address;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
@@ -121,10 +92,7 @@ impl Listener {
     fn accept(&self) -> io::Result<Stream> {
         match self {
             Listener::Unix(l, _) => l.accept().map(|(s, _)| Stream::Unix(s)),
-            Listener::Tcp(l) => l.accept().map(|(s, _)| {
-                let _ = s.set_nodelay(true);
-                Stream::Tcp(s)
-            }),
+            Listener::Tcp(l) => l.accept().and_then(|(s, _)| Stream::tcp(s)),
         }
     }
 }
@@ -133,64 +101,6 @@ impl Drop for Listener {
     fn drop(&mut self) {
         if let Listener::Unix(_, path) = self {
             let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-enum Stream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn try_clone(&self) -> io::Result<Stream> {
-        Ok(match self {
-            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
-            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
-        })
-    }
-
-    fn set_blocking_with_timeout(&self, timeout: Duration) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => {
-                s.set_nonblocking(false)?;
-                s.set_read_timeout(Some(timeout))
-            }
-            Stream::Tcp(s) => {
-                s.set_nonblocking(false)?;
-                s.set_read_timeout(Some(timeout))
-            }
-        }
-    }
-
-    fn shutdown(&self) {
-        let _ = match self {
-            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
-            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
-        };
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tcp(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.flush(),
-            Stream::Tcp(s) => s.flush(),
         }
     }
 }
@@ -298,11 +208,11 @@ pub fn serve(
 }
 
 fn refuse(mut stream: Stream, shared: &Shared) {
-    let _ = stream.set_blocking_with_timeout(TICK);
+    let _ = stream.set_read_timeout(Some(TICK));
     let message = format!("{} connections already open", shared.config.max_connections);
     let _ = stream.write_all(&Response::error(ErrorCode::Overloaded, message).encode(0));
     shared.counters.error_responses.fetch_add(1, Relaxed);
-    stream.shutdown();
+    let _ = stream.shutdown(Shutdown::Both);
 }
 
 /// What the reader hands the writer, in request order.
@@ -314,7 +224,7 @@ enum Outgoing {
 }
 
 fn connection(stream: Stream, shared: &Shared) {
-    if stream.set_blocking_with_timeout(TICK).is_err() {
+    if stream.set_read_timeout(Some(TICK)).is_err() {
         return;
     }
     let Ok(write_half) = stream.try_clone() else { return };
@@ -503,7 +413,7 @@ fn writer(stream: Stream, rx: crossbeam_channel::Receiver<Outgoing>, shared: &Sh
     }
     let _ = out.flush();
     if let Ok(stream) = out.into_inner() {
-        stream.shutdown();
+        let _ = stream.shutdown(Shutdown::Both);
     }
 }
 
@@ -555,14 +465,6 @@ fn block_verdict(v: BlockVerdict) -> proto::BlockVerdict {
 /// The rule's index in FORMAT.md's table, as the protocol numbers them.
 pub fn rule_index(rule: Rule) -> u8 {
     Rule::ALL.iter().position(|r| *r == rule).expect("every rule is in ALL") as u8
-}
-
-/// The unix socket path of an address, if it is one (for cleanup).
-pub fn unix_path(address: &Address) -> Option<&Path> {
-    match address {
-        Address::Unix(p) => Some(p),
-        Address::Tcp(_) => None,
-    }
 }
 
 #[cfg(test)]

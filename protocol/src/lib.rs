@@ -16,6 +16,8 @@
 //! Decoding never panics and never allocates more than the bytes it was
 //! given justify: counts are checked against what is left of the body.
 
+pub mod transport;
+
 use std::io::{self, Read, Write};
 
 pub const VERSION: u8 = 1;
