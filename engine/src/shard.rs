@@ -81,6 +81,16 @@ impl Walk {
         self.blocks.iter().map(|b| u64::from(b.txs)).sum()
     }
 
+    /// The walked files as summaries and indexes record them: names, the
+    /// sizes the walk saw, modification times.
+    fn stamps(&self) -> Vec<FileStamp> {
+        self.files
+            .iter()
+            .zip(&self.sizes)
+            .map(|(p, &size)| FileStamp { path: p.display().to_string(), size, mtime_ns: mtime_ns(p) })
+            .collect()
+    }
+
     /// Range boundaries for `n` shards, balanced by signatures (each block's
     /// transactions and its own): `n + 1` positions from 0 to the block
     /// count.
@@ -190,12 +200,7 @@ impl Walk {
     pub fn write_index(&self, path: &Path) -> Result<(), IndexError> {
         let io = |source| IndexError::Io { path: path.into(), source };
         let header = IndexHeader {
-            files: self
-                .files
-                .iter()
-                .zip(&self.sizes)
-                .map(|(p, &size)| FileStamp { path: p.display().to_string(), size, mtime_ns: mtime_ns(p) })
-                .collect(),
+            files: self.stamps(),
             chain_id: self.chain_id.map(hex::encode),
             blocks: self.blocks.len() as u64,
             between: self.between.len() as u64,
@@ -252,18 +257,10 @@ impl Walk {
         if need != rest.len() as u128 {
             return Err(invalid("record counts do not match the file's length"));
         }
-        let stale = |problem: String| IndexError::Stale { path: path.into(), problem };
-        if header.files.len() != files.len() {
-            return Err(stale(format!("{} files indexed, {} given", header.files.len(), files.len())));
+        if let Some(problem) = first_change(&header.files, files) {
+            return Err(IndexError::Stale { path: path.into(), problem });
         }
-        let mut sizes = Vec::with_capacity(files.len());
-        for (stamp, f) in header.files.iter().zip(files) {
-            let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(u64::MAX);
-            if stamp.path != f.display().to_string() || stamp.size != size || stamp.mtime_ns != mtime_ns(f) {
-                return Err(stale(format!("{} changed (or is another file)", f.display())));
-            }
-            sizes.push(size);
-        }
+        let sizes: Vec<u64> = header.files.iter().map(|f| f.size).collect();
         let mut take = |n: usize| {
             let (head, tail) = rest.split_at(n);
             rest = tail;
@@ -358,12 +355,7 @@ pub struct Input {
 
 impl Input {
     pub fn new(walk: &Walk, opts: &VerifyOptions) -> Input {
-        let files = walk
-            .files
-            .iter()
-            .zip(&walk.sizes)
-            .map(|(p, &size)| FileStamp { path: p.display().to_string(), size, mtime_ns: mtime_ns(p) })
-            .collect();
+        let files = walk.stamps();
         let authorities = opts.authorities.as_ref().map(|set| {
             let mut keys: Vec<&[u8; 32]> = set.iter().collect();
             keys.sort();
@@ -396,13 +388,21 @@ impl Input {
     /// Whether `files` still look as they did (sizes and modification
     /// times), without reading them.
     pub fn matches_files(&self, files: &[PathBuf]) -> bool {
-        self.files.len() == files.len()
-            && self.files.iter().zip(files).all(|(s, p)| {
-                s.path == p.display().to_string()
-                    && std::fs::metadata(p).is_ok_and(|m| m.len() == s.size)
-                    && mtime_ns(p) == s.mtime_ns
-            })
+        first_change(&self.files, files).is_none()
     }
+}
+
+/// How `files` differ from `stamps` (names, sizes, modification times), or
+/// `None` when they look the same; reads no file's contents.
+fn first_change(stamps: &[FileStamp], files: &[PathBuf]) -> Option<String> {
+    if stamps.len() != files.len() {
+        return Some(format!("{} files recorded, {} given", stamps.len(), files.len()));
+    }
+    stamps.iter().zip(files).find_map(|(s, p)| {
+        let now = std::fs::metadata(p).map(|m| m.len()).ok();
+        let same = s.path == p.display().to_string() && now == Some(s.size) && mtime_ns(p) == s.mtime_ns;
+        (!same).then(|| format!("{} changed (or is another file)", p.display()))
+    })
 }
 
 fn mtime_ns(p: &Path) -> u128 {
