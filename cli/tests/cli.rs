@@ -628,6 +628,20 @@ fn serve_refuses_remote_addresses_without_allow_remote() {
     assert_eq!(code(&o), 2);
 }
 
+/// Clears the scheduler variables `--shard auto` reads, whatever the
+/// environment the tests run in.
+fn without_scheduler(cmd: &mut Command) {
+    for k in [
+        "JOB_COMPLETION_INDEX",
+        "VIGIL_SHARDS",
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_COUNT",
+    ] {
+        cmd.env_remove(k);
+    }
+}
+
 /// A faulty chain for the scale-out tests: several files, every rule broken
 /// somewhere, a malformed block ending a file.
 fn faulty_chain(dir: &Path) -> PathBuf {
@@ -708,15 +722,7 @@ fn shards_under_kubernetes_and_slurm_environments_stitch_to_the_single_run() {
                 let summary = dir.join(format!("part-{i}.json"));
                 let mut cmd = Command::new(VIGIL);
                 cmd.args(["verify", s(&chain), "--shard", "auto", "--summary", s(&summary)]);
-                for k in [
-                    "JOB_COMPLETION_INDEX",
-                    "VIGIL_SHARDS",
-                    "SLURM_ARRAY_TASK_ID",
-                    "SLURM_ARRAY_TASK_MIN",
-                    "SLURM_ARRAY_TASK_COUNT",
-                ] {
-                    cmd.env_remove(k);
-                }
+                without_scheduler(&mut cmd);
                 if name == "k8s" {
                     cmd.env("JOB_COMPLETION_INDEX", i.to_string()).env("VIGIL_SHARDS", n.to_string());
                 } else {
@@ -749,15 +755,7 @@ fn shard_auto_needs_a_scheduler_and_stitch_names_missing_shards() {
     let run = |envs: &[(&str, &str)], extra: &[&str]| {
         let mut cmd = Command::new(VIGIL);
         cmd.args(["verify", s(&chain)]).args(extra);
-        for k in [
-            "JOB_COMPLETION_INDEX",
-            "VIGIL_SHARDS",
-            "SLURM_ARRAY_TASK_ID",
-            "SLURM_ARRAY_TASK_MIN",
-            "SLURM_ARRAY_TASK_COUNT",
-        ] {
-            cmd.env_remove(k);
-        }
+        without_scheduler(&mut cmd);
         cmd.envs(envs.iter().copied()).output().unwrap()
     };
     let o = run(&[], &["--shard", "auto"]);
