@@ -19,6 +19,7 @@ use vigil_client::{Client, Request, Response, Rules, Signature};
 use vigil_engine::gpu::GpuSigner;
 use vigil_engine::server::{self, Address, Listener, ServerConfig};
 use vigil_engine::sig::{self, BatchSizer, RuleSet, SigItem};
+use vigil_engine::verify::verify_signatures;
 use vigil_engine::{Validator, ValidatorConfig};
 
 #[derive(Debug, Clone)]
@@ -94,14 +95,11 @@ fn direct_rate(sigs: &[Signature], seconds: f64, gpu: Option<&GpuSigner>) -> f64
         .map(|s| SigItem { public_key: &s.public_key, message: &s.message, signature: &s.signature })
         .collect();
     let mut sizer = BatchSizer::new();
-    let mut out = vec![false; items.len()];
     let started = Instant::now();
     let mut done = 0u64;
     while done == 0 || started.elapsed().as_secs_f64() < seconds {
-        match gpu.map(|g| g.verify(RuleSet::Zip215, &items)) {
-            Some(Ok(v)) => out.copy_from_slice(&v),
-            _ => sig::verify_many_tuned(RuleSet::Zip215, &items, &mut out, &mut sizer),
-        }
+        // What the validator's worker runs on a batch.
+        verify_signatures(gpu, RuleSet::Zip215, &items, &mut sizer);
         done += items.len() as u64;
     }
     done as f64 / started.elapsed().as_secs_f64()

@@ -238,7 +238,7 @@ fn compute(batch: &Batch<'_>, rules: RuleSet, gpu: Option<&GpuSigner>, sizer: &m
 
 /// One verdict per item, on the GPU when there is one (a batch the GPU
 /// fails to run is verified on the CPU: same verdicts).
-pub(crate) fn verify_signatures(
+pub fn verify_signatures(
     gpu: Option<&GpuSigner>,
     rules: RuleSet,
     items: &[SigItem<'_>],
