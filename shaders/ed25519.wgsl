@@ -1,5 +1,6 @@
 // ed25519 points, decompression, scalar multiplication and the two verdicts
-// (zip215, strict). Appended to field25519.wgsl at load time.
+// (zip215, strict). Appended to a limb layer and field25519.wgsl at load
+// time.
 //
 // Points are extended twisted Edwards coordinates (X:Y:Z:T), x = X/Z,
 // y = Y/Z, T = XY/Z, on -x^2 + y^2 = 1 + d x^2 y^2. Additions take the
@@ -24,16 +25,16 @@ struct Cached {
     z: Fe,
 }
 
-const FE_BX: Fe = Fe(0xd51au, 0x8f25u, 0x2d60u, 0xc956u, 0xa7b2u, 0x9525u, 0xc760u, 0x692cu, 0xdc5cu, 0xfdd6u, 0xe231u, 0xc0a4u, 0x53feu, 0xcd6eu, 0x36d3u, 0x2169u);
-const FE_BY: Fe = Fe(0x6658u, 0x6666u, 0x6666u, 0x6666u, 0x6666u, 0x6666u, 0x6666u, 0x6666u, 0x6666u, 0x6666u, 0x6666u, 0x6666u, 0x6666u, 0x6666u, 0x6666u, 0x6666u);
-const FE_BT: Fe = Fe(0xdda3u, 0xa5b7u, 0x8ab3u, 0x6ddeu, 0x52f5u, 0x7751u, 0x9f80u, 0x20f0u, 0xe37du, 0x64abu, 0x4e8eu, 0x66eau, 0x7665u, 0xd78bu, 0x5f0fu, 0x6787u);
+const W_BX = array<u32, 8>(0x8f25d51au, 0xc9562d60u, 0x9525a7b2u, 0x692cc760u, 0xfdd6dc5cu, 0xc0a4e231u, 0xcd6e53feu, 0x216936d3u);
+const W_BY = array<u32, 8>(0x66666658u, 0x66666666u, 0x66666666u, 0x66666666u, 0x66666666u, 0x66666666u, 0x66666666u, 0x66666666u);
+const W_BT = array<u32, 8>(0xa5b7dda3u, 0x6dde8ab3u, 0x775152f5u, 0x20f09f80u, 0x64abe37du, 0x66ea4e8eu, 0xd78b7665u, 0x67875f0fu);
 
 fn pt_identity() -> Pt {
     return Pt(fe_zero(), fe_one(), fe_one(), fe_zero());
 }
 
 fn pt_base() -> Pt {
-    return Pt(FE_BX, FE_BY, fe_one(), FE_BT);
+    return Pt(fe_from_words(W_BX), fe_from_words(W_BY), fe_one(), fe_from_words(W_BT));
 }
 
 fn pt_neg(p: Pt) -> Pt {
@@ -191,6 +192,10 @@ fn pt_double_scalar_mul(a: array<u32, 8>, b: array<u32, 8>, p: Pt) -> Pt {
     return acc;
 }
 
+// Invocations per workgroup, set when the pipeline is made (tuned per
+// adapter: engine/src/gpu/ed25519.rs).
+override WORKGROUP_SIZE: u32 = 64u;
+
 struct Params {
     count: u32,
     pad0: u32,
@@ -227,7 +232,7 @@ fn words_eq(a: array<u32, 8>, b: array<u32, 8>) -> bool {
 // One signature: 32 words in (A, R, S, k as 8 little-endian words each; S
 // canonical and k = SHA-512(R || A || M) mod L, both from the CPU), one word
 // out: bit 0 the zip215 verdict, bit 1 the strict verdict.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn verify(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
     if (i >= params.count) {
@@ -267,7 +272,17 @@ fn verify(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (pt_is_identity(pts[0])) {
         verdict |= 1u;
     }
-    if (!pt_is_identity(pts[1]) && !pt_is_identity(pts[2]) && words_eq(pt_compress(p), r_words)) {
+    // Strict: compress(P) == R's bytes, without an inversion. R is affine
+    // (Z = 1) and decompress(compress(R)) = R, so compress(P) == R's bytes
+    // exactly when R's bytes are R's canonical encoding (y reduced, the
+    // sign bit that of x) and P == R as points (X_P = x_R Z_P and
+    // Y_P = y_R Z_P).
+    var r_canonical = fe_to_words(r.Y);
+    if (fe_is_negative(r.X)) {
+        r_canonical[7] |= 0x80000000u;
+    }
+    let p_is_r = fe_eq(p.X, fe_mul(r.X, p.Z)) && fe_eq(p.Y, fe_mul(r.Y, p.Z));
+    if (!pt_is_identity(pts[1]) && !pt_is_identity(pts[2]) && words_eq(r_canonical, r_words) && p_is_r) {
         verdict |= 2u;
     }
     outputs[i] = verdict;
@@ -276,7 +291,7 @@ fn verify(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Debug: field ops on pairs (a, b) of 8-word encodings (bit 255 ignored).
 // Out per pair, 8 words each, canonical: a+b, a-b, a*b, a^2, 1/a,
 // sqrt_ratio_i(a, b).r, then one word sqrt_ratio_i(a, b).ok, 7 words 0.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn debug_field(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
     if (i >= params.count) {
@@ -302,7 +317,7 @@ fn debug_field(@builtin(global_invocation_id) gid: vec3<u32>) {
 // decompress(E).ok; then compress(P), compress(2P), compress(P + B),
 // compress([a]B + [b]P), compress([8]P), and a block whose word 0 is
 // is_identity([8]P).
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn debug_point(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
     if (i >= params.count) {

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Instant;
 use vigil_engine::gpu::GpuContext;
-use vigil_engine::gpu::ed25519::GpuEd25519;
+use vigil_engine::gpu::ed25519::{Field, GpuEd25519, Kernel};
 use vigil_engine::sig::{RuleSet, SigItem, verify};
 
 const DEFAULT_DIFF_SIGS: usize = 20_000;
@@ -33,6 +33,25 @@ fn context() -> Option<GpuContext> {
     let ctx = common::gpu::or_skip(GpuContext::new())?;
     eprintln!("GPU adapter: {} ({}, {})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type);
     Some(ctx)
+}
+
+/// One verifier per build of the kernel: the 16-bit-limb field on every
+/// adapter, the 64-bit-product field where the adapter has SHADER_INT64,
+/// also with another workgroup size and without wgpu's run-time checks.
+/// Each must give the CPU's verdicts.
+fn builds(ctx: &GpuContext) -> Vec<GpuEd25519> {
+    let mut kernels = vec![Kernel { field: Field::U32, workgroup: 64, checked: true }];
+    for k in [
+        Kernel { field: Field::U64, workgroup: 64, checked: true },
+        Kernel { field: Field::U64, workgroup: 128, checked: false },
+    ] {
+        if k.runs_on(ctx) {
+            kernels.push(k);
+        } else {
+            eprintln!("kernel {k}: the adapter has no SHADER_INT64; not tested here");
+        }
+    }
+    kernels.into_iter().map(|k| GpuEd25519::with_kernel(ctx, k)).collect()
 }
 
 /// Runs `items` on the GPU (`verify_both`, one pass for both rule sets) and
@@ -255,40 +274,42 @@ fn field_inputs(rng: &mut impl Rng, n: usize) -> Vec<[u8; 32]> {
 #[test]
 fn gpu_field_ops_equal_the_reference() {
     let Some(ctx) = context() else { return };
-    let gpu = GpuEd25519::new(&ctx);
-    let mut rng = ChaCha20Rng::seed_from_u64(0xf1e1d);
-    let xs = field_inputs(&mut rng, 600);
-    let mut pairs: Vec<([u8; 32], [u8; 32])> = Vec::new();
-    for (i, a) in xs.iter().enumerate() {
-        pairs.push((*a, xs[(i * 7 + 3) % xs.len()]));
-        if i < 12 {
-            for b in &xs[..12] {
-                pairs.push((*a, *b));
+    for gpu in builds(&ctx) {
+        eprintln!("-- kernel {}", gpu.kernel());
+        let mut rng = ChaCha20Rng::seed_from_u64(0xf1e1d);
+        let xs = field_inputs(&mut rng, 600);
+        let mut pairs: Vec<([u8; 32], [u8; 32])> = Vec::new();
+        for (i, a) in xs.iter().enumerate() {
+            pairs.push((*a, xs[(i * 7 + 3) % xs.len()]));
+            if i < 12 {
+                for b in &xs[..12] {
+                    pairs.push((*a, *b));
+                }
             }
         }
-    }
-    let started = Instant::now();
-    let got = gpu.debug_field(&ctx, &pairs).unwrap();
-    eprintln!("field ops: {} pairs in {:.2?}", pairs.len(), started.elapsed());
-    let mut squares = 0;
-    for ((a, b), g) in pairs.iter().zip(&got) {
-        let (fa, fb) = (fe_bytes(a), fe_bytes(b));
-        let ctx = format!("a {} b {}", hex::encode(a), hex::encode(b));
-        assert_eq!(g.add, fe_to_bytes(&fadd(&fa, &fb)), "add: {ctx}");
-        assert_eq!(g.sub, fe_to_bytes(&fsub(&fa, &fb)), "sub: {ctx}");
-        assert_eq!(g.mul, fe_to_bytes(&fmul(&fa, &fb)), "mul: {ctx}");
-        assert_eq!(g.square, fe_to_bytes(&fmul(&fa, &fa)), "square: {ctx}");
-        let inv = fpow(&fa, &exponent(2, 0));
-        assert_eq!(g.invert, fe_to_bytes(&inv), "invert: {ctx}");
-        if fa != [0; 8] {
-            assert_eq!(fmul(&fa, &inv), norm(&[1]), "reference inverse");
+        let started = Instant::now();
+        let got = gpu.debug_field(&ctx, &pairs).unwrap();
+        eprintln!("field ops: {} pairs in {:.2?}", pairs.len(), started.elapsed());
+        let mut squares = 0;
+        for ((a, b), g) in pairs.iter().zip(&got) {
+            let (fa, fb) = (fe_bytes(a), fe_bytes(b));
+            let ctx = format!("a {} b {}", hex::encode(a), hex::encode(b));
+            assert_eq!(g.add, fe_to_bytes(&fadd(&fa, &fb)), "add: {ctx}");
+            assert_eq!(g.sub, fe_to_bytes(&fsub(&fa, &fb)), "sub: {ctx}");
+            assert_eq!(g.mul, fe_to_bytes(&fmul(&fa, &fb)), "mul: {ctx}");
+            assert_eq!(g.square, fe_to_bytes(&fmul(&fa, &fa)), "square: {ctx}");
+            let inv = fpow(&fa, &exponent(2, 0));
+            assert_eq!(g.invert, fe_to_bytes(&inv), "invert: {ctx}");
+            if fa != [0; 8] {
+                assert_eq!(fmul(&fa, &inv), norm(&[1]), "reference inverse");
+            }
+            let (ok, r) = fsqrt_ratio(&fa, &fb);
+            squares += usize::from(ok);
+            assert_eq!(g.sqrt_ratio, (ok, fe_to_bytes(&r)), "sqrt_ratio_i: {ctx}");
         }
-        let (ok, r) = fsqrt_ratio(&fa, &fb);
-        squares += usize::from(ok);
-        assert_eq!(g.sqrt_ratio, (ok, fe_to_bytes(&r)), "sqrt_ratio_i: {ctx}");
+        eprintln!("sqrt_ratio_i: {squares} of {} ratios were squares", pairs.len());
+        assert!(squares > pairs.len() / 4 && squares < pairs.len() * 3 / 4);
     }
-    eprintln!("sqrt_ratio_i: {squares} of {} ratios were squares", pairs.len());
-    assert!(squares > pairs.len() / 4 && squares < pairs.len() * 3 / 4);
 }
 
 /// Encodings: random bytes (about half decode), the torsion points, y ≥ p,
@@ -333,40 +354,42 @@ fn point_inputs(rng: &mut impl Rng, n: usize) -> Vec<[u8; 32]> {
 #[test]
 fn gpu_points_equal_curve25519_dalek() {
     let Some(ctx) = context() else { return };
-    let gpu = GpuEd25519::new(&ctx);
-    let mut rng = ChaCha20Rng::seed_from_u64(0x90147);
-    let encodings = point_inputs(&mut rng, 400);
-    let items: Vec<([u8; 32], [u8; 32], [u8; 32])> = encodings
-        .iter()
-        .map(|e| {
-            let a = Scalar::from_bytes_mod_order(random_bytes(&mut rng));
-            let b = Scalar::from_bytes_mod_order(random_bytes(&mut rng));
-            (*e, a.to_bytes(), b.to_bytes())
-        })
-        .collect();
-    let started = Instant::now();
-    let got = gpu.debug_point(&ctx, &items).unwrap();
-    eprintln!("point ops: {} encodings in {:.2?}", items.len(), started.elapsed());
-    let mut decoded = 0;
-    let mut small = 0;
-    for ((e, a, b), g) in items.iter().zip(&got) {
-        let ctx = format!("E {} a {} b {}", hex::encode(e), hex::encode(a), hex::encode(b));
-        let want = CompressedEdwardsY(*e).decompress();
-        assert_eq!(g.decodes, want.is_some(), "decodes: {ctx}");
-        let Some(p) = want else { continue };
-        decoded += 1;
-        assert_eq!(g.compress, p.compress().to_bytes(), "compress: {ctx}");
-        assert_eq!(g.double, (p + p).compress().to_bytes(), "double: {ctx}");
-        assert_eq!(g.plus_base, (p + ED25519_BASEPOINT_POINT).compress().to_bytes(), "plus B: {ctx}");
-        let (sa, sb) = (Scalar::from_canonical_bytes(*a).unwrap(), Scalar::from_canonical_bytes(*b).unwrap());
-        let want_ds = EdwardsPoint::mul_base(&sa) + p * sb;
-        assert_eq!(g.double_scalar, want_ds.compress().to_bytes(), "[a]B + [b]P: {ctx}");
-        assert_eq!(g.times_eight, p.mul_by_cofactor().compress().to_bytes(), "[8]P: {ctx}");
-        assert_eq!(g.times_eight_is_identity, p.is_small_order(), "small order: {ctx}");
-        small += usize::from(p.is_small_order());
+    for gpu in builds(&ctx) {
+        eprintln!("-- kernel {}", gpu.kernel());
+        let mut rng = ChaCha20Rng::seed_from_u64(0x90147);
+        let encodings = point_inputs(&mut rng, 400);
+        let items: Vec<([u8; 32], [u8; 32], [u8; 32])> = encodings
+            .iter()
+            .map(|e| {
+                let a = Scalar::from_bytes_mod_order(random_bytes(&mut rng));
+                let b = Scalar::from_bytes_mod_order(random_bytes(&mut rng));
+                (*e, a.to_bytes(), b.to_bytes())
+            })
+            .collect();
+        let started = Instant::now();
+        let got = gpu.debug_point(&ctx, &items).unwrap();
+        eprintln!("point ops: {} encodings in {:.2?}", items.len(), started.elapsed());
+        let mut decoded = 0;
+        let mut small = 0;
+        for ((e, a, b), g) in items.iter().zip(&got) {
+            let ctx = format!("E {} a {} b {}", hex::encode(e), hex::encode(a), hex::encode(b));
+            let want = CompressedEdwardsY(*e).decompress();
+            assert_eq!(g.decodes, want.is_some(), "decodes: {ctx}");
+            let Some(p) = want else { continue };
+            decoded += 1;
+            assert_eq!(g.compress, p.compress().to_bytes(), "compress: {ctx}");
+            assert_eq!(g.double, (p + p).compress().to_bytes(), "double: {ctx}");
+            assert_eq!(g.plus_base, (p + ED25519_BASEPOINT_POINT).compress().to_bytes(), "plus B: {ctx}");
+            let (sa, sb) = (Scalar::from_canonical_bytes(*a).unwrap(), Scalar::from_canonical_bytes(*b).unwrap());
+            let want_ds = EdwardsPoint::mul_base(&sa) + p * sb;
+            assert_eq!(g.double_scalar, want_ds.compress().to_bytes(), "[a]B + [b]P: {ctx}");
+            assert_eq!(g.times_eight, p.mul_by_cofactor().compress().to_bytes(), "[8]P: {ctx}");
+            assert_eq!(g.times_eight_is_identity, p.is_small_order(), "small order: {ctx}");
+            small += usize::from(p.is_small_order());
+        }
+        eprintln!("{decoded} of {} encodings decoded, {small} of small order", items.len());
+        assert!(decoded > items.len() / 2 && decoded < items.len());
     }
-    eprintln!("{decoded} of {} encodings decoded, {small} of small order", items.len());
-    assert!(decoded > items.len() / 2 && decoded < items.len());
 }
 
 // ---------------------------------------------------------------------------
@@ -432,29 +455,31 @@ fn wycheproof_cases() -> Vec<Case> {
 #[test]
 fn gpu_equals_cpu_on_every_shared_vector() {
     let Some(ctx) = context() else { return };
-    let gpu = GpuEd25519::new(&ctx);
-    let speccheck = speccheck_cases();
-    let expected = json("speccheck-expected.json");
-    for (name, cases) in
-        [("rfc8032", rfc_cases()), ("speccheck", speccheck_cases()), ("wycheproof", wycheproof_cases())]
-    {
-        let items: Vec<SigItem<'_>> = cases.iter().map(Case::item).collect();
-        eprintln!("{name}: {} signatures", items.len());
-        let (zip, strict) = gpu_verdicts(&ctx, &gpu, &items);
-        for (rules, got) in [(RuleSet::Zip215, &zip), (RuleSet::Strict, &strict)] {
-            let cpu = cpu_verdicts(rules, &items);
-            assert_same(name, rules, &items, got, &cpu);
-            // The per-rule API gives the same.
-            assert_eq!(&gpu.verify(&ctx, rules, &items).unwrap(), got, "{name} {rules}: verify vs verify_both");
-            let valid = got.iter().filter(|v| **v).count();
-            eprintln!("  {rules}: {valid} valid, {} invalid, GPU == CPU", got.len() - valid);
-        }
-        if name == "speccheck" {
-            assert_eq!(items.len(), speccheck.len());
+    for gpu in builds(&ctx) {
+        eprintln!("-- kernel {}", gpu.kernel());
+        let speccheck = speccheck_cases();
+        let expected = json("speccheck-expected.json");
+        for (name, cases) in
+            [("rfc8032", rfc_cases()), ("speccheck", speccheck_cases()), ("wycheproof", wycheproof_cases())]
+        {
+            let items: Vec<SigItem<'_>> = cases.iter().map(Case::item).collect();
+            eprintln!("{name}: {} signatures", items.len());
+            let (zip, strict) = gpu_verdicts(&ctx, &gpu, &items);
             for (rules, got) in [(RuleSet::Zip215, &zip), (RuleSet::Strict, &strict)] {
-                let want: Vec<bool> =
-                    expected[rules.name()].as_array().unwrap().iter().map(|v| v.as_bool().unwrap()).collect();
-                assert_eq!(got, &want, "speccheck {rules} expected verdicts");
+                let cpu = cpu_verdicts(rules, &items);
+                assert_same(name, rules, &items, got, &cpu);
+                // The per-rule API gives the same.
+                assert_eq!(&gpu.verify(&ctx, rules, &items).unwrap(), got, "{name} {rules}: verify vs verify_both");
+                let valid = got.iter().filter(|v| **v).count();
+                eprintln!("  {rules}: {valid} valid, {} invalid, GPU == CPU", got.len() - valid);
+            }
+            if name == "speccheck" {
+                assert_eq!(items.len(), speccheck.len());
+                for (rules, got) in [(RuleSet::Zip215, &zip), (RuleSet::Strict, &strict)] {
+                    let want: Vec<bool> =
+                        expected[rules.name()].as_array().unwrap().iter().map(|v| v.as_bool().unwrap()).collect();
+                    assert_eq!(got, &want, "speccheck {rules} expected verdicts");
+                }
             }
         }
     }
@@ -466,58 +491,60 @@ fn gpu_equals_cpu_on_every_shared_vector() {
 #[test]
 fn gpu_equals_cpu_on_random_and_mutated_signatures() {
     let Some(ctx) = context() else { return };
-    let gpu = GpuEd25519::new(&ctx);
-    let n = env_or("VIGIL_GPU_DIFF_SIGS", DEFAULT_DIFF_SIGS);
-    let seed = env_or("VIGIL_DIFF_SEED", DEFAULT_SEED);
-    let started = Instant::now();
-    let sigs = generate_all(n, seed);
-    eprintln!("generated {n} signatures (seed {seed:#x}) in {:.2?}", started.elapsed());
-    let items: Vec<SigItem<'_>> = sigs.iter().map(Sig::item).collect();
-    // A small call first, so the big one regrows the device buffers and
-    // runs in several chunks over both buffer slots; the prefix agrees.
-    let prefix = items.len().min(1000);
-    let (zip_prefix, strict_prefix) = gpu_verdicts(&ctx, &gpu, &items[..prefix]);
-    let (zip, strict) = gpu_verdicts(&ctx, &gpu, &items);
-    assert_eq!(zip_prefix, zip[..prefix], "zip215 verdicts depend on the call's size");
-    assert_eq!(strict_prefix, strict[..prefix], "strict verdicts depend on the call's size");
-    for (rules, got) in [(RuleSet::Zip215, &zip), (RuleSet::Strict, &strict)] {
-        let cpu = cpu_verdicts(rules, &items);
-        // The generator's intended verdicts hold on the CPU (non-vacuous construction).
-        for (s, c) in sigs.iter().zip(&cpu) {
-            let want = if rules == RuleSet::Zip215 { s.want_zip215 } else { s.want_strict };
-            assert_eq!(*c, want, "CPU {rules} verdict differs from construction: {}", s.dump());
-        }
-        let wrong: Vec<String> = sigs
-            .iter()
-            .zip(got.iter().zip(&cpu))
-            .filter(|(_, (g, c))| g != c)
-            .map(|(s, (g, c))| format!("  GPU {g}, CPU {c}: {}", s.dump()))
-            .take(50)
-            .collect();
-        assert!(wrong.is_empty(), "{rules}: GPU != CPU on {} signatures:\n{}", wrong.len(), wrong.join("\n"));
-        let mut counts: BTreeMap<Family, (usize, usize)> = BTreeMap::new();
-        for (s, g) in sigs.iter().zip(got.iter()) {
-            let e = counts.entry(s.family).or_default();
-            if *g {
-                e.0 += 1;
-            } else {
-                e.1 += 1;
+    for gpu in builds(&ctx) {
+        eprintln!("-- kernel {}", gpu.kernel());
+        let n = env_or("VIGIL_GPU_DIFF_SIGS", DEFAULT_DIFF_SIGS);
+        let seed = env_or("VIGIL_DIFF_SEED", DEFAULT_SEED);
+        let started = Instant::now();
+        let sigs = generate_all(n, seed);
+        eprintln!("generated {n} signatures (seed {seed:#x}) in {:.2?}", started.elapsed());
+        let items: Vec<SigItem<'_>> = sigs.iter().map(Sig::item).collect();
+        // A small call first, so the big one regrows the device buffers and
+        // runs in several chunks over both buffer slots; the prefix agrees.
+        let prefix = items.len().min(1000);
+        let (zip_prefix, strict_prefix) = gpu_verdicts(&ctx, &gpu, &items[..prefix]);
+        let (zip, strict) = gpu_verdicts(&ctx, &gpu, &items);
+        assert_eq!(zip_prefix, zip[..prefix], "zip215 verdicts depend on the call's size");
+        assert_eq!(strict_prefix, strict[..prefix], "strict verdicts depend on the call's size");
+        for (rules, got) in [(RuleSet::Zip215, &zip), (RuleSet::Strict, &strict)] {
+            let cpu = cpu_verdicts(rules, &items);
+            // The generator's intended verdicts hold on the CPU (non-vacuous construction).
+            for (s, c) in sigs.iter().zip(&cpu) {
+                let want = if rules == RuleSet::Zip215 { s.want_zip215 } else { s.want_strict };
+                assert_eq!(*c, want, "CPU {rules} verdict differs from construction: {}", s.dump());
+            }
+            let wrong: Vec<String> = sigs
+                .iter()
+                .zip(got.iter().zip(&cpu))
+                .filter(|(_, (g, c))| g != c)
+                .map(|(s, (g, c))| format!("  GPU {g}, CPU {c}: {}", s.dump()))
+                .take(50)
+                .collect();
+            assert!(wrong.is_empty(), "{rules}: GPU != CPU on {} signatures:\n{}", wrong.len(), wrong.join("\n"));
+            let mut counts: BTreeMap<Family, (usize, usize)> = BTreeMap::new();
+            for (s, g) in sigs.iter().zip(got.iter()) {
+                let e = counts.entry(s.family).or_default();
+                if *g {
+                    e.0 += 1;
+                } else {
+                    e.1 += 1;
+                }
+            }
+            eprintln!("{rules}: GPU == CPU on all {n}; per family (valid, invalid):");
+            for (f, (v, i)) in &counts {
+                eprintln!("  {f:?}: {v} valid, {i} invalid");
+            }
+            let valid = got.iter().filter(|v| **v).count();
+            assert!(valid > 0 && valid < n, "{rules}: both verdicts occur");
+            if rules == RuleSet::Zip215 && n >= 2000 {
+                for (f, _) in Family::ALL {
+                    let (can_valid, can_invalid) = f.possible_zip215();
+                    let (v, i) = counts.get(&f).copied().unwrap_or_default();
+                    assert!(!can_valid || v > 0, "{f:?}: no valid zip215 signature");
+                    assert!(!can_invalid || i > 0, "{f:?}: no invalid zip215 signature");
+                }
             }
         }
-        eprintln!("{rules}: GPU == CPU on all {n}; per family (valid, invalid):");
-        for (f, (v, i)) in &counts {
-            eprintln!("  {f:?}: {v} valid, {i} invalid");
-        }
-        let valid = got.iter().filter(|v| **v).count();
-        assert!(valid > 0 && valid < n, "{rules}: both verdicts occur");
-        if rules == RuleSet::Zip215 && n >= 2000 {
-            for (f, _) in Family::ALL {
-                let (can_valid, can_invalid) = f.possible_zip215();
-                let (v, i) = counts.get(&f).copied().unwrap_or_default();
-                assert!(!can_valid || v > 0, "{f:?}: no valid zip215 signature");
-                assert!(!can_invalid || i > 0, "{f:?}: no invalid zip215 signature");
-            }
-        }
+        eprintln!("differential test: {:.2?}", started.elapsed());
     }
-    eprintln!("differential test: {:.2?}", started.elapsed());
 }

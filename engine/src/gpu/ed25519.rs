@@ -23,10 +23,11 @@ use rayon::prelude::*;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use wgpu::util::DeviceExt;
 
-const SOURCE: &str =
+/// The curve and verification code, after one of the limb layers.
+const CURVE: &str =
     concat!(include_str!("../../../shaders/field25519.wgsl"), include_str!("../../../shaders/ed25519.wgsl"));
-/// Invocations per workgroup (the shader's `@workgroup_size`).
-const WORKGROUP: usize = 64;
+const LIMBS_U32: &str = include_str!("../../../shaders/field25519_u32.wgsl");
+const LIMBS_U64: &str = include_str!("../../../shaders/field25519_u64.wgsl");
 /// Signatures per dispatch: bounded so no dispatch runs long enough to meet a
 /// driver's watchdog.
 const MAX_PER_DISPATCH: usize = 1 << 16;
@@ -39,7 +40,112 @@ const BYTES_PER_SIG: usize = 128;
 const ZIP215_BIT: u32 = 1;
 const STRICT_BIT: u32 = 2;
 
+/// How field elements are multiplied on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// 16 limbs of 16 bits, 16×16→32-bit products: any adapter.
+    U32,
+    /// 10 limbs in radix 2^25.5, 32×32→64-bit products: adapters with
+    /// `SHADER_INT64`.
+    U64,
+}
+
+/// One build of the verification kernel. Every build gives the same
+/// verdicts (tests/gpu_ed25519.rs runs each); they differ in speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kernel {
+    pub field: Field,
+    /// Invocations per workgroup.
+    pub workgroup: u32,
+    /// wgpu's run-time checks (clamped indices, bounded loops) left in the
+    /// shader. Without them the shader is trusted: every index in it is in
+    /// range by construction and every loop has a constant trip count.
+    pub checked: bool,
+}
+
+impl Kernel {
+    /// The fastest build for `ctx`'s adapter as measured (benches/GPU-NOTES.md),
+    /// unless `VIGIL_GPU_KERNEL` names one (`Kernel::from_str`).
+    pub fn for_adapter(ctx: &GpuContext) -> Kernel {
+        let int64 = ctx.features.contains(wgpu::Features::SHADER_INT64);
+        let best = Kernel { field: if int64 { Field::U64 } else { Field::U32 }, workgroup: 64, checked: true };
+        match std::env::var("VIGIL_GPU_KERNEL") {
+            Ok(v) if !v.is_empty() => match v.parse::<Kernel>() {
+                Ok(k) if k.field == Field::U64 && !int64 => {
+                    eprintln!("vigil: VIGIL_GPU_KERNEL={v}: the adapter has no SHADER_INT64; using {best}");
+                    best
+                }
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("vigil: VIGIL_GPU_KERNEL={v}: {e}; using {best}");
+                    best
+                }
+            },
+            _ => best,
+        }
+    }
+
+    /// Whether `ctx`'s device can run this build.
+    pub fn runs_on(&self, ctx: &GpuContext) -> bool {
+        self.field == Field::U32 || ctx.features.contains(wgpu::Features::SHADER_INT64)
+    }
+
+    fn source(&self) -> String {
+        let limbs = match self.field {
+            Field::U32 => LIMBS_U32,
+            Field::U64 => LIMBS_U64,
+        };
+        format!("{limbs}\n{CURVE}")
+    }
+
+    fn groups(&self, n: usize) -> u32 {
+        n.div_ceil(self.workgroup as usize) as u32
+    }
+}
+
+impl std::fmt::Display for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let field = match self.field {
+            Field::U32 => "u32",
+            Field::U64 => "u64",
+        };
+        write!(f, "{field}:{}:{}", self.workgroup, if self.checked { "checked" } else { "unchecked" })
+    }
+}
+
+impl std::str::FromStr for Kernel {
+    type Err = String;
+
+    /// `FIELD[:WORKGROUP[:checked|unchecked]]`, FIELD `u32` or `u64`
+    /// (defaults 64, checked): `u64:128:unchecked`.
+    fn from_str(s: &str) -> Result<Kernel, String> {
+        let mut parts = s.split(':');
+        let field = match parts.next().map(str::trim) {
+            Some("u32") => Field::U32,
+            Some("u64") => Field::U64,
+            other => return Err(format!("field {other:?}: expected u32 or u64")),
+        };
+        let workgroup = match parts.next() {
+            None => 64,
+            Some(w) => match w.trim().parse::<u32>() {
+                Ok(w) if (1..=1024).contains(&w) => w,
+                _ => return Err(format!("workgroup {w:?}: expected 1..=1024")),
+            },
+        };
+        let checked = match parts.next().map(str::trim) {
+            None | Some("checked") => true,
+            Some("unchecked") => false,
+            Some(c) => return Err(format!("{c:?}: expected checked or unchecked")),
+        };
+        if parts.next().is_some() {
+            return Err(format!("{s:?}: expected FIELD[:WORKGROUP[:checked|unchecked]]"));
+        }
+        Ok(Kernel { field, workgroup, checked })
+    }
+}
+
 pub struct GpuEd25519 {
+    kernel: Kernel,
     verify: wgpu::ComputePipeline,
     /// `basepoint::table()`, resident on the device.
     btable: wgpu::Buffer,
@@ -151,6 +257,11 @@ fn prepare(items: &[SigItem<'_>]) -> (Vec<u8>, Vec<bool>) {
     (data, canonical)
 }
 
+fn pipeline(ctx: &GpuContext, kernel: Kernel, entry: &str) -> wgpu::ComputePipeline {
+    let constants = [("WORKGROUP_SIZE", f64::from(kernel.workgroup))];
+    ctx.pipeline_with(&format!("ed25519-{entry}-{kernel}"), &kernel.source(), entry, &constants, kernel.checked)
+}
+
 fn block(raw: &[u8], i: usize) -> [u8; 32] {
     raw[i * 32..i * 32 + 32].try_into().expect("32 bytes")
 }
@@ -162,19 +273,30 @@ fn params(count: usize) -> [u8; 16] {
 }
 
 impl GpuEd25519 {
+    /// The build `Kernel::for_adapter` picks.
     pub fn new(ctx: &GpuContext) -> Self {
+        Self::with_kernel(ctx, Kernel::for_adapter(ctx))
+    }
+
+    /// A given build (the caller checks `kernel.runs_on(ctx)`).
+    pub fn with_kernel(ctx: &GpuContext, kernel: Kernel) -> Self {
         let btable = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("ed25519-btable"),
             contents: basepoint::table(),
             usage: wgpu::BufferUsages::STORAGE,
         });
         GpuEd25519 {
-            verify: ctx.pipeline("ed25519-verify", SOURCE, "verify"),
+            kernel,
+            verify: pipeline(ctx, kernel, "verify"),
             btable,
             slots: Mutex::new(Vec::new()),
             debug_field: OnceLock::new(),
             debug_point: OnceLock::new(),
         }
+    }
+
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     /// Verdict per item, exactly `vigil_engine::sig::verify(rules, ..)` for each.
@@ -219,7 +341,7 @@ impl GpuEd25519 {
                     encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
                 pass.set_pipeline(&self.verify);
                 pass.set_bind_group(0, &slot.bind_group, &[]);
-                pass.dispatch_workgroups(part.len().div_ceil(WORKGROUP) as u32, 1, 1);
+                pass.dispatch_workgroups(self.kernel.groups(part.len()), 1, 1);
             }
             encoder.copy_buffer_to_buffer(&slot.output, 0, &slot.readback, 0, (part.len() * 4) as u64);
             let submission = ctx.queue.submit([encoder.finish()]);
@@ -235,12 +357,12 @@ impl GpuEd25519 {
 
     /// Debug kernel: field operations on encodings (bit 255 ignored).
     pub fn debug_field(&self, ctx: &GpuContext, pairs: &[([u8; 32], [u8; 32])]) -> Result<Vec<FieldResults>, GpuError> {
-        let pipeline = self.debug_field.get_or_init(|| ctx.pipeline("ed25519-debug-field", SOURCE, "debug_field"));
+        let pipeline = self.debug_field.get_or_init(|| pipeline(ctx, self.kernel, "debug_field"));
         let mut out = Vec::with_capacity(pairs.len());
         for part in pairs.chunks(MAX_PER_DISPATCH) {
             let input: Vec<u8> = part.iter().flat_map(|(a, b)| a.iter().chain(b).copied()).collect();
             let n = part.len();
-            let raw = ctx.run(pipeline, &[&input], &params(n), n * 224, &[], n.div_ceil(WORKGROUP) as u32)?;
+            let raw = ctx.run(pipeline, &[&input], &params(n), n * 224, &[], self.kernel.groups(n))?;
             for r in raw.chunks_exact(224) {
                 out.push(FieldResults {
                     add: block(r, 0),
@@ -261,13 +383,12 @@ impl GpuEd25519 {
         ctx: &GpuContext,
         items: &[([u8; 32], [u8; 32], [u8; 32])],
     ) -> Result<Vec<PointResults>, GpuError> {
-        let pipeline = self.debug_point.get_or_init(|| ctx.pipeline("ed25519-debug-point", SOURCE, "debug_point"));
+        let pipeline = self.debug_point.get_or_init(|| pipeline(ctx, self.kernel, "debug_point"));
         let mut out = Vec::with_capacity(items.len());
         for part in items.chunks(MAX_PER_DISPATCH) {
             let input: Vec<u8> = part.iter().flat_map(|(e, a, b)| e.iter().chain(a).chain(b).copied()).collect();
             let n = part.len();
-            let raw =
-                ctx.run(pipeline, &[&input], &params(n), n * 224, &[&self.btable], n.div_ceil(WORKGROUP) as u32)?;
+            let raw = ctx.run(pipeline, &[&input], &params(n), n * 224, &[&self.btable], self.kernel.groups(n))?;
             for r in raw.chunks_exact(224) {
                 out.push(PointResults {
                     decodes: r[0] == 1,

@@ -156,16 +156,38 @@ impl GpuContext {
 
     /// Compiles a compute pipeline from WGSL source.
     pub fn pipeline(&self, label: &str, source: &str, entry: &str) -> wgpu::ComputePipeline {
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(label),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        self.pipeline_with(label, source, entry, &[], true)
+    }
+
+    /// Compiles a compute pipeline from WGSL source with values for its
+    /// `override` constants; `checked: false` leaves out wgpu's run-time
+    /// checks (index clamping, loop bounding), for shaders whose every index
+    /// is in range by construction and whose every loop ends.
+    pub fn pipeline_with(
+        &self,
+        label: &str,
+        source: &str,
+        entry: &str,
+        constants: &[(&str, f64)],
+        checked: bool,
+    ) -> wgpu::ComputePipeline {
+        let desc = wgpu::ShaderModuleDescriptor { label: Some(label), source: wgpu::ShaderSource::Wgsl(source.into()) };
+        let module = if checked {
+            self.device.create_shader_module(desc)
+        } else {
+            // SAFETY: only vigil's own shaders come here (`Kernel` with
+            // `checked: false`); their loops have constant trip counts and
+            // their indices are in range by construction (shaders/ed25519.wgsl
+            // says why at each dynamic index), and tests/gpu_ed25519.rs runs
+            // every build against the CPU.
+            unsafe { self.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+        };
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(label),
             layout: None,
             module: &module,
             entry_point: Some(entry),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
             cache: self.cache.as_ref().map(|(cache, _)| cache),
         });
         self.save_pipeline_cache();
