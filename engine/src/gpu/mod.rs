@@ -220,6 +220,83 @@ impl GpuContext {
         resident: &[&wgpu::Buffer],
         workgroups: u32,
     ) -> Result<Vec<u8>, GpuError> {
+        let bound = self.bind(pipeline, inputs, params, output_len, resident);
+        let submission = self.queue.submit([bound.commands(self, pipeline, workgroups, 1, true)]);
+        self.read_back(&bound.readback, submission, output_len)
+    }
+
+    /// Kernel throughput with the data already on the device: runs
+    /// `pipeline` as [`GpuContext::run`] does (same bindings), returns its
+    /// output, then dispatches it again and again over the same buffers for
+    /// about `seconds` and returns dispatches per second (wall clock from the
+    /// first submission to the last one's completion; each submission holds
+    /// several dispatches, so launch gaps count as little as they can).
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch_rate(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        inputs: &[&[u8]],
+        params: &[u8],
+        output_len: usize,
+        resident: &[&wgpu::Buffer],
+        workgroups: u32,
+        seconds: f64,
+    ) -> Result<(Vec<u8>, f64), GpuError> {
+        let bound = self.bind(pipeline, inputs, params, output_len, resident);
+        let submission = self.queue.submit([bound.commands(self, pipeline, workgroups, 1, true)]);
+        let output = self.read_back(&bound.readback, submission, output_len)?;
+        // One timed submission first, to size the rest to ~1/8 of `seconds`.
+        let wait = |submission| {
+            self.device
+                .poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: None })
+                .map_err(|e| GpuError::Failed(e.to_string()))
+        };
+        let once = std::time::Instant::now();
+        wait(self.queue.submit([bound.commands(self, pipeline, workgroups, 1, false)]))?;
+        let each = once.elapsed().as_secs_f64().max(1e-6);
+        let per_submit = ((seconds / 8.0 / each) as u32).clamp(1, 1024);
+        let started = std::time::Instant::now();
+        let mut dispatches = 0u64;
+        while started.elapsed().as_secs_f64() < seconds || dispatches == 0 {
+            wait(self.queue.submit([bound.commands(self, pipeline, workgroups, per_submit, false)]))?;
+            dispatches += u64::from(per_submit);
+        }
+        Ok((output, dispatches as f64 / started.elapsed().as_secs_f64()))
+    }
+
+    /// Host-to-device bandwidth of `queue.write_buffer` (bytes a second):
+    /// `bytes` written to one device buffer again and again for about
+    /// `seconds`, each write submitted and waited for.
+    pub fn upload_rate(&self, bytes: usize, seconds: f64) -> Result<f64, GpuError> {
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("upload-rate"),
+            size: bytes as u64,
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let data: Vec<u8> = (0..bytes).map(|i| (i * 131 + 7) as u8).collect();
+        let mut moved = 0u64;
+        let started = std::time::Instant::now();
+        while started.elapsed().as_secs_f64() < seconds || moved == 0 {
+            self.queue.write_buffer(&buffer, 0, &data);
+            let submission = self.queue.submit([]);
+            self.device
+                .poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: None })
+                .map_err(|e| GpuError::Failed(e.to_string()))?;
+            moved += bytes as u64;
+        }
+        Ok(moved as f64 / started.elapsed().as_secs_f64())
+    }
+
+    /// The buffers and bind group for one pipeline run (see [`GpuContext::run`]).
+    fn bind(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        inputs: &[&[u8]],
+        params: &[u8],
+        output_len: usize,
+        resident: &[&wgpu::Buffer],
+    ) -> Bound {
         let device = &self.device;
         let storage = |data: &[u8]| {
             // wgpu rejects empty bindings; a 4-byte pad is never read.
@@ -265,17 +342,7 @@ impl GpuContext {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        {
-            let mut pass =
-                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(workgroups, 1, 1);
-        }
-        encoder.copy_buffer_to_buffer(&output, 0, &readback, 0, size);
-        let submission = self.queue.submit([encoder.finish()]);
-        self.read_back(&readback, submission, output_len)
+        Bound { _buffers: buffers, _uniform: uniform, output, readback, bind_group, size }
     }
 
     /// Waits for `submission`, then copies the first `len` bytes out of
@@ -302,6 +369,44 @@ impl GpuContext {
     }
 }
 
+/// A pipeline's buffers and bind group, made by [`GpuContext::bind`].
+struct Bound {
+    _buffers: Vec<wgpu::Buffer>,
+    _uniform: wgpu::Buffer,
+    output: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    size: u64,
+}
+
+impl Bound {
+    /// `times` dispatches of `workgroups`, then (with `read`) the output
+    /// copied to the read-back buffer.
+    fn commands(
+        &self,
+        ctx: &GpuContext,
+        pipeline: &wgpu::ComputePipeline,
+        workgroups: u32,
+        times: u32,
+        read: bool,
+    ) -> wgpu::CommandBuffer {
+        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let mut pass =
+                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &self.bind_group, &[]);
+            for _ in 0..times {
+                pass.dispatch_workgroups(workgroups, 1, 1);
+            }
+        }
+        if read {
+            encoder.copy_buffer_to_buffer(&self.output, 0, &self.readback, 0, self.size);
+        }
+        encoder.finish()
+    }
+}
+
 /// Signature verification on the GPU: the device and its pipelines, opened
 /// once and shared (verdicts exactly the CPU's: `tests/gpu_ed25519.rs`).
 pub struct GpuSigner {
@@ -325,6 +430,16 @@ impl GpuSigner {
 
     pub fn adapter(&self) -> &AdapterSummary {
         &self.ctx.adapter
+    }
+
+    /// The device, for other kernels on it (benchmarks).
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// The build of the ed25519 kernel in use.
+    pub fn kernel(&self) -> ed25519::Kernel {
+        self.ed25519.kernel()
     }
 
     /// Whether the adapter is a software rasteriser (lavapipe): exact, but
