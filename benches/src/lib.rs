@@ -3,6 +3,8 @@
 //! noisy: only ratios measured side by side mean anything). The criterion
 //! benches in `benches/` cover the same ground with statistics.
 
+pub mod crossover;
+pub mod gpu;
 pub mod serve;
 
 use rayon::prelude::*;

@@ -3,6 +3,7 @@
 use crate::Fatal;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use vigil_engine::GpuMode;
 use vigil_engine::gpu::GpuSigner;
 
 /// Where signatures are verified.
@@ -10,29 +11,52 @@ use vigil_engine::gpu::GpuSigner;
 pub enum Backend {
     /// rayon workers with SIMD (batch zip215).
     Cpu,
-    /// The best GPU adapter; an error (exit 2) without one.
+    /// The best GPU adapter, every signature batch on it; an error (exit 2) without one.
     Gpu,
-    /// A hardware GPU if there is one, else the CPU (and say so).
+    /// A hardware GPU and the CPU together (each batch split by measured
+    /// throughput, small batches on the CPU) if there is one, else the CPU
+    /// (and say so).
     Auto,
 }
 
-/// Opens what `backend` asks for: `None` means the CPU.
-pub fn open_backend(backend: Backend) -> Result<Option<Arc<GpuSigner>>, Fatal> {
+/// What `--backend` opened: the GPU, if any, and how it is used.
+#[derive(Debug, Clone, Default)]
+pub struct Opened {
+    pub gpu: Option<Arc<GpuSigner>>,
+    pub mode: GpuMode,
+}
+
+/// `VIGIL_HYBRID=1`: `--backend auto` splits batches with a software
+/// adapter too (lavapipe is slower than the CPU it runs on, so by default
+/// `auto` leaves it out; tests force it to check the hybrid's verdicts).
+fn hybrid_forced() -> bool {
+    std::env::var("VIGIL_HYBRID").is_ok_and(|v| v == "1")
+}
+
+/// Opens what `backend` asks for: no GPU means the CPU.
+pub fn open_backend(backend: Backend) -> Result<Opened, Fatal> {
     match backend {
-        Backend::Cpu => Ok(None),
+        Backend::Cpu => Ok(Opened::default()),
         Backend::Gpu => match GpuSigner::open() {
-            Ok(gpu) => Ok(Some(Arc::new(gpu))),
+            Ok(gpu) => Ok(Opened { gpu: Some(Arc::new(gpu)), mode: GpuMode::Only }),
             Err(e) => Err(Fatal(format!("--backend gpu: {e}"))),
         },
         Backend::Auto => match GpuSigner::open() {
-            Ok(gpu) if !gpu.is_software() => Ok(Some(Arc::new(gpu))),
+            Ok(gpu) if !gpu.is_software() => Ok(Opened { gpu: Some(Arc::new(gpu)), mode: GpuMode::Hybrid }),
+            Ok(gpu) if hybrid_forced() => {
+                eprintln!(
+                    "vigil: the only GPU adapter is software ({}); VIGIL_HYBRID=1: using it beside the CPU",
+                    gpu.adapter().name
+                );
+                Ok(Opened { gpu: Some(Arc::new(gpu)), mode: GpuMode::Hybrid })
+            }
             Ok(gpu) => {
                 eprintln!("vigil: the only GPU adapter is software ({}); using the CPU", gpu.adapter().name);
-                Ok(None)
+                Ok(Opened::default())
             }
             Err(e) => {
                 eprintln!("vigil: {e}; using the CPU");
-                Ok(None)
+                Ok(Opened::default())
             }
         },
     }

@@ -40,6 +40,37 @@ pub struct BenchArgs {
     /// --serve: signatures a request.
     #[arg(long, default_value_t = 16, requires = "serve")]
     request_sigs: usize,
+    /// Measure the GPU's kernels alone instead, inputs already on the device:
+    /// ed25519 builds and batch sizes, BLAKE3, upload bandwidth; every
+    /// output checked against the CPU (exit 1 if any differs). Needs a GPU.
+    #[arg(long, conflicts_with = "serve")]
+    kernels: bool,
+    /// --kernels: signatures a dispatch.
+    #[arg(long, default_value_t = 1 << 20, requires = "kernels")]
+    kernel_sigs: usize,
+    /// --kernels: ed25519 kernel builds to compare with the default, as
+    /// FIELD[:WORKGROUP[:checked|unchecked]] (e.g. u32:64,u64:128:checked;
+    /// default workgroup 64, unchecked).
+    #[arg(long, value_delimiter = ',', requires = "kernels")]
+    builds: Vec<vigil_engine::gpu::ed25519::Kernel>,
+    /// --kernels: more batch sizes for the default build.
+    #[arg(long, value_delimiter = ',', requires = "kernels")]
+    kernel_sizes: Vec<usize>,
+    /// Measure where the GPU starts to win instead: CPU (all cores), GPU and
+    /// `--backend auto` per batch size and share of invalid signatures,
+    /// under both rule sets, with the smallest batch from which the GPU wins.
+    /// Needs a GPU.
+    #[arg(long, conflicts_with_all = ["serve", "kernels"])]
+    crossover: bool,
+    /// --crossover: batch sizes (default 256 to 262,144, ×4).
+    #[arg(long, value_delimiter = ',', requires = "crossover")]
+    sizes: Vec<usize>,
+    /// --crossover: shares of invalid signatures (default 0, 0.01, 0.1).
+    #[arg(long, value_delimiter = ',', requires = "crossover")]
+    invalid: Vec<f64>,
+    /// --kernels: BLAKE3 messages a dispatch.
+    #[arg(long, default_value_t = 4_000_000, requires = "kernels")]
+    kernel_messages: usize,
     /// --serve: the settings, as MAX_BATCH/MAX_DELAY_US pairs (default: 64, 1024, 8192 × 100, 2000 µs).
     #[arg(long, value_delimiter = ',', requires = "serve", value_parser = pair)]
     settings: Vec<(usize, usize)>,
@@ -57,9 +88,57 @@ fn pair(s: &str) -> Result<(usize, usize), String> {
 }
 
 pub fn run_bench(a: BenchArgs) -> Result<u8, Fatal> {
-    let gpu = crate::args::open_backend(a.backend)?;
+    // The bench measures the GPU alone beside the CPU alone (the hybrid's
+    // crossover is `vigil_benches::crossover`).
+    let gpu = crate::args::open_backend(a.backend)?.gpu;
     if a.serve {
         return run_serve(a, gpu);
+    }
+    if a.crossover {
+        let Some(gpu) = gpu else {
+            return Err(Fatal("--crossover needs a GPU: add --backend gpu".into()));
+        };
+        let sizes = if a.sizes.is_empty() { vec![256, 1024, 4096, 16384, 65536, 262_144] } else { a.sizes };
+        let shares = if a.invalid.is_empty() { vec![0.0, 0.01, 0.1] } else { a.invalid };
+        let mut disagreements = 0;
+        println!(
+            "CPU: {} ({} threads); GPU: {}",
+            vigil_benches::cpu_model(),
+            rayon::current_num_threads(),
+            gpu.adapter().name
+        );
+        for rules in [vigil_engine::RuleSet::Zip215, vigil_engine::RuleSet::Strict] {
+            let table = vigil_benches::crossover::crossover_under(&gpu, rules, a.seconds, &sizes, &shares, &|what| {
+                eprintln!("vigil bench: {what}…")
+            });
+            disagreements += table.disagreements;
+            if a.json {
+                println!("{}", serde_json::to_string(&table)?);
+            } else {
+                println!("{rules}:\n{table}");
+            }
+        }
+        return Ok(if disagreements == 0 { 0 } else { 1 });
+    }
+    if a.kernels {
+        let Some(gpu) = gpu else {
+            return Err(Fatal("--kernels needs a GPU: add --backend gpu".into()));
+        };
+        let opts = vigil_benches::gpu::KernelOptions {
+            sigs: a.kernel_sigs.max(1),
+            kernels: a.builds,
+            sizes: a.kernel_sizes.into_iter().filter(|n| *n > 0).collect(),
+            messages: a.kernel_messages.max(1),
+            seconds: a.seconds,
+        };
+        let report = vigil_benches::gpu::run(&gpu, &opts, &|what| eprintln!("vigil bench: {what}…"))?;
+        if a.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!("CPU: {} ({} threads)", vigil_benches::cpu_model(), rayon::current_num_threads());
+            vigil_benches::gpu::print(&report);
+        }
+        return Ok(if report.mismatches() == 0 { 0 } else { 1 });
     }
     let opts = BenchOptions { chain: a.chain, txs: a.txs, senders: a.senders, seconds: a.seconds, gpu };
     let report = run(&opts, &|what| eprintln!("vigil bench: {what}…"))?;

@@ -63,14 +63,17 @@ pub fn run(a: ServeArgs) -> Result<u8, Fatal> {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&shutdown))?;
     }
+    let authorities = a.authorities.as_deref().map(read_authorities).transpose()?;
+    let backend = args::open_backend(a.backend)?;
     let config = ValidatorConfig {
         chain_id: a.chain_id,
-        authorities: a.authorities.as_deref().map(read_authorities).transpose()?,
+        authorities,
         rules: a.rules,
         max_batch: a.max_batch,
         max_delay: Duration::from_micros(a.max_delay_us),
         max_queue_bytes: usize::try_from(a.max_queue).unwrap_or(usize::MAX),
-        gpu: args::open_backend(a.backend)?,
+        gpu: backend.gpu,
+        gpu_mode: backend.mode,
         ..ValidatorConfig::default()
     };
     let listener = Listener::bind(&a.listen, a.allow_remote)?;

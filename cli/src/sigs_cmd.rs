@@ -7,7 +7,9 @@ use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::time::Instant;
-use vigil_engine::sig::{BatchSizer, RuleSet, SigItem, verify_many_tuned};
+use vigil_engine::hybrid::HybridSplitter;
+use vigil_engine::sig::{BatchSizer, RuleSet, SigItem};
+use vigil_engine::verify::SigBackend;
 
 /// Signatures read, verified and printed at a time (memory stays bounded).
 const CHUNK: usize = 16 * 1024;
@@ -59,7 +61,8 @@ fn parse(line: &str) -> Result<Parsed, String> {
 
 pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
     init_threads(a.threads)?;
-    let gpu = args::open_backend(a.backend)?;
+    let opened = args::open_backend(a.backend)?;
+    let backend = SigBackend::new(opened.gpu.as_deref(), opened.mode);
     let name = a.input.display().to_string();
     let reader: Box<dyn BufRead> = if name == "-" {
         Box::new(std::io::stdin().lock())
@@ -68,6 +71,7 @@ pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
         Box::new(BufReader::new(file))
     };
     let mut sizer = a.batch_size.map_or_else(BatchSizer::new, BatchSizer::fixed);
+    let mut splitter = HybridSplitter::new();
     let mut out = std::io::stdout().lock();
     let started = Instant::now();
     let (mut total, mut invalid) = (0u64, Vec::new());
@@ -94,12 +98,10 @@ pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
             .map(|p| SigItem { public_key: &p.public_key, message: &p.message, signature: &p.signature })
             .collect();
         verdicts.clear();
-        match &gpu {
-            Some(gpu) => verdicts.extend(gpu.verify(a.rules, &items)?),
-            None => {
-                verdicts.resize(items.len(), false);
-                verify_many_tuned(a.rules, &items, &mut verdicts, &mut sizer);
-            }
+        match backend {
+            // `--backend gpu` fails loudly rather than falling back.
+            SigBackend::Gpu(gpu) => verdicts.extend(gpu.verify(a.rules, &items)?),
+            _ => verdicts.extend(backend.verify(a.rules, &items, &mut sizer, &mut splitter)),
         }
         for &valid in &verdicts {
             if a.json {

@@ -87,14 +87,17 @@ fn options(a: &VerifyArgs) -> Result<VerifyOptions, Fatal> {
     if a.threads == Some(0) {
         return Err(Fatal("--threads must be at least 1".into()));
     }
+    let authorities = a.authorities.as_deref().map(read_authorities).transpose()?;
+    let backend = args::open_backend(a.backend)?;
     Ok(VerifyOptions {
         chain_id: a.chain_id,
-        authorities: a.authorities.as_deref().map(read_authorities).transpose()?,
+        authorities,
         io: if a.no_mmap { IoMode::Read } else { IoMode::Mmap },
         rules: a.rules,
         batch_size: a.batch_size,
         threads: a.threads,
-        gpu: args::open_backend(a.backend)?,
+        gpu: backend.gpu,
+        gpu_mode: backend.mode,
         ..Default::default()
     })
 }

@@ -501,7 +501,8 @@ fn devices_lists_adapters() {
 }
 
 /// `--backend gpu` gives the CPU's report; `auto` falls back to the CPU and
-/// says so when the only adapter is software or there is none.
+/// says so when the only adapter is software or there is none, and with
+/// `VIGIL_HYBRID=1` splits batches with any adapter (same report).
 #[test]
 fn gpu_backend_matches_cpu_and_auto_falls_back() {
     let file = conformance().join("faults/tx_signature-4.vblk");
@@ -528,6 +529,16 @@ fn gpu_backend_matches_cpu_and_auto_falls_back() {
     }
     let auto = vigil(&["verify", s(&file), "--json", "--all", "--backend", "auto"]);
     assert_eq!(strip(&auto), strip(&cpu));
+    if code(&gpu) != 2 {
+        // VIGIL_HYBRID=1: auto splits batches between CPU and GPU even
+        // with a software adapter.
+        let args = ["verify", s(&file), "--json", "--all", "--backend", "auto"];
+        let hybrid = Command::new(VIGIL).args(args).env("VIGIL_HYBRID", "1").output().expect("run vigil");
+        assert_eq!(code(&hybrid), code(&cpu));
+        assert_eq!(strip(&hybrid), strip(&cpu));
+        let err = String::from_utf8_lossy(&hybrid.stderr);
+        assert!(!err.contains("using the CPU"), "{err}");
+    }
     assert_eq!(code(&vigil(&["verify", s(&file), "--backend", "quantum"])), 2);
 }
 

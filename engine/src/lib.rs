@@ -7,6 +7,7 @@ pub mod format;
 pub mod frame;
 pub mod gpu;
 pub mod hash;
+pub mod hybrid;
 pub mod input;
 pub mod multihash;
 pub mod report;
@@ -25,4 +26,4 @@ pub use sig::RuleSet;
 pub use validator::{
     BlockVerdict, Pending, Request, SigBatch, SubmitError, Validator, ValidatorConfig, ValidatorStatus, Verdict,
 };
-pub use verify::{Verifier, VerifyOptions};
+pub use verify::{GpuMode, Verifier, VerifyOptions};

@@ -37,9 +37,10 @@
 use crate::format::{BlockView, Malformation, check_header};
 use crate::gpu::GpuSigner;
 use crate::hash::Digest;
+use crate::hybrid::HybridSplitter;
 use crate::report::{BlockReport, CollectSink};
 use crate::sig::{BatchSizer, RuleSet, SigItem};
-use crate::verify::{Verifier, VerifyOptions, verify_signatures};
+use crate::verify::{GpuMode, SigBackend, Verifier, VerifyOptions};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -65,8 +66,10 @@ pub struct ValidatorConfig {
     pub max_queue_bytes: usize,
     /// Chains kept when `chain_id` is not pinned.
     pub max_chains: usize,
-    /// Verify signatures on this GPU (same verdicts).
+    /// Verify signatures on this GPU (same verdicts), as `gpu_mode` says:
+    /// every batch on it, or each batch split with the CPU.
     pub gpu: Option<Arc<GpuSigner>>,
+    pub gpu_mode: GpuMode,
 }
 
 impl Default for ValidatorConfig {
@@ -80,6 +83,7 @@ impl Default for ValidatorConfig {
             max_queue_bytes: 256 << 20,
             max_chains: 1024,
             gpu: None,
+            gpu_mode: GpuMode::Only,
         }
     }
 }
@@ -429,9 +433,10 @@ impl Validator {
             chains: c.chains.load(Relaxed),
             max_batch: s.config.max_batch as u64,
             max_delay_us: s.config.max_delay.as_micros() as u64,
-            backend: match &s.config.gpu {
-                Some(gpu) => format!("gpu: {}", gpu.adapter().name),
-                None => "cpu".into(),
+            backend: match (&s.config.gpu, s.config.gpu_mode) {
+                (Some(gpu), GpuMode::Only) => format!("gpu: {}", gpu.adapter().name),
+                (Some(gpu), GpuMode::Hybrid | GpuMode::Split(_)) => format!("auto: cpu + gpu: {}", gpu.adapter().name),
+                (None, _) => "cpu".into(),
             },
         }
     }
@@ -463,16 +468,19 @@ impl Drop for Validator {
     }
 }
 
-/// The worker thread's state: the chains and the signature batch sizer.
+/// The worker thread's state: the chains, the signature batch sizer and
+/// the CPU/GPU splitter.
 struct Worker {
     shared: Arc<Shared>,
     chains: HashMap<Digest, Verifier>,
     sizer: BatchSizer,
+    splitter: HybridSplitter,
 }
 
 impl Worker {
     fn new(shared: Arc<Shared>) -> Worker {
-        Worker { shared, chains: HashMap::new(), sizer: BatchSizer::new() }
+        let splitter = shared.config.gpu_mode.splitter();
+        Worker { shared, chains: HashMap::new(), sizer: BatchSizer::new(), splitter }
     }
 
     fn run(mut self) {
@@ -544,7 +552,9 @@ impl Worker {
     /// back per request.
     fn signatures(&mut self, rules: RuleSet, requests: Vec<(SigBatch, crossbeam_channel::Sender<Verdict>)>) {
         let items: Vec<SigItem<'_>> = requests.iter().flat_map(|(b, _)| b.items()).collect();
-        let verdicts = verify_signatures(self.shared.config.gpu.as_deref(), rules, &items, &mut self.sizer);
+        let config = &self.shared.config;
+        let backend = SigBackend::new(config.gpu.as_deref(), config.gpu_mode);
+        let verdicts = backend.verify(rules, &items, &mut self.sizer, &mut self.splitter);
         let c = &self.shared.counters;
         c.signatures.fetch_add(items.len() as u64, Relaxed);
         c.signatures_checked.fetch_add(items.len() as u64, Relaxed);
@@ -590,6 +600,7 @@ impl Worker {
                     authorities: config.authorities.clone(),
                     rules: config.rules,
                     gpu: config.gpu.clone(),
+                    gpu_mode: config.gpu_mode,
                     ..VerifyOptions::default()
                 };
                 self.chains.insert(key, Verifier::new(opts));

@@ -26,6 +26,7 @@ use crate::format::BlockView;
 use crate::frame::{Batch, Limits, Source, frame_all};
 use crate::gpu::GpuSigner;
 use crate::hash::{self, Digest};
+use crate::hybrid::{self, HybridSplitter};
 use crate::input::{InputError, IoMode};
 use crate::report::{BlockReport, MalformedReport, ReportSink, SenderFirst, Summary};
 use crate::sig::{self, BatchSizer, RuleSet, SigItem};
@@ -51,11 +52,17 @@ pub struct VerifyOptions {
     /// Worker threads of the hash and signature stages (default: rayon's
     /// global pool).
     pub threads: Option<usize>,
-    /// Verify signatures on this GPU instead of the CPU (same verdicts; a
-    /// batch the GPU fails to run is verified on the CPU).
+    /// Verify signatures on this GPU (same verdicts; a batch the GPU fails
+    /// to run is verified on the CPU), as `gpu_mode` says.
     pub gpu: Option<Arc<GpuSigner>>,
-    pub max_batch_txs: usize,
-    pub max_batch_bytes: usize,
+    /// How `gpu` is used: every batch on it, or beside the CPU.
+    pub gpu_mode: GpuMode,
+    /// Transactions and bytes a batch holds at most; `None`: by backend
+    /// (32 Ki transactions and 32 MiB on the CPU; 256 Ki and 128 MiB with a
+    /// GPU, whose dispatches need hundreds of thousands of signatures to
+    /// fill a large device).
+    pub max_batch_txs: Option<usize>,
+    pub max_batch_bytes: Option<usize>,
     /// Chain position of the run's first block (a range of a longer chain).
     pub first_position: u64,
     /// The run starts mid-chain: its first block's links and each sender's
@@ -73,10 +80,71 @@ impl Default for VerifyOptions {
             batch_size: None,
             threads: None,
             gpu: None,
-            max_batch_txs: 32 * 1024,
-            max_batch_bytes: 32 << 20,
+            gpu_mode: GpuMode::Only,
+            max_batch_txs: None,
+            max_batch_bytes: None,
             first_position: 0,
             mid_chain: false,
+        }
+    }
+}
+
+/// How a GPU given to the verifier (or the validator) is used. Verdicts are
+/// the same either way.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum GpuMode {
+    /// Every signature batch on the GPU (`--backend gpu`).
+    #[default]
+    Only,
+    /// Each batch split between the GPU and the CPU by measured throughput,
+    /// small batches on the CPU alone (`--backend auto`): see
+    /// [`crate::hybrid`].
+    Hybrid,
+    /// Each batch split with this fixed share (0 to 1) for the GPU, nothing
+    /// learned: for tests and measurements.
+    Split(f64),
+}
+
+impl GpuMode {
+    /// The splitter this mode starts with.
+    pub fn splitter(self) -> HybridSplitter {
+        match self {
+            GpuMode::Split(share) => HybridSplitter::fixed(share),
+            GpuMode::Only | GpuMode::Hybrid => HybridSplitter::new(),
+        }
+    }
+}
+
+/// Where one batch of signatures is verified.
+#[derive(Debug, Clone, Copy)]
+pub enum SigBackend<'a> {
+    Cpu,
+    Gpu(&'a GpuSigner),
+    Hybrid(&'a GpuSigner),
+}
+
+impl<'a> SigBackend<'a> {
+    pub fn new(gpu: Option<&'a GpuSigner>, mode: GpuMode) -> Self {
+        match (gpu, mode) {
+            (None, _) => SigBackend::Cpu,
+            (Some(gpu), GpuMode::Only) => SigBackend::Gpu(gpu),
+            (Some(gpu), GpuMode::Hybrid | GpuMode::Split(_)) => SigBackend::Hybrid(gpu),
+        }
+    }
+
+    /// One verdict per item, exactly [`sig::verify`]'s, learning batch sizes
+    /// and splits into `sizer` and `splitter`.
+    pub fn verify(
+        self,
+        rules: RuleSet,
+        items: &[SigItem<'_>],
+        sizer: &mut BatchSizer,
+        splitter: &mut HybridSplitter,
+    ) -> Vec<bool> {
+        match self {
+            SigBackend::Cpu => verify_signatures(None, rules, items, sizer),
+            SigBackend::Gpu(gpu) => verify_signatures(Some(gpu), rules, items, sizer),
+            SigBackend::Hybrid(gpu) => hybrid::verify_signatures(gpu, rules, items, sizer, splitter),
         }
     }
 }
@@ -102,6 +170,7 @@ pub struct Verifier {
     totals: Summary,
     started: Instant,
     sizer: BatchSizer,
+    splitter: HybridSplitter,
 }
 
 impl Verifier {
@@ -110,6 +179,7 @@ impl Verifier {
         Verifier {
             chain: if opts.mid_chain { ChainState::mid_chain(opts.chain_id) } else { ChainState::new(opts.chain_id) },
             sizer: opts.batch_size.map_or_else(BatchSizer::new, BatchSizer::fixed),
+            splitter: opts.gpu_mode.splitter(),
             pool,
             totals: Summary::default(),
             started: Instant::now(),
@@ -153,11 +223,15 @@ impl Verifier {
     }
 
     fn run(&mut self, sources: &[Source<'_>], sink: &mut dyn ReportSink) -> Result<(), InputError> {
-        let limits = Limits { txs: self.opts.max_batch_txs, bytes: self.opts.max_batch_bytes };
+        let gpu = self.opts.gpu.is_some();
+        let limits = Limits {
+            txs: self.opts.max_batch_txs.unwrap_or(if gpu { 256 << 10 } else { 32 << 10 }),
+            bytes: self.opts.max_batch_bytes.unwrap_or(if gpu { 128 << 20 } else { 32 << 20 }),
+        };
         let (io, rules) = (self.opts.io, self.opts.rules);
-        let gpu = self.opts.gpu.clone();
-        let Verifier { pool, sizer, .. } = self;
-        let (pool, sizer) = (&*pool, sizer);
+        let (gpu, gpu_mode) = (self.opts.gpu.clone(), self.opts.gpu_mode);
+        let Verifier { pool, sizer, splitter, .. } = self;
+        let (pool, sizer, splitter) = (&*pool, sizer, splitter);
         std::thread::scope(|scope| {
             let (framed_tx, framed_rx) = bounded(QUEUE);
             let (computed_tx, computed_rx) = bounded(QUEUE);
@@ -165,10 +239,10 @@ impl Verifier {
             scope.spawn(move || {
                 for batch in framed_rx {
                     let item = batch.map(|batch: Batch<'_>| {
-                        let gpu = gpu.as_deref();
+                        let backend = SigBackend::new(gpu.as_deref(), gpu_mode);
                         let computed = match pool {
-                            Some(pool) => pool.install(|| compute(&batch, rules, gpu, sizer)),
-                            None => compute(&batch, rules, gpu, sizer),
+                            Some(pool) => pool.install(|| compute(&batch, rules, backend, sizer, splitter)),
+                            None => compute(&batch, rules, backend, sizer, splitter),
                         };
                         (batch, computed)
                     });
@@ -189,7 +263,13 @@ impl Verifier {
 }
 
 /// The hash and signature stage for one batch.
-fn compute(batch: &Batch<'_>, rules: RuleSet, gpu: Option<&GpuSigner>, sizer: &mut BatchSizer) -> Computed {
+fn compute(
+    batch: &Batch<'_>,
+    rules: RuleSet,
+    backend: SigBackend<'_>,
+    sizer: &mut BatchSizer,
+    splitter: &mut HybridSplitter,
+) -> Computed {
     let views = batch.views();
     // The batch's transactions, flat, so work spreads evenly over cores
     // whatever the block sizes.
@@ -231,13 +311,14 @@ fn compute(batch: &Batch<'_>, rules: RuleSet, gpu: Option<&GpuSigner>, sizer: &m
             signature: &view.header.proposer_sig,
         }))
         .collect();
-    let mut verdicts = verify_signatures(gpu, rules, &items, sizer);
+    let mut verdicts = backend.verify(rules, &items, sizer, splitter);
     let block_ok = verdicts.split_off(txs.len());
     Computed { digests, tx_ok: verdicts, block_ok }
 }
 
 /// One verdict per item, on the GPU when there is one (a batch the GPU
-/// fails to run is verified on the CPU: same verdicts).
+/// fails to run is verified on the CPU: same verdicts); never split (for
+/// that, [`SigBackend::Hybrid`]).
 pub fn verify_signatures(
     gpu: Option<&GpuSigner>,
     rules: RuleSet,
