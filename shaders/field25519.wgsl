@@ -2,7 +2,17 @@
 // field25519_u64.wgsl, prepended at load time): comparisons, the fixed
 // exponentiations and sqrt_ratio_i, written only in terms of the limb
 // layer's functions (fe_add, fe_sub, fe_neg, fe_mul, fe_sq, fe_canon,
-// fe_from_words, fe_to_words, fe_zero, fe_one) and constants (FE_SQRT_M1).
+// fe_from_words, fe_to_words) and constants (FE_SQRT_M1).
+
+fn fe_zero() -> Fe {
+    return Fe();
+}
+
+fn fe_one() -> Fe {
+    var r = Fe();
+    r[0] = 1u;
+    return r;
+}
 
 fn fe_eq(a: Fe, b: Fe) -> bool {
     let x = fe_to_words(a);

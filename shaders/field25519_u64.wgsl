@@ -22,16 +22,6 @@
 
 alias Fe = array<u32, 10>;
 
-fn fe_zero() -> Fe {
-    return Fe();
-}
-
-fn fe_one() -> Fe {
-    var r = Fe();
-    r[0] = 1u;
-    return r;
-}
-
 // Limbs < 2^31 in, C out: one pass from limb 0 to 9, the carry out of limb
 // 9 (at most 2^6) times 19 into limb 0, and its carry into limb 1.
 fn fe_carry(a_in: Fe) -> Fe {

@@ -50,6 +50,21 @@ fn gpu_blake3_equals_the_crate_on_every_length_and_random_batches() {
             assert_eq!(h, blake3::keyed_hash(&key, m).as_bytes(), "round {round}, length {}", m.len());
         }
     }
+
+    // One call large enough to run in several chunks (packed while the
+    // previous one is on the device): 18,001 short messages, 4 chunks.
+    let messages: Vec<&[u8]> = (0..18_001)
+        .map(|i| {
+            let len = i % 200;
+            let start = (i * 7) % (data.len() - len);
+            &data[start..start + len]
+        })
+        .collect();
+    let got = gpu.keyed_hash_many(&ctx, &key, &messages).unwrap();
+    assert_eq!(got.len(), messages.len());
+    for (i, (m, h)) in messages.iter().zip(&got).enumerate() {
+        assert_eq!(h, blake3::keyed_hash(&key, m).as_bytes(), "message {i} of a chunked call");
+    }
 }
 
 /// Every block of the independent implementation's valid chain: the GPU's

@@ -21,19 +21,10 @@ fn conformance_dir() -> PathBuf {
     common::shared::shared("datasets/conformance")
 }
 
-type Report = (Vec<(u64, u64, Vec<(String, Option<u32>)>)>, Vec<(u64, String)>);
+use common::gpu::Report;
 
 fn report(files: &[PathBuf], rules: RuleSet, gpu: Option<Arc<GpuSigner>>) -> Report {
-    let mut sink = CollectSink::default();
-    let opts = VerifyOptions { rules, gpu, ..Default::default() };
-    Verifier::new(opts).verify_files(files, &mut sink).unwrap();
-    let blocks = sink
-        .blocks
-        .iter()
-        .map(|b| (b.offset, b.height, b.failures.iter().map(|f| (f.rule.name().to_owned(), f.tx)).collect()))
-        .collect();
-    let malformed = sink.malformed.iter().map(|m| (m.offset, m.reason.to_string())).collect();
-    (blocks, malformed)
+    common::gpu::report(files, VerifyOptions { rules, gpu, ..Default::default() })
 }
 
 #[test]

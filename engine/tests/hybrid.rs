@@ -143,20 +143,11 @@ fn conformance_chains() -> Vec<Vec<PathBuf>> {
     chains
 }
 
-type Report = (Vec<(u64, u64, Vec<(String, Option<u32>)>)>, Vec<(u64, String)>);
+use common::gpu::Report;
 
 fn report(files: &[PathBuf], rules: RuleSet, gpu: Option<Arc<GpuSigner>>, gpu_mode: GpuMode) -> Report {
-    let mut sink = CollectSink::default();
     // Small batches: several per chain, so splits fall inside and across blocks.
-    let opts = VerifyOptions { rules, gpu, gpu_mode, max_batch_txs: Some(700), ..Default::default() };
-    Verifier::new(opts).verify_files(files, &mut sink).unwrap();
-    let blocks = sink
-        .blocks
-        .iter()
-        .map(|b| (b.offset, b.height, b.failures.iter().map(|f| (f.rule.name().to_owned(), f.tx)).collect()))
-        .collect();
-    let malformed = sink.malformed.iter().map(|m| (m.offset, m.reason.to_string())).collect();
-    (blocks, malformed)
+    common::gpu::report(files, VerifyOptions { rules, gpu, gpu_mode, max_batch_txs: Some(700), ..Default::default() })
 }
 
 #[test]

@@ -221,6 +221,17 @@ impl GpuContext {
         workgroups: u32,
     ) -> Result<Vec<u8>, GpuError> {
         let bound = self.bind(pipeline, inputs, params, output_len, resident);
+        self.run_bound(pipeline, &bound, workgroups, output_len)
+    }
+
+    /// One dispatch over `bound`, its output read back.
+    fn run_bound(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        bound: &Bound,
+        workgroups: u32,
+        output_len: usize,
+    ) -> Result<Vec<u8>, GpuError> {
         let submission = self.queue.submit([bound.commands(self, pipeline, workgroups, 1, true)]);
         self.read_back(&bound.readback, submission, output_len)
     }
@@ -243,8 +254,7 @@ impl GpuContext {
         seconds: f64,
     ) -> Result<(Vec<u8>, f64), GpuError> {
         let bound = self.bind(pipeline, inputs, params, output_len, resident);
-        let submission = self.queue.submit([bound.commands(self, pipeline, workgroups, 1, true)]);
-        let output = self.read_back(&bound.readback, submission, output_len)?;
+        let output = self.run_bound(pipeline, &bound, workgroups, output_len)?;
         // One timed submission first, to size the rest to ~1/8 of `seconds`.
         let wait = |submission| {
             self.device

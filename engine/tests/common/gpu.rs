@@ -14,3 +14,20 @@ pub fn or_skip<T, E: Display>(opened: Result<T, E>) -> Option<T> {
         }
     }
 }
+
+/// A verifier run's report, comparable across backends: (offset, height,
+/// failures as (rule, tx)) per invalid block, and (offset, reason) per
+/// malformed block.
+pub type Report = (Vec<(u64, u64, Vec<(String, Option<u32>)>)>, Vec<(u64, String)>);
+
+pub fn report(files: &[std::path::PathBuf], opts: vigil_engine::VerifyOptions) -> Report {
+    let mut sink = vigil_engine::CollectSink::default();
+    vigil_engine::Verifier::new(opts).verify_files(files, &mut sink).unwrap();
+    let blocks = sink
+        .blocks
+        .iter()
+        .map(|b| (b.offset, b.height, b.failures.iter().map(|f| (f.rule.name().to_owned(), f.tx)).collect()))
+        .collect();
+    let malformed = sink.malformed.iter().map(|m| (m.offset, m.reason.to_string())).collect();
+    (blocks, malformed)
+}
