@@ -149,6 +149,15 @@ fn btable_entry(j: u32, m: u32) -> Cached {
 // the top digit (4 doublings a digit). a: signed radix-256 digits
 // (-128..128) over the precomputed btable, one addition a digit and no
 // doublings. Steps: 7 build the table, 64 take b's digits, 32 a's.
+//
+// The kernel is built without wgpu's index clamping, so every index here is
+// in range for any input bits (non-canonical scalars included): a nibble
+// plus a carry is 0..16, so carry is 0 or 1 and a b digit -8..7 (|d| <= 8 <
+// 9 entries of tbl); a byte plus a carry is 0..256, so carry_a is 0 or 1 and
+// an a digit -128..127, or 0 for 256 (|d| <= 128 < 129 entries a window);
+// 70 - st is 0..63 for st in 7..71 and j = st - 71 is 0..31 (32 windows).
+// A carry out of the top digit is dropped: only non-canonical scalars have
+// one, and their verdict is the CPU's (false).
 fn pt_double_scalar_mul(a: array<u32, 8>, b: array<u32, 8>, p: Pt) -> Pt {
     var digits: array<i32, 64>;
     var carry = 0i;

@@ -38,7 +38,9 @@ fn fe_is_negative(a: Fe) -> bool {
 // the result) run by one loop, so the shader holds one squaring and one
 // multiplication here however the compiler inlines (llvmpipe inlines every
 // call and unrolls small loops: code size, and compile time, grow with the
-// number of call sites).
+// number of call sites). Indices are in range by construction (the shader
+// is built without wgpu's clamping): m and sv are table entries, 0..4 or
+// 255, and 255 is never used as an index.
 const POW_SQ = array<u32, 12>(1u, 2u, 0u, 1u, 5u, 10u, 20u, 10u, 50u, 100u, 50u, 5u);
 const POW_MUL = array<u32, 12>(255u, 0u, 1u, 2u, 1u, 2u, 0u, 2u, 1u, 0u, 1u, 3u);
 const POW_SAVE = array<u32, 12>(1u, 2u, 3u, 1u, 2u, 0u, 255u, 1u, 0u, 255u, 255u, 255u);
