@@ -54,8 +54,10 @@ run)
   stamp "generated: $(du -sh "$work/chain" | cut -f1)"
   for backend in cpu gpu auto; do
     stamp "vigil verify --backend $backend"
-    "$vigil" verify --json --backend "$backend" "$work/chain" > "$work/$backend.json" 2> "$work/$backend.err" || true
+    VIGIL_STAGE_TIMES=1 "$vigil" verify --json --backend "$backend" "$work/chain" \
+      > "$work/$backend.json" 2> "$work/$backend.err" || true
     tail -1 "$work/$backend.json"
+    grep "busy seconds" "$work/$backend.err" || true
   done
   echo
   python3 - "$work" <<'PY'

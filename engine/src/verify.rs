@@ -35,7 +35,7 @@ use rayon::prelude::*;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -160,6 +160,17 @@ struct Computed {
     digests: Vec<(Digest, Digest)>,
     tx_ok: Vec<bool>,
     block_ok: Vec<bool>,
+    /// Time spent hashing, and verifying signatures.
+    hashing: Duration,
+    signing: Duration,
+}
+
+/// `VIGIL_STAGE_TIMES=1`: each run prints on stderr the busy time of each
+/// pipeline stage (a stage waiting for its neighbours is not busy), to find
+/// the stage that bounds it.
+fn stage_times_wanted() -> bool {
+    static WANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WANTED.get_or_init(|| std::env::var("VIGIL_STAGE_TIMES").is_ok_and(|v| v == "1"))
 }
 
 /// Verifies a chain, carrying chain state across calls.
@@ -232,11 +243,22 @@ impl Verifier {
         let (gpu, gpu_mode) = (self.opts.gpu.clone(), self.opts.gpu_mode);
         let Verifier { pool, sizer, splitter, .. } = self;
         let (pool, sizer, splitter) = (&*pool, sizer, splitter);
+        let wall = Instant::now();
         std::thread::scope(|scope| {
             let (framed_tx, framed_rx) = bounded(QUEUE);
             let (computed_tx, computed_rx) = bounded(QUEUE);
-            scope.spawn(move || frame_all(sources, io, limits, |batch| framed_tx.send(batch).is_ok()));
-            scope.spawn(move || {
+            let framer = scope.spawn(move || {
+                let (started, mut waiting) = (Instant::now(), Duration::ZERO);
+                let result = frame_all(sources, io, limits, |batch| {
+                    let t = Instant::now();
+                    let sent = framed_tx.send(batch).is_ok();
+                    waiting += t.elapsed();
+                    sent
+                });
+                (result, started.elapsed().saturating_sub(waiting))
+            });
+            let computer = scope.spawn(move || {
+                let (mut hash, mut signatures) = (Duration::ZERO, Duration::ZERO);
                 for batch in framed_rx {
                     let item = batch.map(|batch: Batch<'_>| {
                         let backend = SigBackend::new(gpu.as_deref(), gpu_mode);
@@ -244,18 +266,36 @@ impl Verifier {
                             Some(pool) => pool.install(|| compute(&batch, rules, backend, sizer, splitter)),
                             None => compute(&batch, rules, backend, sizer, splitter),
                         };
+                        hash += computed.hashing;
+                        signatures += computed.signing;
                         (batch, computed)
                     });
                     if computed_tx.send(item).is_err() {
-                        return;
+                        break;
                     }
                 }
+                (hash, signatures)
             });
+            let mut chain = Duration::ZERO;
             for item in computed_rx {
                 let (batch, computed) = item?;
+                let t = Instant::now();
                 apply_chain_rules(&mut self.chain, &mut self.totals, &self.opts, &batch, &computed, sink);
                 batch.release();
+                chain += t.elapsed();
                 sink.progress(&Summary { seconds: self.started.elapsed().as_secs_f64(), ..self.totals.clone() });
+            }
+            if stage_times_wanted() {
+                let frame = framer.join().map(|(_, busy)| busy).unwrap_or_default();
+                let (hash, signatures) = computer.join().unwrap_or_default();
+                eprintln!(
+                    "vigil: busy seconds of {:.3} s: frame {:.3}, hash {:.3}, signatures {:.3}, chain rules {:.3}",
+                    wall.elapsed().as_secs_f64(),
+                    frame.as_secs_f64(),
+                    hash.as_secs_f64(),
+                    signatures.as_secs_f64(),
+                    chain.as_secs_f64()
+                );
             }
             Ok(())
         })
@@ -270,6 +310,7 @@ fn compute(
     sizer: &mut BatchSizer,
     splitter: &mut HybridSplitter,
 ) -> Computed {
+    let hashing = Instant::now();
     let views = batch.views();
     // The batch's transactions, flat, so work spreads evenly over cores
     // whatever the block sizes.
@@ -311,9 +352,11 @@ fn compute(
             signature: &view.header.proposer_sig,
         }))
         .collect();
+    let hashing = hashing.elapsed();
+    let signing = Instant::now();
     let mut verdicts = backend.verify(rules, &items, sizer, splitter);
     let block_ok = verdicts.split_off(txs.len());
-    Computed { digests, tx_ok: verdicts, block_ok }
+    Computed { digests, tx_ok: verdicts, block_ok, hashing, signing: signing.elapsed() }
 }
 
 /// One verdict per item, on the GPU when there is one (a batch the GPU
