@@ -249,13 +249,13 @@ impl Verifier {
             let (computed_tx, computed_rx) = bounded(QUEUE);
             let framer = scope.spawn(move || {
                 let (started, mut waiting) = (Instant::now(), Duration::ZERO);
-                let result = frame_all(sources, io, limits, |batch| {
+                frame_all(sources, io, limits, |batch| {
                     let t = Instant::now();
                     let sent = framed_tx.send(batch).is_ok();
                     waiting += t.elapsed();
                     sent
                 });
-                (result, started.elapsed().saturating_sub(waiting))
+                started.elapsed().saturating_sub(waiting)
             });
             let computer = scope.spawn(move || {
                 let (mut hash, mut signatures) = (Duration::ZERO, Duration::ZERO);
@@ -286,7 +286,7 @@ impl Verifier {
                 sink.progress(&Summary { seconds: self.started.elapsed().as_secs_f64(), ..self.totals.clone() });
             }
             if stage_times_wanted() {
-                let frame = framer.join().map(|(_, busy)| busy).unwrap_or_default();
+                let frame = framer.join().unwrap_or_default();
                 let (hash, signatures) = computer.join().unwrap_or_default();
                 eprintln!(
                     "vigil: busy seconds of {:.3} s: frame {:.3}, hash {:.3}, signatures {:.3}, chain rules {:.3}",
