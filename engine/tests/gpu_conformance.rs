@@ -11,15 +11,10 @@ use vigil_engine::format::blocks;
 use vigil_engine::gpu::GpuSigner;
 use vigil_engine::sig;
 use vigil_engine::{
-    BlockVerdict, CollectSink, Request, RuleSet, SigBatch, Validator, ValidatorConfig, Verdict, Verifier,
-    VerifyOptions, expand_paths,
+    BlockVerdict, CollectSink, Request, RuleSet, SigBatch, Validator, ValidatorConfig, Verdict, Verifier, VerifyOptions,
 };
 
 mod common;
-
-fn conformance_dir() -> PathBuf {
-    common::shared::shared("datasets/conformance")
-}
 
 use common::gpu::Report;
 
@@ -31,16 +26,7 @@ fn report(files: &[PathBuf], rules: RuleSet, gpu: Option<Arc<GpuSigner>>) -> Rep
 fn gpu_backend_reports_exactly_what_the_cpu_reports_on_every_conformance_file() {
     let Some(gpu) = common::gpu::or_skip(GpuSigner::open()).map(Arc::new) else { return };
     eprintln!("GPU adapter: {}", gpu.adapter().name);
-    let dir = conformance_dir();
-    let mut chains = vec![expand_paths(&[dir.join("valid")]).unwrap()];
-    let mut faults: Vec<PathBuf> = std::fs::read_dir(dir.join("faults"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "vblk"))
-        .collect();
-    faults.sort();
-    assert_eq!(faults.len(), 46);
-    chains.extend(faults.into_iter().map(|f| vec![f]));
+    let chains = common::shared::conformance_chains();
     for files in &chains {
         for rules in RuleSet::ALL {
             let cpu = report(files, rules, None);

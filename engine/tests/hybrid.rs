@@ -18,7 +18,7 @@ use vigil_engine::hybrid::{self, HybridSplitter};
 use vigil_engine::sig::{self, BatchSizer, SigItem};
 use vigil_engine::{
     BlockVerdict, CollectSink, GpuMode, Request, RuleSet, SigBatch, Validator, ValidatorConfig, Verdict, Verifier,
-    VerifyOptions, expand_paths,
+    VerifyOptions,
 };
 
 mod common;
@@ -129,20 +129,6 @@ fn the_learning_splitter_gives_the_cpu_verdicts_batch_after_batch() {
     }
 }
 
-fn conformance_chains() -> Vec<Vec<PathBuf>> {
-    let dir = common::shared::shared("datasets/conformance");
-    let mut chains = vec![expand_paths(&[dir.join("valid")]).unwrap()];
-    let mut faults: Vec<PathBuf> = std::fs::read_dir(dir.join("faults"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "vblk"))
-        .collect();
-    faults.sort();
-    assert_eq!(faults.len(), 46);
-    chains.extend(faults.into_iter().map(|f| vec![f]));
-    chains
-}
-
 use common::gpu::Report;
 
 fn report(files: &[PathBuf], rules: RuleSet, gpu: Option<Arc<GpuSigner>>, gpu_mode: GpuMode) -> Report {
@@ -153,7 +139,7 @@ fn report(files: &[PathBuf], rules: RuleSet, gpu: Option<Arc<GpuSigner>>, gpu_mo
 #[test]
 fn verifier_with_the_hybrid_reports_exactly_what_the_cpu_reports_on_every_conformance_file() {
     let Some(gpu) = gpu() else { return };
-    let chains = conformance_chains();
+    let chains = common::shared::conformance_chains();
     let shares = [0.5, 1.0, 0.3, 0.0, 0.9];
     for (i, files) in chains.iter().enumerate() {
         for rules in RuleSet::ALL {
@@ -175,7 +161,7 @@ fn verifier_with_the_hybrid_reports_exactly_what_the_cpu_reports_on_every_confor
 #[test]
 fn validator_with_the_hybrid_answers_what_the_cpu_answers() {
     let Some(gpu) = gpu() else { return };
-    let chains = conformance_chains();
+    let chains = common::shared::conformance_chains();
     let config = ValidatorConfig { gpu: Some(gpu), gpu_mode: GpuMode::Split(0.25), ..ValidatorConfig::default() };
     let validator = Validator::new(config);
     assert!(validator.status().backend.starts_with("auto: cpu + gpu"), "{}", validator.status().backend);

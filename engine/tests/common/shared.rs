@@ -28,3 +28,19 @@ pub fn vectors_json(name: &str) -> serde_json::Value {
 pub fn unhex(s: &str) -> Vec<u8> {
     hex::decode(s).unwrap_or_else(|e| panic!("bad hex {s:?}: {e}"))
 }
+
+/// The conformance chains, each a list of files: the valid chain, then each
+/// of the 46 fault files alone (sorted).
+pub fn conformance_chains() -> Vec<Vec<PathBuf>> {
+    let dir = shared("datasets/conformance");
+    let mut chains = vec![vigil_engine::expand_paths(&[dir.join("valid")]).unwrap()];
+    let mut faults: Vec<PathBuf> = std::fs::read_dir(dir.join("faults"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "vblk"))
+        .collect();
+    faults.sort();
+    assert_eq!(faults.len(), 46);
+    chains.extend(faults.into_iter().map(|f| vec![f]));
+    chains
+}
