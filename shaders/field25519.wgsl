@@ -1,7 +1,7 @@
 // GF(2^255 - 19) on top of a limb layer (field25519_u32.wgsl or
 // field25519_u64.wgsl, prepended at load time): comparisons, the fixed
 // exponentiations and sqrt_ratio_i, written only in terms of the limb
-// layer's functions (fe_add, fe_sub, fe_neg, fe_mul, fe_sq, fe_canon,
+// layer's functions (fe_add, fe_sub, fe_mul, fe_sq, fe_canon,
 // fe_from_words, fe_to_words) and constants (FE_SQRT_M1).
 
 fn fe_zero() -> Fe {
@@ -12,6 +12,10 @@ fn fe_one() -> Fe {
     var r = Fe();
     r[0] = 1u;
     return r;
+}
+
+fn fe_neg(a: Fe) -> Fe {
+    return fe_sub(fe_zero(), a);
 }
 
 fn fe_eq(a: Fe, b: Fe) -> bool {

@@ -67,10 +67,6 @@ fn fe_sub(a: Fe, b: Fe) -> Fe {
     return fe_norm(r);
 }
 
-fn fe_neg(a: Fe) -> Fe {
-    return fe_sub(fe_zero(), a);
-}
-
 fn fe_mul(a: Fe, b: Fe) -> Fe {
     var col: array<u32, 32>;
     for (var i = 0u; i < 16u; i++) {

@@ -75,10 +75,6 @@ fn fe_sub(a: Fe, b: Fe) -> Fe {
     return fe_carry(r);
 }
 
-fn fe_neg(a: Fe) -> Fe {
-    return fe_sub(fe_zero(), a);
-}
-
 // The unique representative < p: carry (value < 2^255 + 2^13 < 2p), then
 // q = 1 exactly when value + 19 >= 2^255, i.e. value >= p; subtract q p by
 // adding 19 q and dropping bit 255.
