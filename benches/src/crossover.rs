@@ -20,8 +20,6 @@
 //! signatures are spread evenly: any prefix of n signatures holds
 //! round(n × share) of them.
 
-use ed25519_dalek::{Signer, SigningKey};
-use rayon::prelude::*;
 use serde::Serialize;
 use std::fmt;
 use vigil_engine::gpu::GpuSigner;
@@ -103,20 +101,8 @@ struct Material {
 
 impl Material {
     fn new(n: usize) -> Material {
-        let signers: Vec<SigningKey> =
-            (0..64u8).map(|i| SigningKey::from_bytes(&[i.wrapping_mul(29) ^ 0xc3; 32])).collect();
         let (mut keys, mut messages, mut signatures) = (Vec::new(), Vec::new(), Vec::new());
-        let signed: Vec<([u8; 32], [u8; 32], [u8; 64])> = (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let key = &signers[i % signers.len()];
-                let mut message = [0u8; 32];
-                message[..8].copy_from_slice(&(i as u64).to_le_bytes());
-                message[8..16].copy_from_slice(&0x6372_6f73_736f_7665u64.to_le_bytes());
-                (key.verifying_key().to_bytes(), message, key.sign(&message).to_bytes())
-            })
-            .collect();
-        for (k, m, s) in signed {
+        for (k, m, s) in super::signed(n, 64) {
             keys.push(k);
             messages.push(m);
             signatures.push(s);

@@ -97,6 +97,26 @@ fn rate<R>(seconds: f64, work: u64, mut f: impl FnMut() -> R) -> f64 {
     work as f64 / best.as_secs_f64().max(1e-9)
 }
 
+/// `n` valid signatures by `keys` keys over 32-byte messages (BLAKE3 of the
+/// index), signed on all cores: (public key, message, signature).
+pub fn signed(n: usize, keys: usize) -> Vec<([u8; 32], [u8; 32], [u8; 64])> {
+    let keys: Vec<ed25519_dalek::SigningKey> = (0..keys.max(1) as u32)
+        .map(|i| {
+            let mut seed = [7u8; 32];
+            seed[..4].copy_from_slice(&i.to_le_bytes());
+            ed25519_dalek::SigningKey::from_bytes(&seed)
+        })
+        .collect();
+    (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let key = &keys[i % keys.len()];
+            let message = *blake3::hash(&(i as u64).to_le_bytes()).as_bytes();
+            (key.verifying_key().to_bytes(), message, ed25519_dalek::Signer::sign(key, &message).to_bytes())
+        })
+        .collect()
+}
+
 /// A chain loaded for measurement: its files, bytes and signatures.
 pub struct Loaded {
     pub files: Vec<PathBuf>,

@@ -10,7 +10,6 @@
 //! (latency is then the batching delay plus the work) and 16 clients with 4
 //! each (throughput). One signature in a hundred is invalid.
 
-use ed25519_dalek::{Signer, SigningKey};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -75,16 +74,14 @@ pub struct ServeReport {
 /// 4,096 signatures by 64 keys over 32-byte messages, one in a hundred
 /// corrupted.
 fn material() -> Vec<Signature> {
-    let keys: Vec<SigningKey> = (0..64u8).map(|i| SigningKey::from_bytes(&[i.wrapping_mul(37) ^ 0x5a; 32])).collect();
-    (0..4096u32)
-        .map(|i| {
-            let key = &keys[i as usize % keys.len()];
-            let message = blake3::hash(&i.to_le_bytes()).as_bytes().to_vec();
-            let mut signature = key.sign(&message).to_bytes();
+    super::signed(4096, 64)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (public_key, message, mut signature))| {
             if i % 100 == 37 {
                 signature[5] ^= 1;
             }
-            Signature { public_key: key.verifying_key().to_bytes(), signature, message }
+            Signature { public_key, signature, message: message.to_vec() }
         })
         .collect()
 }
