@@ -268,6 +268,15 @@ fn pipeline(ctx: &GpuContext, kernel: Kernel, entry: &str) -> wgpu::ComputePipel
     ctx.pipeline_with(&format!("ed25519-{entry}-{kernel}"), &kernel.source(), entry, &constants, kernel.checked)
 }
 
+/// The kernel's output words as verdicts; a signature whose S is not
+/// canonical is false under both rule sets, whatever the GPU computed.
+fn read_verdicts(raw: &[u8], canonical: Vec<bool>) -> impl Iterator<Item = Verdicts> + '_ {
+    raw.chunks_exact(4).zip(canonical).map(|(w, ok)| {
+        let w = u32::from_le_bytes(w.try_into().expect("4 bytes"));
+        Verdicts { zip215: ok && w & ZIP215_BIT != 0, strict: ok && w & STRICT_BIT != 0 }
+    })
+}
+
 fn block(raw: &[u8], i: usize) -> [u8; 32] {
     raw[i * 32..i * 32 + 32].try_into().expect("32 bytes")
 }
@@ -328,11 +337,8 @@ impl GpuEd25519 {
         let mut collect = |(slot, start, canonical, submission): (usize, usize, Vec<bool>, wgpu::SubmissionIndex),
                            slots: &[Slot]| {
             let raw = ctx.read_back(&slots[slot].readback, submission, canonical.len() * 4)?;
-            for (j, (w, ok)) in raw.chunks_exact(4).zip(canonical).enumerate() {
-                let w = u32::from_le_bytes(w.try_into().expect("4 bytes"));
-                if ok {
-                    out[start + j] = Verdicts { zip215: w & ZIP215_BIT != 0, strict: w & STRICT_BIT != 0 };
-                }
+            for (o, v) in out[start..].iter_mut().zip(read_verdicts(&raw, canonical)) {
+                *o = v;
             }
             Ok::<(), GpuError>(())
         };
@@ -380,15 +386,7 @@ impl GpuEd25519 {
         let (data, canonical) = prepare(items);
         let (raw, dispatches) =
             ctx.dispatch_rate(&self.verify, &[&data], &params(n), n * 4, &[&self.btable], groups, seconds)?;
-        let verdicts = raw
-            .chunks_exact(4)
-            .zip(canonical)
-            .map(|(w, ok)| {
-                let w = u32::from_le_bytes(w.try_into().expect("4 bytes"));
-                Verdicts { zip215: ok && w & ZIP215_BIT != 0, strict: ok && w & STRICT_BIT != 0 }
-            })
-            .collect();
-        Ok((verdicts, dispatches * n as f64))
+        Ok((read_verdicts(&raw, canonical).collect(), dispatches * n as f64))
     }
 
     /// Debug kernel: field operations on encodings (bit 255 ignored).
