@@ -3,9 +3,10 @@
 //! and bytes), without copying in mmap mode. A malformed block ends its
 //! file: it travels with the batch before it.
 
-use crate::format::{BlockView, HEADER_LEN, Malformation, TxView, check_header, walk_body};
+use crate::format::{BlockView, HEADER_LEN, Malformation, TX_OVERHEAD, TxView, check_header, walk_body};
 use crate::input::{InputError, IoMode, io_error};
 use memmap2::{Advice, Mmap, UncheckedAdvice};
+use rayon::prelude::*;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
@@ -138,14 +139,16 @@ const FIRST_BATCH_TXS: usize = 2048;
 /// Batch sizes start small and double up to the limits, so that the stages
 /// overlap from the start: a short chain is not one batch that each stage
 /// waits for in turn.
-struct Ramp {
+struct Ramp<'p> {
     limits: Limits,
     txs: usize,
+    /// Where bodies are walked.
+    pool: Option<&'p rayon::ThreadPool>,
 }
 
-impl Ramp {
-    fn new(limits: Limits) -> Self {
-        Ramp { limits, txs: limits.txs.min(FIRST_BATCH_TXS) }
+impl<'p> Ramp<'p> {
+    fn new(limits: Limits, pool: Option<&'p rayon::ThreadPool>) -> Self {
+        Ramp { limits, txs: limits.txs.min(FIRST_BATCH_TXS), pool }
     }
 
     /// The limits for the next batch.
@@ -158,13 +161,16 @@ impl Ramp {
 
 /// Frames `sources` in order, handing each batch to `emit`; stops at the
 /// first I/O error or when `emit` returns false (the consumer hung up).
+/// Block bodies are walked on `pool`'s threads (rayon's global pool if
+/// `None`).
 pub fn frame_all<'a>(
     sources: &[Source<'a>],
     io: IoMode,
     limits: Limits,
+    pool: Option<&rayon::ThreadPool>,
     mut emit: impl FnMut(Result<Batch<'a>, InputError>) -> bool,
 ) {
-    let limits = &mut Ramp::new(limits);
+    let limits = &mut Ramp::new(limits, pool);
     for source in sources {
         let ok = match *source {
             Source::Bytes(name, data) => {
@@ -196,7 +202,7 @@ fn frame_file<'a>(
     path: &Path,
     part: Option<(u64, u64)>,
     io: IoMode,
-    limits: &mut Ramp,
+    limits: &mut Ramp<'_>,
     emit: &mut impl FnMut(Result<Batch<'a>, InputError>) -> bool,
 ) -> Result<bool, InputError> {
     let mut file = File::open(path).map_err(io_error(path))?;
@@ -230,28 +236,30 @@ fn frame_slice<'a>(
     whole: Whole<'a>,
     start: usize,
     len: usize,
-    limits: &mut Ramp,
+    limits: &mut Ramp<'_>,
     emit: &mut impl FnMut(Result<Batch<'a>, InputError>) -> bool,
 ) -> bool {
     let mut pos = start;
     let mut first = true;
     loop {
         let batch_start = pos;
-        let mut blocks = Vec::new();
-        let (mut tx_starts, mut first_tx) = (Vec::new(), vec![0]);
+        let mut candidates = Vec::new();
         let mut malformed = None;
         let all = whole.bytes();
+        let pool = limits.pool;
         let limits = limits.next();
         if let Whole::Mapped(map) = &whole {
             // Ask for the next window ahead of the walk (Sequential, set at
             // mapping time, also drops pages behind it sooner).
             let _ = map.advise_range(Advice::WillNeed, pos / PAGE * PAGE, limits.bytes.min(len - pos / PAGE * PAGE));
         }
-        while pos < len && tx_starts.len() < limits.txs && pos - batch_start < limits.bytes {
-            match frame_block(&all[pos..], (len - pos) as u64, pos as u64, &mut tx_starts) {
-                Ok(n) => {
-                    first_tx.push(tx_starts.len());
-                    blocks.push(Framed { offset: pos as u64, start: pos, len: n });
+        let mut txs = 0;
+        while pos < len && txs < limits.txs && pos - batch_start < limits.bytes {
+            match check_header(&all[pos..], (len - pos) as u64) {
+                Ok(header) => {
+                    let n = HEADER_LEN + header.body_len() as usize;
+                    candidates.push((Framed { offset: pos as u64, start: pos, len: n }, header.tx_count()));
+                    txs += header.tx_count() as usize;
                     pos += n;
                 }
                 Err(reason) => {
@@ -260,15 +268,20 @@ fn frame_slice<'a>(
                 }
             }
         }
+        let walked = walk_bodies(all, candidates, pool);
+        if let Some((offset, reason)) = walked.malformed {
+            pos = offset as usize;
+            malformed = Some((offset, reason));
+        }
         let (from, to) = (batch_start / PAGE * PAGE, pos / PAGE * PAGE);
         let done = malformed.is_some() || pos >= len;
         let batch = Batch {
             file: name.clone(),
             first_of_file: first,
             data: Data::Whole(whole.clone()),
-            blocks,
-            tx_starts,
-            first_tx,
+            blocks: walked.blocks,
+            tx_starts: walked.tx_starts,
+            first_tx: walked.first_tx,
             bytes: if malformed.is_some() { (len - batch_start) as u64 } else { (pos - batch_start) as u64 },
             malformed,
             release: (to > from).then_some((from, to)),
@@ -290,7 +303,7 @@ fn frame_read<'a>(
     mut file: File,
     start: u64,
     len: u64,
-    limits: &mut Ramp,
+    limits: &mut Ramp<'_>,
     emit: &mut impl FnMut(Result<Batch<'a>, InputError>) -> bool,
 ) -> Result<bool, InputError> {
     let mut read_into = |buf: &mut Vec<u8>, n: usize| -> Result<(), InputError> {
@@ -325,6 +338,8 @@ fn frame_read<'a>(
                 }
             };
             read_into(&mut buf, body_len)?;
+            // Walked here, one block after another, while its bytes are in
+            // cache from the read (the read, not the walk, bounds this mode).
             let walked = tx_starts.len();
             let body = &buf[start + HEADER_LEN..];
             if let Err(reason) = walk_body(body, tx_count, pos + HEADER_LEN as u64, |at| tx_starts.push(at as u32)) {
@@ -358,14 +373,57 @@ fn frame_read<'a>(
     }
 }
 
-/// Frames the block at the start of `bytes` (`file_left` bytes to the end of
-/// its file, at file offset `offset`), appending its transactions' starts.
-/// Returns its length; on a malformed block `tx_starts` is left as it was.
-fn frame_block(bytes: &[u8], file_left: u64, offset: u64, tx_starts: &mut Vec<u32>) -> Result<usize, Malformation> {
-    let header = check_header(bytes, file_left)?;
-    let len = HEADER_LEN + header.body_len() as usize;
-    let walked = tx_starts.len();
-    walk_body(&bytes[HEADER_LEN..len], header.tx_count(), offset + HEADER_LEN as u64, |at| tx_starts.push(at as u32))
-        .inspect_err(|_| tx_starts.truncate(walked))?;
-    Ok(len)
+/// The blocks of a batch whose bodies are well formed.
+struct Walked {
+    blocks: Vec<Framed>,
+    tx_starts: Vec<u32>,
+    first_tx: Vec<usize>,
+    /// The first block whose body is malformed (its offset), if any: it and
+    /// every block after it are dropped.
+    malformed: Option<(u64, Malformation)>,
+}
+
+/// Walks the bodies of blocks whose headers checked out (each with its
+/// header's transaction count; bytes in `data`), on all cores of `pool` (or
+/// rayon's global pool): a body walk chases each transaction's length to
+/// the next, so one thread is bound by memory latency, while blocks are
+/// independent. Keeps the blocks before the first malformed body, exactly
+/// as walking them one after another would.
+fn walk_bodies(data: &[u8], candidates: Vec<(Framed, u32)>, pool: Option<&rayon::ThreadPool>) -> Walked {
+    let walk = || -> Vec<Result<Vec<u32>, Malformation>> {
+        candidates
+            .par_iter()
+            .map(|&(f, tx_count)| {
+                let body = &data[f.start + HEADER_LEN..f.start + f.len];
+                // A walk reports at most one start past the transactions that
+                // fit, so a header's claim cannot make it allocate more.
+                let mut starts = Vec::with_capacity((tx_count as usize).min(body.len() / TX_OVERHEAD + 1));
+                walk_body(body, tx_count, f.offset + HEADER_LEN as u64, |at| starts.push(at as u32)).map(|()| starts)
+            })
+            .collect()
+    };
+    let walks = match pool {
+        Some(pool) => pool.install(walk),
+        None => walk(),
+    };
+    let mut out = Walked {
+        blocks: Vec::with_capacity(candidates.len()),
+        tx_starts: Vec::with_capacity(walks.iter().map(|w| w.as_ref().map_or(0, Vec::len)).sum()),
+        first_tx: vec![0],
+        malformed: None,
+    };
+    for ((framed, _), walk) in candidates.into_iter().zip(walks) {
+        match walk {
+            Ok(starts) => {
+                out.tx_starts.extend_from_slice(&starts);
+                out.first_tx.push(out.tx_starts.len());
+                out.blocks.push(framed);
+            }
+            Err(reason) => {
+                out.malformed = Some((framed.offset, reason));
+                break;
+            }
+        }
+    }
+    out
 }

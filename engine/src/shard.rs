@@ -134,7 +134,7 @@ pub fn walk(files: &[PathBuf], io: IoMode) -> Result<Walk, InputError> {
     let index: HashMap<&Path, u32> = files.iter().enumerate().map(|(i, f)| (f.as_path(), i as u32)).collect();
     let mut error = None;
     let limits = Limits { txs: 1 << 20, bytes: 64 << 20 };
-    frame_all(&sources, io, limits, |batch| {
+    frame_all(&sources, io, limits, None, |batch| {
         let batch = match batch {
             Ok(b) => b,
             Err(e) => {

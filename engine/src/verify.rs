@@ -249,7 +249,7 @@ impl Verifier {
             let (computed_tx, computed_rx) = bounded(QUEUE);
             let framer = scope.spawn(move || {
                 let (started, mut waiting) = (Instant::now(), Duration::ZERO);
-                frame_all(sources, io, limits, |batch| {
+                frame_all(sources, io, limits, pool.as_ref(), |batch| {
                     let t = Instant::now();
                     let sent = framed_tx.send(batch).is_ok();
                     waiting += t.elapsed();
