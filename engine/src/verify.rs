@@ -3,15 +3,19 @@
 //! back.
 //!
 //! ```text
-//! frame (thread) ─▶ hash + signatures (thread, rayon workers) ─▶ chain rules + reports (caller's thread)
+//! frame ─▶ hash ─▶ signatures ─▶ chain rules + reports (caller's thread)
+//! (each its own thread; the heavy parts on rayon workers)
 //! ```
 //!
 //! - **frame** (`frame.rs`) cuts segment files into batches of many blocks:
 //!   at most `max_batch_txs` transactions and about `max_batch_bytes`
-//!   (a single larger block forms a batch of its own).
-//! - **hash + signatures** computes every tx_id, leaf, Merkle root and block
-//!   hash, then verifies all the batch's signatures together (transactions'
-//!   and blocks'), so signature batches span many blocks.
+//!   (a single larger block forms a batch of its own); block bodies are
+//!   walked on all cores.
+//! - **hash** computes every tx_id, leaf, Merkle root and block hash.
+//! - **signatures** verifies all the batch's signatures together
+//!   (transactions' and blocks'), so signature batches span many blocks.
+//!   Its own stage, so that while a GPU verifies one batch the cores hash
+//!   the next.
 //! - **chain rules** applies links, heights, timestamps and nonces (sharded
 //!   by sender across cores) in chain order and hands each verdict to the
 //!   [`ReportSink`]; in mmap mode it then releases the batch's pages.
@@ -154,19 +158,24 @@ const QUEUE: usize = 2;
 /// Transactions hashed together by one task.
 const HASH_GROUP: usize = 512;
 
-/// What the hash and signature stage found for a batch.
+/// What the hash stage found for a batch.
+struct Hashed {
+    /// (block hash, computed Merkle root) per block.
+    digests: Vec<(Digest, Digest)>,
+    tx_ids: Vec<Digest>,
+}
+
+/// What the hash and signature stages found for a batch.
 struct Computed {
     /// (block hash, computed Merkle root) per block.
     digests: Vec<(Digest, Digest)>,
     tx_ok: Vec<bool>,
     block_ok: Vec<bool>,
-    /// Time spent hashing, and verifying signatures.
-    hashing: Duration,
-    signing: Duration,
 }
 
 /// `VIGIL_STAGE_TIMES=1`: each run prints on stderr the busy time of each
-/// pipeline stage (a stage waiting for its neighbours is not busy), to find
+/// pipeline stage (a stage waiting for its neighbours is not busy; one
+/// waiting for rayon workers that another stage keeps busy is), to find
 /// the stage that bounds it.
 fn stage_times_wanted() -> bool {
     static WANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -246,6 +255,7 @@ impl Verifier {
         let wall = Instant::now();
         std::thread::scope(|scope| {
             let (framed_tx, framed_rx) = bounded(QUEUE);
+            let (hashed_tx, hashed_rx) = bounded(QUEUE);
             let (computed_tx, computed_rx) = bounded(QUEUE);
             let framer = scope.spawn(move || {
                 let (started, mut waiting) = (Instant::now(), Duration::ZERO);
@@ -257,24 +267,37 @@ impl Verifier {
                 });
                 started.elapsed().saturating_sub(waiting)
             });
-            let computer = scope.spawn(move || {
-                let (mut hash, mut signatures) = (Duration::ZERO, Duration::ZERO);
+            let hasher = scope.spawn(move || {
+                let mut busy = Duration::ZERO;
                 for batch in framed_rx {
+                    let t = Instant::now();
                     let item = batch.map(|batch: Batch<'_>| {
-                        let backend = SigBackend::new(gpu.as_deref(), gpu_mode);
-                        let computed = match pool {
-                            Some(pool) => pool.install(|| compute(&batch, rules, backend, sizer, splitter)),
-                            None => compute(&batch, rules, backend, sizer, splitter),
-                        };
-                        hash += computed.hashing;
-                        signatures += computed.signing;
+                        let hashed = in_pool(pool.as_ref(), || hash_batch(&batch));
+                        (batch, hashed)
+                    });
+                    busy += t.elapsed();
+                    if hashed_tx.send(item).is_err() {
+                        break;
+                    }
+                }
+                busy
+            });
+            let signer = scope.spawn(move || {
+                let mut busy = Duration::ZERO;
+                let backend = SigBackend::new(gpu.as_deref(), gpu_mode);
+                for item in hashed_rx {
+                    let t = Instant::now();
+                    let item = item.map(|(batch, hashed): (Batch<'_>, Hashed)| {
+                        let computed =
+                            in_pool(pool.as_ref(), || verify_batch(&batch, hashed, rules, backend, sizer, splitter));
                         (batch, computed)
                     });
+                    busy += t.elapsed();
                     if computed_tx.send(item).is_err() {
                         break;
                     }
                 }
-                (hash, signatures)
+                busy
             });
             let mut chain = Duration::ZERO;
             for item in computed_rx {
@@ -287,7 +310,8 @@ impl Verifier {
             }
             if stage_times_wanted() {
                 let frame = framer.join().unwrap_or_default();
-                let (hash, signatures) = computer.join().unwrap_or_default();
+                let hash = hasher.join().unwrap_or_default();
+                let signatures = signer.join().unwrap_or_default();
                 eprintln!(
                     "vigil: busy seconds of {:.3} s: frame {:.3}, hash {:.3}, signatures {:.3}, chain rules {:.3}",
                     wall.elapsed().as_secs_f64(),
@@ -302,15 +326,18 @@ impl Verifier {
     }
 }
 
-/// The hash and signature stage for one batch.
-fn compute(
-    batch: &Batch<'_>,
-    rules: RuleSet,
-    backend: SigBackend<'_>,
-    sizer: &mut BatchSizer,
-    splitter: &mut HybridSplitter,
-) -> Computed {
-    let hashing = Instant::now();
+/// Runs `work` in `pool` (its parallel parts on its threads), or as it is
+/// (rayon's global pool).
+fn in_pool<R: Send>(pool: Option<&rayon::ThreadPool>, work: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(pool) => pool.install(work),
+        None => work(),
+    }
+}
+
+/// The hash stage for one batch: tx_ids, leaves, Merkle roots, block
+/// hashes.
+fn hash_batch(batch: &Batch<'_>) -> Hashed {
     let views = batch.views();
     // The batch's transactions, flat, so work spreads evenly over cores
     // whatever the block sizes.
@@ -319,10 +346,10 @@ fn compute(
 
     // tx_ids and leaves in groups of one block's transactions (one chain
     // id), many messages per SIMD step, groups across cores.
-    let mut ids = vec![[0u8; 32]; txs.len()];
+    let mut tx_ids = vec![[0u8; 32]; txs.len()];
     let mut leaves = vec![[0u8; 32]; txs.len()];
     let mut groups = Vec::new();
-    let (mut ids_rest, mut leaves_rest) = (&mut ids[..], &mut leaves[..]);
+    let (mut ids_rest, mut leaves_rest) = (&mut tx_ids[..], &mut leaves[..]);
     for (b, view) in views.iter().enumerate() {
         for start in (first_tx[b]..first_tx[b + 1]).step_by(HASH_GROUP) {
             let end = (start + HASH_GROUP).min(first_tx[b + 1]);
@@ -333,18 +360,32 @@ fn compute(
         }
     }
     groups.into_par_iter().for_each(|(chain_id, txs, ids, leaves)| hash::tx_ids_and_leaves(chain_id, txs, ids, leaves));
-    let digests: Vec<(Digest, Digest)> = views
+    let digests = views
         .par_iter()
         .enumerate()
         .map_init(Vec::new, |scratch, (b, view)| {
             (hash::block_hash(view.header), hash::merkle_root(&leaves[first_tx[b]..first_tx[b + 1]], scratch))
         })
         .collect();
+    Hashed { digests, tx_ids }
+}
 
-    // All the batch's signatures, transactions' and blocks', together.
+/// The signature stage for one batch: all its signatures, transactions' and
+/// blocks', together.
+fn verify_batch(
+    batch: &Batch<'_>,
+    hashed: Hashed,
+    rules: RuleSet,
+    backend: SigBackend<'_>,
+    sizer: &mut BatchSizer,
+    splitter: &mut HybridSplitter,
+) -> Computed {
+    let views = batch.views();
+    let txs = batch.txs(&views);
+    let Hashed { digests, tx_ids } = hashed;
     let items: Vec<SigItem<'_>> = txs
         .iter()
-        .zip(&ids)
+        .zip(&tx_ids)
         .map(|(tx, id)| SigItem { public_key: &tx.header().sender, message: id, signature: tx.signature() })
         .chain(views.iter().zip(&digests).map(|(view, (block_hash, _))| SigItem {
             public_key: &view.header.proposer,
@@ -352,11 +393,9 @@ fn compute(
             signature: &view.header.proposer_sig,
         }))
         .collect();
-    let hashing = hashing.elapsed();
-    let signing = Instant::now();
     let mut verdicts = backend.verify(rules, &items, sizer, splitter);
     let block_ok = verdicts.split_off(txs.len());
-    Computed { digests, tx_ok: verdicts, block_ok, hashing, signing: signing.elapsed() }
+    Computed { digests, tx_ok: verdicts, block_ok }
 }
 
 /// One verdict per item, on the GPU when there is one (a batch the GPU
