@@ -57,7 +57,7 @@ run)
     VIGIL_STAGE_TIMES=1 "$vigil" verify --json --backend "$backend" "$work/chain" \
       > "$work/$backend.json" 2> "$work/$backend.err" || true
     tail -1 "$work/$backend.json"
-    grep "busy seconds" "$work/$backend.err" || true
+    grep -E "busy seconds|GPU signature calls" "$work/$backend.err" || true
   done
   echo
   python3 - "$work" <<'PY'

@@ -320,6 +320,9 @@ impl Verifier {
                     signatures.as_secs_f64(),
                     chain.as_secs_f64()
                 );
+                if let Some(gpu) = &self.opts.gpu {
+                    eprintln!("vigil: GPU signature calls so far: {}", gpu.call_stats());
+                }
             }
             Ok(())
         })

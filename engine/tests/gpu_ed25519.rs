@@ -507,6 +507,12 @@ fn gpu_equals_cpu_on_random_and_mutated_signatures() {
         let (zip, strict) = gpu_verdicts(&ctx, &gpu, &items);
         assert_eq!(zip_prefix, zip[..prefix], "zip215 verdicts depend on the call's size");
         assert_eq!(strict_prefix, strict[..prefix], "strict verdicts depend on the call's size");
+        // The two calls, counted where their time went.
+        let stats = gpu.stats();
+        let chunk = n.div_ceil(4).clamp(4096, 1 << 18).min(n);
+        assert_eq!((stats.calls, stats.signatures), (2, (prefix + n) as u64), "{stats}");
+        assert_eq!(stats.chunks, 1 + n.div_ceil(chunk) as u64, "{stats}");
+        assert!(stats.prepare + stats.upload + stats.waiting <= stats.total, "{stats}");
         for (rules, got) in [(RuleSet::Zip215, &zip), (RuleSet::Strict, &strict)] {
             let cpu = cpu_verdicts(rules, &items);
             // The generator's intended verdicts hold on the CPU (non-vacuous construction).

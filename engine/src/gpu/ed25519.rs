@@ -22,6 +22,7 @@ use super::{GpuContext, GpuError, basepoint};
 use crate::sig::{RuleSet, SigItem};
 use rayon::prelude::*;
 use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 use wgpu::util::DeviceExt;
 
 /// The curve and verification code, after one of the limb layers.
@@ -158,9 +159,43 @@ pub struct GpuEd25519 {
     /// Two sets of buffers, made on first use and regrown when a call needs
     /// bigger chunks.
     slots: Mutex<Vec<Slot>>,
+    /// Where the time of `verify` calls went, summed over the process.
+    stats: Mutex<CallStats>,
     /// Debug kernels, compiled on first use.
     debug_field: OnceLock<wgpu::ComputePipeline>,
     debug_point: OnceLock<wgpu::ComputePipeline>,
+}
+
+/// Where the time of [`GpuEd25519::verify`] calls went, summed: the host's
+/// part (SHA-512 and packing; copying into wgpu's staging memory and
+/// submitting) and its waits for the device (kernel, transfers, read-back).
+/// A GPU that keeps up leaves `waiting` small; a host that does not feed it
+/// fast enough shows as `prepare + upload` near `total`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallStats {
+    pub calls: u64,
+    pub chunks: u64,
+    pub signatures: u64,
+    pub prepare: Duration,
+    pub upload: Duration,
+    pub waiting: Duration,
+    pub total: Duration,
+}
+
+impl std::fmt::Display for CallStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} calls, {} chunks, {} signatures in {:.3} s: prepare {:.3}, upload {:.3}, waiting for the device {:.3}",
+            self.calls,
+            self.chunks,
+            self.signatures,
+            self.total.as_secs_f64(),
+            self.prepare.as_secs_f64(),
+            self.upload.as_secs_f64(),
+            self.waiting.as_secs_f64()
+        )
+    }
 }
 
 /// Both verdicts for one signature.
@@ -305,6 +340,7 @@ impl GpuEd25519 {
             verify: pipeline(ctx, kernel, "verify"),
             btable,
             slots: Mutex::new(Vec::new()),
+            stats: Mutex::new(CallStats::default()),
             debug_field: OnceLock::new(),
             debug_point: OnceLock::new(),
         }
@@ -312,6 +348,11 @@ impl GpuEd25519 {
 
     pub fn kernel(&self) -> Kernel {
         self.kernel
+    }
+
+    /// Where the time of this kernel's `verify` calls went so far.
+    pub fn stats(&self) -> CallStats {
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Verdict per item, exactly `vigil_engine::sig::verify(rules, ..)` for each.
@@ -326,6 +367,8 @@ impl GpuEd25519 {
         if items.is_empty() {
             return Ok(out);
         }
+        let started = Instant::now();
+        let mut stats = CallStats { calls: 1, signatures: items.len() as u64, ..CallStats::default() };
         let chunk = items.len().div_ceil(4).clamp(MIN_CHUNK, MAX_PER_DISPATCH).min(items.len());
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         if slots.first().is_none_or(|s| s.capacity < chunk) {
@@ -335,8 +378,11 @@ impl GpuEd25519 {
         // item, canonical S flags, submission).
         let mut pending: Option<(usize, usize, Vec<bool>, wgpu::SubmissionIndex)> = None;
         let mut collect = |(slot, start, canonical, submission): (usize, usize, Vec<bool>, wgpu::SubmissionIndex),
-                           slots: &[Slot]| {
+                           slots: &[Slot],
+                           stats: &mut CallStats| {
+            let t = Instant::now();
             let raw = ctx.read_back(&slots[slot].readback, submission, canonical.len() * 4)?;
+            stats.waiting += t.elapsed();
             for (o, v) in out[start..].iter_mut().zip(read_verdicts(&raw, canonical)) {
                 *o = v;
             }
@@ -344,7 +390,10 @@ impl GpuEd25519 {
         };
         for (c, part) in items.chunks(chunk).enumerate() {
             let slot = &slots[c % 2];
+            let t = Instant::now();
             let (data, canonical) = prepare(part);
+            stats.prepare += t.elapsed();
+            let t = Instant::now();
             ctx.queue.write_buffer(&slot.input, 0, &data);
             ctx.queue.write_buffer(&slot.params, 0, &params(part.len()));
             let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
@@ -357,13 +406,27 @@ impl GpuEd25519 {
             }
             encoder.copy_buffer_to_buffer(&slot.output, 0, &slot.readback, 0, (part.len() * 4) as u64);
             let submission = ctx.queue.submit([encoder.finish()]);
+            stats.upload += t.elapsed();
+            stats.chunks += 1;
             if let Some(previous) = pending.replace((c % 2, c * chunk, canonical, submission)) {
-                collect(previous, &slots)?;
+                collect(previous, &slots, &mut stats)?;
             }
         }
         if let Some(last) = pending {
-            collect(last, &slots)?;
+            collect(last, &slots, &mut stats)?;
         }
+        drop(slots);
+        stats.total = started.elapsed();
+        let mut sum = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        *sum = CallStats {
+            calls: sum.calls + stats.calls,
+            chunks: sum.chunks + stats.chunks,
+            signatures: sum.signatures + stats.signatures,
+            prepare: sum.prepare + stats.prepare,
+            upload: sum.upload + stats.upload,
+            waiting: sum.waiting + stats.waiting,
+            total: sum.total + stats.total,
+        };
         Ok(out)
     }
 

@@ -452,6 +452,12 @@ impl GpuSigner {
         self.ed25519.kernel()
     }
 
+    /// Where the time of the signature calls went so far (host work, waits
+    /// for the device).
+    pub fn call_stats(&self) -> ed25519::CallStats {
+        self.ed25519.stats()
+    }
+
     /// Whether the adapter is a software rasteriser (lavapipe): exact, but
     /// slower than the CPU it runs on.
     pub fn is_software(&self) -> bool {
