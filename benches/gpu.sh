@@ -13,6 +13,9 @@
 #   KERNEL_SIZES, KERNEL_MESSAGES, SECONDS_PER override its sizes), generates
 #   a chain on all cores and times `vigil verify` with --backend cpu, gpu and
 #   auto on it; prints the tables last (and copies the logs to $OUT if set).
+#   `AB_REFS="branch ..." benches/gpu.sh build` also builds those revisions;
+#   `run` then measures each one's default kernel and `verify --backend gpu`
+#   beside this checkout's (rows gpu-vigil-ab-*).
 #   Also works on lavapipe with small sizes, e.g.
 #   KERNEL_SIGS=2048 KERNEL_SIZES=1024 BUILDS=u64:128 KERNEL_MESSAGES=10000 benches/gpu.sh run 2000
 set -euo pipefail
@@ -20,9 +23,23 @@ cd "$(dirname "$0")/.."
 case "${1:-}" in
 build)
   cargo build --release -q -p vigil
+  rm -rf gpu-run
   mkdir -p gpu-run
   cp target/release/vigil gpu-run/vigil
   strip gpu-run/vigil
+  # AB_REFS="rev ...": also build those revisions (e.g. an experiment's
+  # branch), measured by `run` beside this checkout's build.
+  for ref in ${AB_REFS:-}; do
+    tree=$(mktemp -d)
+    git worktree add -q --detach "$tree" "$ref"
+    root=$PWD
+    (cd "$tree" && CARGO_TARGET_DIR="$root/target" cargo build --release -q -p vigil)
+    cp target/release/vigil "gpu-run/vigil-ab-${ref//\//_}"
+    strip "gpu-run/vigil-ab-${ref//\//_}"
+    git worktree remove --force "$tree"
+  done
+  # target/ holds this checkout's build again.
+  [ -z "${AB_REFS:-}" ] || cargo build --release -q -p vigil
   [ -f .gl/env.sh ] || bash ../shared/gpu/prepare.sh
   echo "carry .gl and gpu-run; run: source .gl/env.sh && benches/gpu.sh run 10000000"
   ;;
@@ -46,6 +63,16 @@ run)
   [ -n "$builds" ] && kargs+=(--builds "$builds")
   "$vigil" bench --backend gpu --kernels --seconds "${SECONDS_PER:-1}" "${kargs[@]}" | tee "$work/kernels.txt" \
     || echo "KERNEL BENCH FAILED (exit $?)" | tee -a "$work/kernels.txt"
+  # Builds of other revisions (`AB_REFS` at build time): the default kernel
+  # build only, same sizes, right after this checkout's.
+  for ab in gpu-run/vigil-ab-*; do
+    [ -x "$ab" ] || continue
+    echo "== A/B: $(basename "$ab") (default kernel build)" | tee -a "$work/kernels.txt"
+    "$ab" bench --backend gpu --kernels --seconds "${SECONDS_PER:-1}" \
+      --kernel-sigs "${KERNEL_SIGS:-1048576}" --kernel-messages 1000 \
+      | grep -E "^(ed25519|signatures)" | tee -a "$work/kernels.txt" \
+      || echo "A/B KERNEL BENCH FAILED" | tee -a "$work/kernels.txt"
+  done
   blocks=$(( txs / 200 )); [ "$blocks" -ge 1 ] || blocks=1
   per=$(( txs / blocks ))
   stamp "generating $((blocks * per)) transactions"
@@ -59,24 +86,37 @@ run)
     tail -1 "$work/$backend.json"
     grep -E "busy seconds|GPU signature calls" "$work/$backend.err" || true
   done
+  for ab in gpu-run/vigil-ab-*; do
+    [ -x "$ab" ] || continue
+    name=$(basename "$ab")
+    stamp "$name verify --backend gpu"
+    VIGIL_STAGE_TIMES=1 "$ab" verify --json --backend gpu "$work/chain" \
+      > "$work/gpu-$name.json" 2> "$work/gpu-$name.err" || true
+    tail -1 "$work/gpu-$name.json"
+    grep -E "busy seconds|GPU signature calls" "$work/gpu-$name.err" || true
+  done
   echo
   python3 - "$work" <<'PY'
 import json, sys
 work = sys.argv[1]
 rows = {}
-for b in ["cpu", "gpu", "auto"]:
+import glob, os
+abs_ = sorted(os.path.basename(f)[:-5] for f in glob.glob(f"{work}/gpu-vigil-ab-*.json"))
+for b in ["cpu", "gpu", "auto"] + abs_:
     try:
         rows[b] = json.loads(open(f"{work}/{b}.json").read().splitlines()[-1])
     except Exception as e:
         rows[b] = None
 base = rows["cpu"]
-print(f"{'vigil verify':<22} {'seconds':>9} {'tx/s':>12} {'vs --backend cpu':>17}  verdict")
+label = {b: (f"{b[4:]} --backend gpu" if b.startswith("gpu-vigil-ab-") else f"--backend {b}") for b in rows}
+w = max(22, *(len(l) for l in label.values()))
+print(f"{'vigil verify':<{w}} {'seconds':>9} {'tx/s':>12} {'vs --backend cpu':>17}  verdict")
 for b, r in rows.items():
     if r is None:
-        print(f"--backend {b:<12} {'failed':>9}"); continue
+        print(f"{label[b]:<{w}} {'failed':>9}"); continue
     tps = r["transactions"] / r["seconds"]
     ratio = base["seconds"] / r["seconds"] if base else float("nan")
-    print(f"--backend {b:<12} {r['seconds']:>9.2f} {tps:>12.0f} {ratio:>16.2f}x  {r['verdict']}")
+    print(f"{label[b]:<{w}} {r['seconds']:>9.2f} {tps:>12.0f} {ratio:>16.2f}x  {r['verdict']}")
 verdicts = {r["verdict"] for r in rows.values() if r}
 print("verdicts agree" if len(verdicts) == 1 else f"VERDICTS DIFFER: {verdicts}")
 PY
