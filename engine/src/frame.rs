@@ -402,10 +402,7 @@ fn walk_bodies(data: &[u8], candidates: Vec<(Framed, u32)>, pool: Option<&rayon:
             })
             .collect()
     };
-    let walks = match pool {
-        Some(pool) => pool.install(walk),
-        None => walk(),
-    };
+    let walks = crate::in_pool(pool, walk);
     let mut out = Walked {
         blocks: Vec::with_capacity(candidates.len()),
         tx_starts: Vec::with_capacity(walks.iter().map(|w| w.as_ref().map_or(0, Vec::len)).sum()),

@@ -649,10 +649,7 @@ fn run_split(
                     // inside the first (rayon steals while it waits) and meet
                     // the first's locks.
                     let _turn = GPU_TURN.lock().unwrap_or_else(PoisonError::into_inner);
-                    match feeder() {
-                        Some(pool) => pool.install(run_gpu),
-                        None => run_gpu(),
-                    }
+                    crate::in_pool(feeder(), run_gpu)
                 })
             });
             let started = Instant::now();

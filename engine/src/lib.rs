@@ -27,3 +27,12 @@ pub use validator::{
     BlockVerdict, Pending, Request, SigBatch, SubmitError, Validator, ValidatorConfig, ValidatorStatus, Verdict,
 };
 pub use verify::{GpuMode, Verifier, VerifyOptions};
+
+/// Runs `work` in `pool` (its parallel parts on that pool's threads), or as
+/// it is (on rayon's global pool) when there is none.
+pub(crate) fn in_pool<R: Send>(pool: Option<&rayon::ThreadPool>, work: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(pool) => pool.install(work),
+        None => work(),
+    }
+}

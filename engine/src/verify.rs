@@ -31,6 +31,7 @@ use crate::frame::{Batch, Limits, Source, frame_all};
 use crate::gpu::GpuSigner;
 use crate::hash::{self, Digest};
 use crate::hybrid::{self, HybridSplitter};
+use crate::in_pool;
 use crate::input::{InputError, IoMode};
 use crate::report::{BlockReport, MalformedReport, ReportSink, SenderFirst, Summary};
 use crate::sig::{self, BatchSizer, RuleSet, SigItem};
@@ -326,15 +327,6 @@ impl Verifier {
             }
             Ok(())
         })
-    }
-}
-
-/// Runs `work` in `pool` (its parallel parts on its threads), or as it is
-/// (rayon's global pool).
-fn in_pool<R: Send>(pool: Option<&rayon::ThreadPool>, work: impl FnOnce() -> R + Send) -> R {
-    match pool {
-        Some(pool) => pool.install(work),
-        None => work(),
     }
 }
 
