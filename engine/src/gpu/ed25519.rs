@@ -182,6 +182,18 @@ pub struct CallStats {
     pub total: Duration,
 }
 
+impl std::ops::AddAssign for CallStats {
+    fn add_assign(&mut self, o: CallStats) {
+        self.calls += o.calls;
+        self.chunks += o.chunks;
+        self.signatures += o.signatures;
+        self.prepare += o.prepare;
+        self.upload += o.upload;
+        self.waiting += o.waiting;
+        self.total += o.total;
+    }
+}
+
 impl std::fmt::Display for CallStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -417,16 +429,7 @@ impl GpuEd25519 {
         }
         drop(slots);
         stats.total = started.elapsed();
-        let mut sum = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
-        *sum = CallStats {
-            calls: sum.calls + stats.calls,
-            chunks: sum.chunks + stats.chunks,
-            signatures: sum.signatures + stats.signatures,
-            prepare: sum.prepare + stats.prepare,
-            upload: sum.upload + stats.upload,
-            waiting: sum.waiting + stats.waiting,
-            total: sum.total + stats.total,
-        };
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner) += stats;
         Ok(out)
     }
 
