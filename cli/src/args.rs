@@ -116,19 +116,49 @@ mod tests {
         assert_eq!(byte_size("100"), Ok(100));
         assert!(byte_size("12 parsecs").is_err());
         assert!(hex32("00").is_err());
+        assert_eq!(position_range("..10"), Ok((0, Some(10))));
+        assert_eq!(position_range("5.."), Ok((5, None)));
+        assert_eq!(position_range("3..7"), Ok((3, Some(7))));
+        assert!(position_range("10..10").unwrap_err().contains("empty range"));
+        assert!(position_range("9..3").is_err());
+        assert!(position_range("..").is_ok_and(|r| r == (0, None)));
+        assert!(position_range("x..").unwrap_err().contains("not a chain position"));
+        assert_eq!(threads("2"), Ok(2));
+        assert!(threads("0").is_err() && threads("100000").is_err() && threads("-1").is_err());
+        assert!(batch_size("0").unwrap_err().contains("from 1 to"));
         assert_eq!(hex32(&"ab".repeat(32)), Ok([0xab; 32]));
     }
 }
 
-/// `A..B` or `A..`: chain positions A <= p < B.
+/// `A..B`, `A..` (to the end) or `..B` (from 0): chain positions A <= p < B.
 pub fn position_range(s: &str) -> Result<(u64, Option<u64>), String> {
-    let (a, b) = s.split_once("..").ok_or_else(|| format!("{s:?}: expected A..B or A.. (chain positions)"))?;
-    let a: u64 = a.parse().map_err(|e| format!("{a:?}: {e}"))?;
-    let b: Option<u64> = if b.is_empty() { None } else { Some(b.parse().map_err(|e| format!("{b:?}: {e}"))?) };
-    if b.is_some_and(|b| b < a) {
-        return Err(format!("{s:?}: the end is before the start"));
+    let (a, b) = s.split_once("..").ok_or_else(|| format!("{s:?}: expected A..B, A.. or ..B (chain positions)"))?;
+    let number = |t: &str| t.parse::<u64>().map_err(|_| format!("{s:?}: {t:?} is not a chain position (0 to 2^64-1)"));
+    let a = if a.is_empty() { 0 } else { number(a)? };
+    let b = if b.is_empty() { None } else { Some(number(b)?) };
+    match b {
+        Some(b) if b < a => Err(format!("{s:?}: the end is before the start")),
+        Some(b) if b == a => Err(format!("{s:?}: an empty range (A..B holds positions A to B-1)")),
+        _ => Ok((a, b)),
     }
-    Ok((a, b))
+}
+
+/// A count between `MIN` and `MAX` (a flag's range, said in the message).
+pub fn count<const MIN: usize, const MAX: usize>(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (MIN..=MAX).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number from {MIN} to {MAX}")),
+    }
+}
+
+/// `--threads`: worker threads.
+pub fn threads(s: &str) -> Result<usize, String> {
+    count::<1, 4096>(s)
+}
+
+/// `--batch-size`: signatures a batch holds.
+pub fn batch_size(s: &str) -> Result<usize, String> {
+    count::<1, { 1 << 24 }>(s)
 }
 
 /// `--shard I/N` or `--shard auto`.

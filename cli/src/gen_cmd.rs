@@ -16,9 +16,9 @@ pub struct GenArgs {
     /// Seed: the same arguments and seed give the same bytes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Number of blocks.
-    #[arg(long, default_value_t = 100)]
-    blocks: u64,
+    /// Number of blocks (at most 10^9).
+    #[arg(long, default_value_t = 100, value_parser = args::count::<1, 1_000_000_000>)]
+    blocks: usize,
     /// Transactions per block: a number or an inclusive range A..B.
     #[arg(long, default_value = "0..64", value_parser = args::range_u32)]
     txs_per_block: RangeInclusive<u32>,
@@ -35,7 +35,7 @@ pub struct GenArgs {
     #[arg(long = "fault", value_name = "RULE@HEIGHT")]
     faults: Vec<Fault>,
     /// Worker threads (default: all cores); the output does not depend on it.
-    #[arg(long)]
+    #[arg(long, value_parser = args::threads)]
     threads: Option<usize>,
     /// Print the result as one JSON object.
     #[arg(long)]
@@ -45,7 +45,7 @@ pub struct GenArgs {
 pub fn run(a: GenArgs) -> Result<u8, Fatal> {
     let cfg = GenConfig {
         seed: a.seed,
-        blocks: a.blocks,
+        blocks: a.blocks as u64,
         txs_per_block: a.txs_per_block,
         senders: a.senders,
         payload: a.payload,

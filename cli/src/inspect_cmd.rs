@@ -2,16 +2,17 @@
 
 use crate::{EXIT_INVALID, Fatal};
 use clap::Args;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
-use vigil_engine::format::blocks;
+use vigil_engine::frame::{Batch, Limits, Source, frame_all};
 use vigil_engine::hash;
-use vigil_engine::{BlockView, IoMode, Segment};
+use vigil_engine::{BlockView, InputError, IoMode};
 
 #[derive(Args)]
 pub struct InspectArgs {
-    /// A segment file.
+    /// A segment file, or a stream (`-` for standard input, a pipe, a FIFO).
     file: PathBuf,
     /// Only the block(s) with this stored height.
     #[arg(long)]
@@ -29,17 +30,19 @@ pub struct InspectArgs {
 
 pub fn run(a: InspectArgs) -> Result<u8, Fatal> {
     let io = if a.no_mmap { IoMode::Read } else { IoMode::Mmap };
-    let segment = Segment::open(&a.file, io)?;
-    match print(&a, segment.bytes(), &mut std::io::stdout().lock()) {
-        // A reader that stops early (`| head`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
-        other => Ok(other?),
-    }
-}
-
-fn print(a: &InspectArgs, bytes: &[u8], out: &mut impl Write) -> std::io::Result<u8> {
+    let source = match std::fs::metadata(&a.file) {
+        _ if a.file.as_os_str() == "-" => Source::Stream(&a.file),
+        Ok(m) if m.is_file() => Source::File(&a.file),
+        Ok(m) if m.is_dir() => {
+            return Err(Fatal(format!("{}: a directory; inspect takes one segment file", a.file.display())));
+        }
+        Ok(_) => Source::Stream(&a.file),
+        Err(e) => return Err(InputError::from_io(&a.file, e).into()),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut shown = 0u64;
     let mut code = 0;
+    let mut failed: Option<Fatal> = None;
     if !a.json {
         writeln!(
             out,
@@ -47,29 +50,45 @@ fn print(a: &InspectArgs, bytes: &[u8], out: &mut impl Write) -> std::io::Result
             "offset", "height", "timestamp_ms", "txs", "body_len", "block_hash", "prev_hash"
         )?;
     }
-    for (offset, block) in blocks(bytes) {
-        let block = match block {
+    // Framed as `vigil verify` frames (bounded batches, a stream read block
+    // by block), printed block by block: memory stays bounded by the
+    // largest block, whatever the file or stream.
+    let limits = Limits { txs: 32 << 10, bytes: 32 << 20 };
+    frame_all(&[source], io, limits, None, |batch| {
+        let batch = match batch {
             Ok(b) => b,
-            Err(reason) => {
-                if a.json {
-                    let line = json!({"type": "malformed", "offset": offset, "detail": reason.to_string()});
-                    writeln!(out, "{line}")?;
-                } else {
-                    writeln!(out, "{:>12} MALFORMED: {reason}; the rest of the file is not read", offset)?;
-                }
-                code = EXIT_INVALID;
-                break;
+            Err(e) => {
+                failed = Some(e.into());
+                return false;
             }
         };
-        if a.height.is_some_and(|h| h != block.header.height()) {
-            continue;
+        let printed = print_batch(&a, &batch, &mut out, &mut shown);
+        batch.release();
+        match printed {
+            Ok(()) => {}
+            Err(e) => {
+                failed = Some(e.into());
+                return false;
+            }
         }
-        shown += 1;
-        if a.json {
-            writeln!(out, "{}", block_json(offset, &block, a.verbose))?;
-        } else {
-            write_block_rows(out, offset, &block, a.verbose)?;
+        if let Some((offset, reason)) = &batch.malformed {
+            code = EXIT_INVALID;
+            let written = if a.json {
+                let line = json!({"type": "malformed", "offset": offset, "detail": reason.to_string()});
+                writeln!(out, "{line}")
+            } else {
+                writeln!(out, "{:>12} MALFORMED: {reason}; the rest of the file is not read", offset)
+            };
+            if let Err(e) = written {
+                failed = Some(e.into());
+                return false;
+            }
         }
+        true
+    });
+    out.flush()?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     if let Some(h) = a.height
         && shown == 0
@@ -80,31 +99,98 @@ fn print(a: &InspectArgs, bytes: &[u8], out: &mut impl Write) -> std::io::Result
     Ok(code)
 }
 
-fn block_json(offset: u64, block: &BlockView<'_>, verbose: bool) -> Value {
-    let h = block.header;
-    let mut v = json!({
-        "type": "block", "offset": offset, "height": h.height(), "hash": hex::encode(hash::block_hash(h)),
-        "version": h.version(), "flags": h.flags(), "chain_id": hex::encode(h.chain_id),
-        "timestamp_ms": h.timestamp_ms(), "prev_hash": hex::encode(h.prev_hash), "tx_root": hex::encode(h.tx_root),
-        "tx_count": h.tx_count(), "body_len": h.body_len(), "proposer": hex::encode(h.proposer),
-        "proposer_sig": hex::encode(h.proposer_sig),
-    });
-    if verbose {
-        let txs: Vec<Value> = block
-            .txs()
-            .enumerate()
-            .map(|(i, tx)| {
-                let t = tx.header();
-                json!({
-                    "index": i, "tx_id": hex::encode(hash::tx_id(&h.chain_id, tx.signed_part())),
-                    "sender": hex::encode(t.sender), "nonce": t.nonce(), "timestamp_ms": t.timestamp_ms(),
-                    "kind": t.kind(), "payload_len": t.payload_len(), "signature": hex::encode(tx.signature()),
-                })
-            })
-            .collect();
-        v["transactions"] = Value::Array(txs);
+fn print_batch(a: &InspectArgs, batch: &Batch<'_>, out: &mut impl Write, shown: &mut u64) -> std::io::Result<()> {
+    for (block, framed) in batch.views().iter().zip(&batch.blocks) {
+        if a.height.is_some_and(|h| h != block.header.height()) {
+            continue;
+        }
+        *shown += 1;
+        if a.json {
+            serde_json::to_writer(&mut *out, &BlockJson::new(framed.offset, block, a.verbose))?;
+            writeln!(out)?;
+        } else {
+            write_block_rows(out, framed.offset, block, a.verbose)?;
+        }
     }
-    v
+    Ok(())
+}
+
+/// A block as one JSON line, written straight to the output (with `-v` its
+/// transactions are serialised one by one: a block may hold a million).
+/// Fields in the order `json!` gives (sorted), so lines are as before.
+#[derive(Serialize)]
+struct BlockJson<'a> {
+    body_len: u32,
+    chain_id: String,
+    flags: u16,
+    hash: String,
+    height: u64,
+    offset: u64,
+    prev_hash: String,
+    proposer: String,
+    proposer_sig: String,
+    timestamp_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transactions: Option<Transactions<'a>>,
+    tx_count: u32,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    version: u16,
+}
+
+impl<'a> BlockJson<'a> {
+    fn new(offset: u64, block: &'a BlockView<'a>, verbose: bool) -> Self {
+        let h = block.header;
+        BlockJson {
+            body_len: h.body_len(),
+            chain_id: hex::encode(h.chain_id),
+            flags: h.flags(),
+            hash: hex::encode(hash::block_hash(h)),
+            height: h.height(),
+            offset,
+            prev_hash: hex::encode(h.prev_hash),
+            proposer: hex::encode(h.proposer),
+            proposer_sig: hex::encode(h.proposer_sig),
+            timestamp_ms: h.timestamp_ms(),
+            transactions: verbose.then_some(Transactions(block)),
+            tx_count: h.tx_count(),
+            kind: "block",
+            version: h.version(),
+        }
+    }
+}
+
+struct Transactions<'a>(&'a BlockView<'a>);
+
+#[derive(Serialize)]
+struct TxJson {
+    index: usize,
+    kind: u16,
+    nonce: u64,
+    payload_len: u32,
+    sender: String,
+    signature: String,
+    timestamp_ms: u64,
+    tx_id: String,
+}
+
+impl Serialize for Transactions<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let chain_id = &self.0.header.chain_id;
+        s.collect_seq(self.0.txs().enumerate().map(|(index, tx)| {
+            let t = tx.header();
+            TxJson {
+                index,
+                kind: t.kind(),
+                nonce: t.nonce(),
+                payload_len: t.payload_len(),
+                sender: hex::encode(t.sender),
+                signature: hex::encode(tx.signature()),
+                timestamp_ms: t.timestamp_ms(),
+                tx_id: hex::encode(hash::tx_id(chain_id, tx.signed_part())),
+            }
+        }))
+    }
 }
 
 fn write_block_rows(out: &mut impl Write, offset: u64, block: &BlockView<'_>, verbose: bool) -> std::io::Result<()> {

@@ -80,6 +80,24 @@ impl<E: std::fmt::Display> From<E> for Fatal {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A mapped segment that shrinks under a run is reported by name with
+    // exit 2, not a bare "Bus error" (vigil_engine::input::sigbus).
+    if let Err(e) = vigil_engine::input::sigbus::install_handler() {
+        eprintln!("vigil: warning: no SIGBUS handler ({e}): a mapped file that shrinks will end the run unexplained");
+    }
+    if !matches!(cli.command, Command::Serve(_) | Command::Bench(_)) {
+        // A reader that closes our output (`| head`) stops us at once and
+        // quietly, with the status of a process ended by SIGPIPE (141 in a
+        // shell), as for other Unix tools: Rust ignores SIGPIPE, so every
+        // write would fail with EPIPE (and `eprintln!` panic) instead. The
+        // server (and the bench, which runs one) keeps it ignored: a client
+        // that hangs up is not fatal.
+        // SAFETY: setting a signal's disposition to the default, before
+        // any other thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Verify(a) => verify_cmd::run(a),
         Command::Gen(a) => gen_cmd::run(a),

@@ -8,15 +8,20 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 use vigil_engine::hybrid::HybridSplitter;
+use vigil_engine::input;
 use vigil_engine::sig::{BatchSizer, RuleSet, SigItem};
 use vigil_engine::verify::SigBackend;
 
 /// Signatures read, verified and printed at a time (memory stays bounded).
 const CHUNK: usize = 16 * 1024;
+/// Longest input line: a message of up to 1 MiB (2 MiB of hex) with its
+/// key, signature and JSON around it. A longer line is an error naming it,
+/// so a stream without newlines (`/dev/zero`) cannot grow memory.
+const MAX_LINE: usize = (2 << 20) + 4096;
 
 #[derive(Args)]
 pub struct SigsArgs {
-    /// File of JSON lines, or - for standard input.
+    /// File of JSON lines, or a stream: - (standard input), a pipe, a FIFO.
     input: PathBuf,
     /// Rule set: zip215 (batched) or strict (ed25519-dalek verify_strict).
     #[arg(long, default_value = "zip215")]
@@ -25,10 +30,10 @@ pub struct SigsArgs {
     #[arg(long)]
     json: bool,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = args::threads)]
     threads: Option<usize>,
     /// Fix the zip215 batch size instead of learning it.
-    #[arg(long)]
+    #[arg(long, value_parser = args::batch_size)]
     batch_size: Option<usize>,
     /// Where signatures are verified.
     #[arg(long, value_enum, default_value = "cpu")]
@@ -64,11 +69,14 @@ pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
     let opened = args::open_backend(a.backend)?;
     let backend = SigBackend::new(opened.gpu.as_deref(), opened.mode);
     let name = a.input.display().to_string();
-    let reader: Box<dyn BufRead> = if name == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        let file = std::fs::File::open(&a.input).map_err(|e| Fatal(format!("{name}: {e}")))?;
-        Box::new(BufReader::new(file))
+    let mut reader: Box<dyn BufRead> = match std::fs::metadata(&a.input) {
+        _ if name == "-" => Box::new(std::io::stdin().lock()),
+        Ok(m) if m.is_file() => {
+            Box::new(BufReader::new(std::fs::File::open(&a.input).map_err(|e| Fatal(format!("{name}: {e}")))?))
+        }
+        Ok(m) if m.is_dir() => return Err(Fatal(format!("{name}: a directory, not a file of signatures"))),
+        Ok(_) => Box::new(BufReader::new(input::open_stream(&a.input)?)),
+        Err(e) => return Err(Fatal(format!("{name}: {e}"))),
     };
     let mut sizer = a.batch_size.map_or_else(BatchSizer::new, BatchSizer::fixed);
     let mut splitter = HybridSplitter::new();
@@ -77,15 +85,22 @@ pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
     let (mut total, mut invalid) = (0u64, Vec::new());
     let mut chunk: Vec<Parsed> = Vec::with_capacity(CHUNK);
     let mut verdicts = Vec::with_capacity(CHUNK);
-    let mut lines = reader.lines().enumerate();
+    let (mut line, mut n) = (Vec::new(), 0u64);
     loop {
         chunk.clear();
-        for (n, line) in lines.by_ref() {
-            let line = line.map_err(|e| Fatal(format!("{name}:{}: {e}", n + 1)))?;
-            if line.trim().is_empty() {
+        loop {
+            n += 1;
+            let at = |e: String| Fatal(format!("{name}:{n}: {e}"));
+            match input::read_bounded_line(&mut reader, &mut line, MAX_LINE) {
+                Ok(Some(())) => {}
+                Ok(None) => break,
+                Err(e) => return Err(at(e.to_string())),
+            }
+            let text = std::str::from_utf8(&line).map_err(|_| at("not UTF-8 text".into()))?;
+            if text.trim().is_empty() {
                 continue;
             }
-            chunk.push(parse(&line).map_err(|e| Fatal(format!("{name}:{}: {e}", n + 1)))?);
+            chunk.push(parse(text).map_err(at)?);
             if chunk.len() == CHUNK {
                 break;
             }

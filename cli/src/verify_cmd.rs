@@ -3,22 +3,26 @@
 use crate::{EXIT_INVALID, Fatal, args};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use std::collections::HashSet;
-use std::io::{IsTerminal, Write};
+use std::io::{BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use vigil_engine::input::{self, ChainInput};
 use vigil_engine::shard::{self, Range};
 use vigil_engine::{
-    BlockReport, IoMode, MalformedReport, ReportSink, RuleSet, Summary, Verifier, VerifyOptions, expand_paths,
+    BlockRef, BlockReport, Discontinuity, Failure, IoMode, MalformedReport, ReportSink, RuleSet, Summary, Verifier,
+    VerifyOptions, expand_files, expand_inputs,
 };
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// Segment files, or directories of *.vblk files (read in byte order of name).
+    /// Segment files, directories of *.vblk files (read in byte order of
+    /// name), or streams: `-` (standard input), pipes, FIFOs.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = args::threads)]
     threads: Option<usize>,
     /// NDJSON on stdout: invalid blocks, malformed blocks, then a summary.
     #[arg(long)]
@@ -39,13 +43,14 @@ pub struct VerifyArgs {
     #[arg(long, default_value = "zip215")]
     rules: RuleSet,
     /// Fix the signature batch size instead of learning the fastest one.
-    #[arg(long)]
+    #[arg(long, value_parser = args::batch_size)]
     batch_size: Option<usize>,
     /// Where signatures are verified.
     #[arg(long, value_enum, default_value = "cpu")]
     backend: args::Backend,
-    /// Verify only the blocks at chain positions A <= p < B (A.. runs to the end);
-    /// checks that need the blocks before are left to `vigil stitch`.
+    /// Verify only the blocks at chain positions A <= p < B (A.. runs to the
+    /// end, ..B starts at 0); checks that need the blocks before are left to
+    /// `vigil stitch`.
     #[arg(long, value_name = "A..B", value_parser = args::position_range, conflicts_with = "shard")]
     range: Option<(u64, Option<u64>)>,
     /// Verify the I-th of N parts of the chain (I from 0), balanced by signatures;
@@ -57,7 +62,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     summary: Option<PathBuf>,
     /// Redo a range whose summary already exists and matches its input.
-    #[arg(long)]
+    #[arg(long, requires = "summary")]
     force: bool,
     /// With --range or --shard: find blocks from this index (`vigil index`)
     /// instead of walking the chain before the range.
@@ -69,24 +74,34 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
     if a.range.is_some() || a.shard.is_some() {
         return run_range(a);
     }
-    if a.summary.is_some() || a.index.is_some() {
-        return Err(Fatal("--summary and --index need --range or --shard".into()));
+    if a.summary.is_some() || a.index.is_some() || a.force {
+        return Err(Fatal("--summary, --index and --force need --range or --shard".into()));
     }
-    let files = expand_paths(&a.paths)?;
-    let total_bytes: u64 = files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
+    let inputs = expand_inputs(&a.paths)?;
+    let stdin_twice = a.authorities.as_ref().is_some_and(|p| p.as_os_str() == "-")
+        && inputs.iter().any(|i| i.path().as_os_str() == "-");
+    if stdin_twice {
+        return Err(Fatal("--authorities - and a chain on - cannot both read standard input".into()));
+    }
+    let total_bytes: u64 = inputs.iter().filter_map(ChainInput::size).sum();
     let opts = options(&a)?;
 
     let bar = progress_bar(total_bytes);
     let mut sink = Printer::new(a.json, a.all, bar.clone());
-    let summary = Verifier::new(opts).verify_files(&files, &mut sink)?;
+    let summary = Verifier::new(opts).verify_inputs(&inputs, &mut sink)?;
     bar.finish_and_clear();
+    if summary.blocks == 0 && summary.malformed == 0 {
+        let streams = inputs.iter().filter(|i| matches!(i, ChainInput::Stream(_))).count();
+        let what = if streams > 0 { format!(" ({streams} of them streams)") } else { String::new() };
+        return Err(Fatal(format!(
+            "nothing verified: the input holds no block ({} files{what}, {} bytes)",
+            summary.files, summary.bytes
+        )));
+    }
     sink.finish(&summary)
 }
 
 fn options(a: &VerifyArgs) -> Result<VerifyOptions, Fatal> {
-    if a.threads == Some(0) {
-        return Err(Fatal("--threads must be at least 1".into()));
-    }
     let authorities = a.authorities.as_deref().map(read_authorities).transpose()?;
     let backend = args::open_backend(a.backend)?;
     Ok(VerifyOptions {
@@ -104,7 +119,7 @@ fn options(a: &VerifyArgs) -> Result<VerifyOptions, Fatal> {
 
 /// `--range` / `--shard`: one part of the chain, optionally into a summary.
 fn run_range(a: VerifyArgs) -> Result<u8, Fatal> {
-    let files = expand_paths(&a.paths)?;
+    let files = expand_files(&a.paths, "--range/--shard (the chain is walked before the range is verified)")?;
     let shard = match a.shard {
         Some(spec) => Some(spec.resolve()?),
         None => None,
@@ -163,14 +178,33 @@ fn run_range(a: VerifyArgs) -> Result<u8, Fatal> {
             Ok(0)
         }
         None => {
-            eprintln!(
-                "vigil: {what} of {} blocks; the first block's links and each sender's first nonce are checked only by `vigil stitch`",
-                walk.blocks()
-            );
-            let printer = Printer::new(a.json, a.all, ProgressBar::hidden());
             let t = &summary.totals;
+            if t.blocks == 0 && t.malformed == 0 {
+                let asked = match (a.range, shard) {
+                    (Some((start, end)), _) => Range { start, end }.to_string(),
+                    _ => summary.range.to_string(),
+                };
+                return Err(Fatal(format!(
+                    "nothing verified: positions {asked} hold no block (the chain has {} blocks, positions 0..{})",
+                    walk.blocks(),
+                    walk.blocks()
+                )));
+            }
+            if summary.range.start > 0 {
+                eprintln!(
+                    "vigil: {what} of {} blocks; the first block's links and each sender's first nonce are checked only by `vigil stitch`",
+                    walk.blocks()
+                );
+            }
+            let printer = Printer::new(a.json, a.all, ProgressBar::hidden());
             let invalid = summary.blocks.iter().filter(|b| !b.failures.is_empty()).count() as u64;
+            let block_ref = |e: &Option<shard::Edge>| {
+                e.as_ref().and_then(|e| Some(BlockRef { height: e.height, hash: args::hex32(&e.hash).ok()? }))
+            };
             printer.finish(&Summary {
+                chain_id: summary.input.chain_id.as_deref().and_then(|c| args::hex32(c).ok()),
+                first: block_ref(&summary.first),
+                last: block_ref(&summary.last),
                 files: t.files,
                 blocks: t.blocks,
                 invalid_blocks: invalid,
@@ -197,16 +231,40 @@ pub fn stitch(paths: &[PathBuf], json: bool) -> Result<u8, Fatal> {
     printer.finish(&stitched.summary)
 }
 
+/// Longest line of an authorities file (a key is 64 hex digits).
+const AUTHORITY_LINE_MAX: usize = 4096;
+/// Most keys an authorities file may hold.
+const AUTHORITIES_MAX: usize = 1 << 20;
+
+/// Reads an authorities file: hex public keys, one a line, `#` comments.
+/// A stream (`-`, a pipe, a FIFO) is read as it comes; lines and keys are
+/// bounded, so `/dev/zero` or an endless pipe is an error naming the line.
 pub fn read_authorities(path: &Path) -> Result<HashSet<[u8; 32]>, Fatal> {
-    let text = std::fs::read_to_string(path).map_err(|e| Fatal(format!("{}: {e}", path.display())))?;
-    let mut keys = HashSet::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+    let name = path.display();
+    let file: Box<dyn std::io::Read + Send> = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Box::new(std::fs::File::open(path).map_err(|e| Fatal(format!("{name}: {e}")))?),
+        Ok(m) if m.is_dir() => return Err(Fatal(format!("{name}: a directory, not a file of keys"))),
+        Err(e) if path.as_os_str() != "-" => return Err(Fatal(format!("{name}: {e}"))),
+        _ => input::open_stream(path)?,
+    };
+    let mut reader = BufReader::new(file);
+    let (mut keys, mut line, mut n) = (HashSet::new(), Vec::new(), 0usize);
+    loop {
+        n += 1;
+        let at = |e: String| Fatal(format!("{name}:{n}: {e}"));
+        match input::read_bounded_line(&mut reader, &mut line, AUTHORITY_LINE_MAX) {
+            Ok(Some(())) => {}
+            Ok(None) => break,
+            Err(e) => return Err(at(e.to_string())),
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| at("not UTF-8 text".into()))?.trim();
+        if text.is_empty() || text.starts_with('#') {
             continue;
         }
-        let key = args::hex32(line).map_err(|e| Fatal(format!("{}:{}: {e}", path.display(), i + 1)))?;
-        keys.insert(key);
+        keys.insert(args::hex32(text).map_err(at)?);
+        if keys.len() > AUTHORITIES_MAX {
+            return Err(at(format!("more than {AUTHORITIES_MAX} keys")));
+        }
     }
     Ok(keys)
 }
@@ -228,25 +286,56 @@ struct Printer {
     json: bool,
     all: bool,
     bar: ProgressBar,
-    out: std::io::Stdout,
+    out: BufWriter<std::io::Stdout>,
     error: Option<std::io::Error>,
+}
+
+/// A `block` line of the NDJSON report, written straight to the output (a
+/// block's failures can number a million: no JSON value is built for
+/// them). Fields in the order `json!` gives (sorted), so lines are as
+/// before.
+#[derive(Serialize)]
+struct BlockLine<'a> {
+    failures: Failures<'a>,
+    file: String,
+    hash: String,
+    height: u64,
+    offset: u64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    valid: bool,
+}
+
+struct Failures<'a>(&'a [Failure]);
+
+#[derive(Serialize)]
+struct FailureLine<'a> {
+    detail: &'a str,
+    rule: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx: Option<u32>,
+}
+
+impl Serialize for Failures<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|f| FailureLine { detail: &f.detail, rule: f.rule.name(), tx: f.tx }))
+    }
+}
+
+fn block_ref_json(b: &Option<BlockRef>) -> serde_json::Value {
+    b.map_or(serde_json::Value::Null, |b| json!({"height": b.height, "hash": hex::encode(b.hash)}))
 }
 
 impl Printer {
     fn new(json: bool, all: bool, bar: ProgressBar) -> Printer {
-        Printer { json, all, bar, out: std::io::stdout(), error: None }
+        Printer { json, all, bar, out: BufWriter::new(std::io::stdout()), error: None }
     }
 
     /// Prints the summary; the exit code.
     fn finish(mut self, summary: &Summary) -> Result<u8, Fatal> {
         self.summary(summary);
-        self.out.flush().ok();
-        match self.error {
-            // A reader that stops early (`| head`) is not an error.
-            Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                return Err(Fatal(format!("writing the report: {e}")));
-            }
-            _ => {}
+        if let Some(e) = self.error {
+            return Err(Fatal(format!("writing the report: {e}")));
         }
         Ok(if summary.valid() { 0 } else { EXIT_INVALID })
     }
@@ -268,11 +357,22 @@ impl Printer {
     }
 
     fn emit(&mut self, text: &str) {
+        self.write(|out| writeln!(out, "{text}"));
+    }
+
+    /// Writes one event (a line, or a block's lines) and flushes it, with
+    /// the progress bar out of the way. After an error nothing more is
+    /// written; [`Printer::finish`] reports it. (A closed pipe ends the
+    /// process with SIGPIPE first: see `main`.)
+    fn write(&mut self, event: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
         if self.error.is_some() {
             return;
         }
         let out = &mut self.out;
-        if let Err(e) = self.bar.suspend(|| writeln!(out, "{text}")) {
+        if let Err(e) = self.bar.suspend(|| {
+            event(out)?;
+            out.flush()
+        }) {
             self.error = Some(e);
         }
     }
@@ -284,6 +384,8 @@ impl Printer {
                 "type": "summary", "verdict": verdict, "files": s.files, "blocks": s.blocks,
                 "invalid_blocks": s.invalid_blocks, "malformed": s.malformed, "transactions": s.transactions,
                 "signatures": s.signatures, "bytes": s.bytes, "seconds": s.seconds,
+                "chain_id": s.chain_id.map(hex::encode), "first": block_ref_json(&s.first),
+                "last": block_ref_json(&s.last),
             });
             self.emit(&line.to_string());
         } else {
@@ -304,6 +406,16 @@ impl Printer {
                 s.transactions as f64 / secs,
                 s.bytes as f64 / secs / 1e6,
             ));
+            if let (Some(first), Some(last)) = (s.first, s.last) {
+                let chain = s.chain_id.map_or_else(|| "?".into(), hex::encode);
+                self.emit(&format!(
+                    "chain {chain}: from height {} (hash {}) to height {} (hash {})",
+                    first.height,
+                    hex::encode(first.hash),
+                    last.height,
+                    hex::encode(last.hash)
+                ));
+            }
         }
     }
 }
@@ -318,40 +430,69 @@ impl ReportSink for Printer {
             return;
         }
         if self.json {
-            let failures: Vec<Value> = r
-                .failures
-                .iter()
-                .map(|f| match f.tx {
-                    Some(tx) => json!({"rule": f.rule.name(), "tx": tx, "detail": f.detail}),
-                    None => json!({"rule": f.rule.name(), "detail": f.detail}),
-                })
-                .collect();
-            let line = json!({
-                "type": "block", "file": file_name(&r.file), "offset": r.offset, "height": r.height,
-                "hash": hex::encode(r.hash), "valid": r.valid(), "failures": failures,
+            let line = BlockLine {
+                failures: Failures(&r.failures),
+                file: file_name(&r.file),
+                hash: hex::encode(r.hash),
+                height: r.height,
+                offset: r.offset,
+                kind: "block",
+                valid: r.valid(),
+            };
+            self.write(|out| {
+                serde_json::to_writer(&mut *out, &line)?;
+                writeln!(out)
             });
-            self.emit(&line.to_string());
         } else {
             let state = if r.valid() { "valid" } else { "INVALID" };
-            let mut text = format!(
-                "{state} block at height {} ({} @ {}, hash {})",
-                r.height,
-                file_name(&r.file),
-                r.offset,
-                hex::encode(r.hash)
-            );
-            for f in &r.failures {
-                match f.tx {
-                    Some(tx) => text += &format!("\n  {} (tx {tx}): {}", f.rule, f.detail),
-                    None => text += &format!("\n  {}: {}", f.rule, f.detail),
+            self.write(|out| {
+                write!(
+                    out,
+                    "{state} block at height {} ({} @ {}, hash {})",
+                    r.height,
+                    file_name(&r.file),
+                    r.offset,
+                    hex::encode(r.hash)
+                )?;
+                for f in &r.failures {
+                    match f.tx {
+                        Some(tx) => write!(out, "\n  {} (tx {tx}): {}", f.rule, f.detail)?,
+                        None => write!(out, "\n  {}: {}", f.rule, f.detail)?,
+                    }
                 }
-            }
-            self.emit(&text);
+                writeln!(out)
+            });
         }
     }
 
     fn malformed(&mut self, m: &MalformedReport) {
         self.malformed_line(&m.file, m.offset, &m.reason.to_string());
+    }
+
+    fn discontinuity(&mut self, d: &Discontinuity) {
+        if self.json {
+            let line = json!({
+                "type": "discontinuity", "file": file_name(&d.file), "offset": d.offset,
+                "previous_file": file_name(&d.previous_file), "height": d.height,
+                "prev_hash": hex::encode(d.prev_hash), "parent": block_ref_json(&Some(d.parent)),
+            });
+            self.emit(&line.to_string());
+        } else {
+            let expected = d.parent.height.checked_add(1).map_or_else(|| "none".into(), |h| h.to_string());
+            self.emit(&format!(
+                "NOTE: {} does not continue {}: its first block (@ {}) has height {} and prev_hash {}; \
+                 the last block of {} has height {} and hash {}, so height {expected} and that prev_hash were expected \
+                 (files out of order, or a segment missing?)",
+                file_name(&d.file),
+                file_name(&d.previous_file),
+                d.offset,
+                d.height,
+                hex::encode(d.prev_hash),
+                file_name(&d.previous_file),
+                d.parent.height,
+                hex::encode(d.parent.hash),
+            ));
+        }
     }
 
     fn progress(&mut self, t: &Summary) {
@@ -369,7 +510,7 @@ impl ReportSink for Printer {
 /// `vigil index`: the chain's block layout, for shards to read instead of
 /// walking the chain.
 pub fn index(paths: &[PathBuf], output: &Path, no_mmap: bool) -> Result<u8, Fatal> {
-    let files = expand_paths(paths)?;
+    let files = expand_files(paths, "vigil index (its offsets point into files)")?;
     let walk = shard::walk(&files, if no_mmap { IoMode::Read } else { IoMode::Mmap })?;
     walk.write_index(output)?;
     eprintln!(

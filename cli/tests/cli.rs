@@ -152,12 +152,14 @@ fn usage_and_io_errors_exit_2_naming_the_path() {
     assert_eq!(code(&o), 2);
     assert!(String::from_utf8(o.stderr).unwrap().contains(&format!("{}:2", s(&auth))));
 
-    // An empty file holds no blocks: valid.
+    // An empty file holds no blocks: nothing was verified, which is not
+    // VALID (tests/hostile_input.rs has the other ways to verify nothing).
     let empty = tmp.path().join("empty.vblk");
     std::fs::write(&empty, b"").unwrap();
     let o = vigil(&["verify", s(&empty), "--json"]);
-    assert_eq!(code(&o), 0);
-    assert_eq!(ndjson(&o)[0]["blocks"], 0);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8(o.stderr).unwrap().contains("nothing verified"));
+    assert!(o.stdout.is_empty());
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //! file: it travels with the batch before it.
 
 use crate::format::{BlockView, HEADER_LEN, Malformation, TX_OVERHEAD, TxView, check_header, walk_body};
-use crate::input::{InputError, IoMode, io_error};
-use memmap2::{Advice, Mmap, UncheckedAdvice};
+use crate::input::{InputError, IoMode, MAX_STREAM_BLOCK, Mapped, io_error, open_stream, read_up_to};
+use memmap2::{Advice, UncheckedAdvice};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{self, Read};
@@ -21,12 +21,15 @@ pub enum Source<'a> {
     Part(&'a Path, u64, u64),
     /// A whole segment file already in memory, and the name reports use.
     Bytes(&'a Path, &'a [u8]),
+    /// A stream (`-` for standard input, a pipe, a FIFO, a device): read
+    /// once with plain reads, its length unknown (`crate::input`).
+    Stream(&'a Path),
 }
 
 /// A whole file's bytes, shared by all its batches.
 #[derive(Clone)]
 pub enum Whole<'a> {
-    Mapped(Arc<Mmap>),
+    Mapped(Arc<Mapped>),
     /// Held by the caller.
     Borrowed(&'a [u8]),
 }
@@ -119,7 +122,7 @@ impl Batch<'_> {
             // SAFETY: a read-only file mapping: dropped pages are re-read
             // from the file if touched again (even by a stage still reading
             // the next batch), so no data changes under any slice.
-            let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, from, to - from) };
+            let _ = unsafe { map.mmap().unchecked_advise_range(UncheckedAdvice::DontNeed, from, to - from) };
         }
     }
 }
@@ -190,6 +193,15 @@ pub fn frame_all<'a>(
                     false
                 }
             },
+            Source::Stream(path) => {
+                match open_stream(path).and_then(|r| frame_read(Arc::from(path), r, 0, None, limits, &mut emit)) {
+                    Ok(go_on) => go_on,
+                    Err(e) => {
+                        emit(Err(e));
+                        false
+                    }
+                }
+            }
         };
         if !ok {
             return;
@@ -217,15 +229,15 @@ fn frame_file<'a>(
     }
     match io {
         IoMode::Mmap => {
-            // SAFETY: read-only; the file must not shrink while mapped
-            // (module docs of `verify`; `IoMode::Read` is the alternative).
-            let map = unsafe { Mmap::map(&file) }.map_err(io_error(path))?;
-            let _ = map.advise(Advice::Sequential);
+            // A file that shrinks while mapped is reported by name
+            // (`input::sigbus`); `IoMode::Read` is the alternative.
+            let map = Mapped::map(&file, path).map_err(io_error(path))?;
+            let _ = map.mmap().advise(Advice::Sequential);
             Ok(frame_slice(name, Whole::Mapped(Arc::new(map)), start as usize, end as usize, limits, emit))
         }
         IoMode::Read => {
             io::Seek::seek(&mut file, io::SeekFrom::Start(start)).map_err(io_error(path))?;
-            frame_read(name, file, start, end, limits, emit)
+            frame_read(name, Box::new(file), start, Some(end), limits, emit)
         }
     }
 }
@@ -251,7 +263,8 @@ fn frame_slice<'a>(
         if let Whole::Mapped(map) = &whole {
             // Ask for the next window ahead of the walk (Sequential, set at
             // mapping time, also drops pages behind it sooner).
-            let _ = map.advise_range(Advice::WillNeed, pos / PAGE * PAGE, limits.bytes.min(len - pos / PAGE * PAGE));
+            let _ =
+                map.mmap().advise_range(Advice::WillNeed, pos / PAGE * PAGE, limits.bytes.min(len - pos / PAGE * PAGE));
         }
         let mut txs = 0;
         while pos < len && txs < limits.txs && pos - batch_start < limits.bytes {
@@ -296,29 +309,30 @@ fn frame_slice<'a>(
     }
 }
 
-/// Frames bytes `start..len` of a file (positioned at `start`) with plain
-/// reads, each batch into its own buffer.
+/// Frames bytes `start..end` of a file (positioned at `start`), or a whole
+/// stream (`end` unknown), with plain reads, each batch into its own
+/// buffer. A file that ends early changed under the reader (an error); a
+/// stream that ends inside a block ends in a malformed block, exactly as
+/// the same bytes in a file would, and is not read past a malformed block.
 fn frame_read<'a>(
     name: Arc<Path>,
-    mut file: File,
+    mut reader: Box<dyn Read + Send>,
     start: u64,
-    len: u64,
+    end: Option<u64>,
     limits: &mut Ramp<'_>,
     emit: &mut impl FnMut(Result<Batch<'a>, InputError>) -> bool,
 ) -> Result<bool, InputError> {
-    let mut read_into = |buf: &mut Vec<u8>, n: usize| -> Result<(), InputError> {
-        let start = buf.len();
-        buf.resize(start + n, 0);
-        file.read_exact(&mut buf[start..]).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                InputError::Changed { path: name.to_path_buf(), expected: len }
-            } else {
-                io_error(&name)(e)
-            }
-        })
+    // Reads `n` bytes onto `buf`; how many came before the input ended.
+    let mut read_into = |buf: &mut Vec<u8>, n: u64| -> Result<u64, InputError> {
+        let got = read_up_to(&mut reader, buf, n).map_err(io_error(&name))?;
+        match end {
+            Some(len) if got < n => Err(InputError::Changed { path: name.to_path_buf(), expected: len }),
+            _ => Ok(got),
+        }
     };
     let mut pos = start;
     let mut first = true;
+    let mut at_end = end == Some(start);
     loop {
         let batch_start = pos;
         let mut buf = Vec::new();
@@ -326,18 +340,47 @@ fn frame_read<'a>(
         let (mut tx_starts, mut first_tx) = (Vec::new(), vec![0]);
         let mut malformed = None;
         let limits = limits.next();
-        while pos < len && tx_starts.len() < limits.txs && ((pos - batch_start) as usize) < limits.bytes {
-            let left = len - pos;
+        while !at_end && tx_starts.len() < limits.txs && ((pos - batch_start) as usize) < limits.bytes {
+            // What is left: known for a file; for a stream, learnt by reading.
+            let left = end.map_or(u64::MAX, |len| len - pos);
             let start = buf.len();
-            read_into(&mut buf, left.min(HEADER_LEN as u64) as usize)?;
-            let (body_len, tx_count) = match check_header(&buf[start..], left) {
-                Ok(h) => (h.body_len() as usize, h.tx_count()),
+            let got = read_into(&mut buf, left.min(HEADER_LEN as u64))?;
+            if got == 0 {
+                at_end = true;
+                break;
+            }
+            // A short header is all there is; a whole one is checked against
+            // what is left (for a stream, the body's fit is learnt below).
+            let known_left = if got < HEADER_LEN as u64 { got } else { left };
+            let (body_len, tx_count) = match check_header(&buf[start..], known_left) {
+                Ok(h) => (h.body_len() as u64, h.tx_count()),
                 Err(reason) => {
                     malformed = Some((pos, reason));
                     break;
                 }
             };
-            read_into(&mut buf, body_len)?;
+            // A stream's block is read up to the bound: if the stream ends
+            // first, its verdict is a file's (the body does not fit);
+            // otherwise it is refused, never held whole.
+            let want = match end {
+                None => body_len.min(MAX_STREAM_BLOCK - HEADER_LEN as u64),
+                Some(_) => body_len,
+            };
+            let got = read_into(&mut buf, want)?;
+            if got == want && want < body_len {
+                return Err(InputError::StreamBlockTooLarge {
+                    path: name.to_path_buf(),
+                    offset: pos,
+                    size: HEADER_LEN as u64 + body_len,
+                });
+            }
+            if got < body_len {
+                // Only a stream ends early: the header with what came of
+                // the body is what a file of these bytes would hold.
+                let held = HEADER_LEN as u64 + got;
+                malformed = Some((pos, check_header(&buf[start..], held).err().expect("the body does not fit")));
+                break;
+            }
             // Walked here, one block after another, while its bytes are in
             // cache from the read (the read, not the walk, bounds this mode).
             let walked = tx_starts.len();
@@ -348,10 +391,17 @@ fn frame_read<'a>(
                 break;
             }
             first_tx.push(tx_starts.len());
-            blocks.push(Framed { offset: pos, start, len: HEADER_LEN + body_len });
-            pos += (HEADER_LEN + body_len) as u64;
+            blocks.push(Framed { offset: pos, start, len: HEADER_LEN + body_len as usize });
+            pos += HEADER_LEN as u64 + body_len;
+            at_end = end == Some(pos);
         }
-        let done = malformed.is_some() || pos >= len;
+        let done = malformed.is_some() || at_end;
+        let bytes = match (&malformed, end) {
+            // A malformed block ends its file: the batch accounts for the
+            // rest. A stream's batch accounts for what was read of it.
+            (Some(_), Some(len)) => len - batch_start,
+            _ => buf.len() as u64,
+        };
         let batch = Batch {
             file: name.clone(),
             first_of_file: first,
@@ -359,7 +409,7 @@ fn frame_read<'a>(
             blocks,
             tx_starts,
             first_tx,
-            bytes: if malformed.is_some() { len - batch_start } else { pos - batch_start },
+            bytes,
             malformed,
             release: None,
         };

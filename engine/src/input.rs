@@ -1,10 +1,33 @@
 //! Where chains come from: the paths a user gives, expanded into segment
-//! files in chain order, and how their bytes are read.
+//! files and streams in chain order, and how their bytes are read.
+//!
+//! - **Regular files** are memory-mapped (or read with plain reads in
+//!   [`IoMode::Read`]); their length is known up front.
+//! - **Streams** (`-` for standard input, pipes, FIFOs, character devices,
+//!   process substitutions): anything whose size the kernel does not know.
+//!   They are read once, front to back, with plain reads, one block at a
+//!   time, and verified exactly as the same bytes in a file would be. A
+//!   block read from a stream holds at most [`MAX_STREAM_BLOCK`] bytes;
+//!   after a malformed block the rest of a stream is not read (it may never
+//!   end: `/dev/zero`).
+//!
+//! Opening never blocks: a FIFO is opened non-blocking, and when no writer
+//! has it open yet the frame stage waits for one (saying so on stderr after
+//! a second), as `cat` would, instead of hanging inside `open`.
 
-use memmap2::Mmap;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+
+pub mod sigbus;
+
+/// Bytes one block read from a stream may hold at most (header and body).
+/// A block is read whole before it is checked, and a stream's length is
+/// not known in advance, so a header that claims more is refused with an
+/// error rather than trusted: save such a stream to a file.
+pub const MAX_STREAM_BLOCK: u64 = 1 << 30;
 
 /// How segment files are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,18 +44,34 @@ pub enum IoMode {
 pub enum InputError {
     #[error("{}: no such file or directory", .0.display())]
     Missing(PathBuf),
+    #[error("{}: dangling symbolic link", .0.display())]
+    Dangling(PathBuf),
     #[error("{}: directory holds no .vblk file", .0.display())]
     EmptyDirectory(PathBuf),
+    #[error("{}: {what}, not a regular file; a chain directory holds only segment files named *.vblk", path.display())]
+    NotASegment { path: PathBuf, what: &'static str },
+    #[error("{}: {what}; {needs} needs regular files it can read more than once", path.display())]
+    NotAFile { path: PathBuf, what: &'static str, needs: &'static str },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{}: file changed size while being read (was {expected} bytes)", path.display())]
     Changed { path: PathBuf, expected: u64 },
-    #[error("{}: given twice; a range or shard of a chain needs each file once", .0.display())]
-    Duplicate(PathBuf),
+    #[error("{}: given twice{}; a chain holds each segment once", path.display(), same_as(.first, .path))]
+    Duplicate { path: PathBuf, first: PathBuf },
+    #[error(
+        "{}: the block at offset {offset} is {size} bytes; a block read from a stream may be at most {} MiB (save the stream to a file and verify that)",
+        path.display(), MAX_STREAM_BLOCK >> 20
+    )]
+    StreamBlockTooLarge { path: PathBuf, offset: u64, size: u64 },
 }
 
-pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> InputError + '_ {
-    move |source| {
+fn same_as(first: &Path, path: &Path) -> String {
+    if first == path { String::new() } else { format!(" (it is {})", first.display()) }
+}
+
+impl InputError {
+    /// An I/O error on `path` (a missing path gets its own message).
+    pub fn from_io(path: &Path, source: io::Error) -> InputError {
         if source.kind() == io::ErrorKind::NotFound {
             InputError::Missing(path.to_owned())
         } else {
@@ -41,57 +80,299 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> InputError + '_
     }
 }
 
-/// Expands the paths given to a verifier into the chain's segment files, in
-/// chain order (FORMAT.md "Which files, in which order"): files as given,
-/// a directory's `*.vblk` files in byte order of name. Every file is opened
-/// once here so that an unreadable one is reported before any work starts.
-pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
-    let mut files = Vec::new();
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> InputError + '_ {
+    move |source| InputError::from_io(path, source)
+}
+
+/// One input of a chain, in chain order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainInput {
+    /// A regular file: mapped or read, its length known.
+    File(PathBuf),
+    /// A stream read once with plain reads (`-` is standard input).
+    Stream(PathBuf),
+}
+
+impl ChainInput {
+    pub fn path(&self) -> &Path {
+        match self {
+            ChainInput::File(p) | ChainInput::Stream(p) => p,
+        }
+    }
+
+    /// The file's size; `None` for a stream.
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            ChainInput::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            ChainInput::Stream(_) => None,
+        }
+    }
+}
+
+/// What a file type is called in messages.
+fn kind_name(t: std::fs::FileType) -> &'static str {
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// `metadata` (following links), telling a dangling link from a missing path.
+fn metadata(path: &Path) -> Result<std::fs::Metadata, InputError> {
+    std::fs::metadata(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound && std::fs::symlink_metadata(path).is_ok() {
+            InputError::Dangling(path.to_owned())
+        } else {
+            io_error(path)(e)
+        }
+    })
+}
+
+/// Expands the paths given to a verifier into the chain's inputs, in chain
+/// order (FORMAT.md "Which files, in which order"): files and streams as
+/// given, a directory's `*.vblk` files in byte order of name. A directory
+/// entry named `*.vblk` that is not a readable regular file (a dangling
+/// link, a directory, a FIFO) is an error naming it, never skipped; so is
+/// a file given twice (by any path). Every regular file is opened once here
+/// so that an unreadable one is reported before any work starts; streams
+/// are opened when their turn comes (opening a FIFO early would start its
+/// writer against a reader that is not reading yet).
+pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<ChainInput>, InputError> {
+    let mut inputs = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).map_err(io_error(path))?;
+        if path.as_os_str() == "-" {
+            inputs.push(ChainInput::Stream(path.clone()));
+            continue;
+        }
+        let meta = metadata(path)?;
         if meta.is_dir() {
             let mut entries = Vec::new();
             for entry in std::fs::read_dir(path).map_err(io_error(path))? {
                 let entry = entry.map_err(io_error(path))?;
                 let name = entry.file_name();
-                if name.as_encoded_bytes().ends_with(b".vblk") && entry.path().is_file() {
-                    entries.push(name);
+                if !name.as_encoded_bytes().ends_with(b".vblk") {
+                    continue;
                 }
+                let full = path.join(&name);
+                let meta = metadata(&full)?;
+                if !meta.is_file() {
+                    return Err(InputError::NotASegment { path: full, what: kind_name(meta.file_type()) });
+                }
+                entries.push(name);
             }
             if entries.is_empty() {
                 return Err(InputError::EmptyDirectory(path.clone()));
             }
             entries.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
-            files.extend(entries.into_iter().map(|name| path.join(name)));
+            inputs.extend(entries.into_iter().map(|name| ChainInput::File(path.join(name))));
+        } else if meta.is_file() {
+            inputs.push(ChainInput::File(path.clone()));
         } else {
-            files.push(path.clone());
+            inputs.push(ChainInput::Stream(path.clone()));
         }
     }
-    for file in &files {
-        File::open(file).map_err(io_error(file))?;
+    // The same file twice (by any path, or a directory given twice) would
+    // be verified as two segments of one chain: refuse it.
+    let mut seen = std::collections::HashMap::new();
+    let mut stdin_seen = false;
+    for input in &inputs {
+        match input {
+            ChainInput::File(file) => {
+                File::open(file).map_err(io_error(file))?;
+                let meta = metadata(file)?;
+                if let Some(first) = seen.insert((meta.dev(), meta.ino()), file) {
+                    return Err(InputError::Duplicate { path: file.clone(), first: first.clone() });
+                }
+            }
+            ChainInput::Stream(path) if path.as_os_str() == "-" => {
+                if std::mem::replace(&mut stdin_seen, true) {
+                    return Err(InputError::Duplicate { path: path.clone(), first: path.clone() });
+                }
+            }
+            ChainInput::Stream(_) => {}
+        }
     }
-    Ok(files)
+    Ok(inputs)
+}
+
+/// [`expand_inputs`] for tools that need regular files (ranges and shards,
+/// which walk the chain before verifying part of it; `vigil index`, whose
+/// offsets point into files): a stream is an error naming it. `needs` says
+/// what needs the files, for the message.
+pub fn expand_files(paths: &[PathBuf], needs: &'static str) -> Result<Vec<PathBuf>, InputError> {
+    expand_inputs(paths)?
+        .into_iter()
+        .map(|input| match input {
+            ChainInput::File(path) => Ok(path),
+            ChainInput::Stream(path) => {
+                let what = if path.as_os_str() == "-" {
+                    "standard input"
+                } else {
+                    std::fs::metadata(&path).map_or("a stream", |m| kind_name(m.file_type()))
+                };
+                Err(InputError::NotAFile { path, what, needs })
+            }
+        })
+        .collect()
+}
+
+/// [`expand_files`] for a verifier's whole chain.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
+    expand_files(paths, "this")
+}
+
+/// Opens a stream for reading without blocking in `open`: a FIFO is opened
+/// non-blocking and, while no writer has it open, waited for with `poll`
+/// (a notice on stderr after a second); then reads block as usual.
+pub fn open_stream(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(io::stdin()));
+    }
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(io_error(path))?;
+    let is_fifo = file.metadata().map_err(io_error(path))?.file_type().is_fifo();
+    let mut first = Vec::new();
+    if is_fifo {
+        wait_for_writer(&file, path, &mut first).map_err(io_error(path))?;
+    }
+    set_blocking(&file).map_err(io_error(path))?;
+    Ok(Box::new(io::Cursor::new(first).chain(file)))
+}
+
+/// Waits until a FIFO (opened non-blocking) has data or has seen its writer
+/// close. A non-blocking read tells the cases apart: data (kept in
+/// `first`), `WouldBlock` (a writer is there: reads may now block), or 0
+/// (no writer: wait for one with `poll`; after a writer came and went,
+/// `poll` reports a hang-up and the stream is empty).
+fn wait_for_writer(file: &File, path: &Path, first: &mut Vec<u8>) -> io::Result<()> {
+    let mut told = false;
+    let mut byte = [0u8; 1];
+    loop {
+        match (&*file).read(&mut byte) {
+            Ok(1) => {
+                first.push(byte[0]);
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let mut fd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut fd, 1, 1000) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            if !told {
+                eprintln!("vigil: {}: a FIFO with no writer yet; waiting for one", path.display());
+                told = true;
+            }
+            continue;
+        }
+        if fd.revents & libc::POLLIN == 0 {
+            // Hung up with no data: a writer opened and closed it.
+            return Ok(());
+        }
+    }
+}
+
+fn set_blocking(file: &File) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, with plain integer arguments.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads up to `n` bytes onto the end of `buf`, stopping early only at the
+/// end of the input; returns how many were read. Grows `buf` as bytes
+/// arrive (at most 16 MiB ahead), so a length field that lies costs no
+/// more memory than the bytes that really come.
+pub(crate) fn read_up_to(reader: &mut dyn Read, buf: &mut Vec<u8>, n: u64) -> io::Result<u64> {
+    const STEP: u64 = 16 << 20;
+    let mut got = 0u64;
+    while got < n {
+        let want = (n - got).min(STEP) as usize;
+        let start = buf.len();
+        buf.resize(start + want, 0);
+        let mut filled = 0;
+        while filled < want {
+            match reader.read(&mut buf[start + filled..]) {
+                Ok(0) => break,
+                Ok(k) => filled += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    buf.truncate(start + filled);
+                    return Err(e);
+                }
+            }
+        }
+        buf.truncate(start + filled);
+        got += filled as u64;
+        if filled < want {
+            break;
+        }
+    }
+    Ok(got)
+}
+
+/// A line of at most `max` bytes (without its `\n`) from a stream, or
+/// `None` at the end; a longer line is an error (`InvalidData`) before more
+/// than `max + 1` bytes of it are held.
+pub fn read_bounded_line<R: io::BufRead>(reader: &mut R, line: &mut Vec<u8>, max: usize) -> io::Result<Option<()>> {
+    line.clear();
+    let n = io::BufRead::read_until(&mut Read::take(&mut *reader, max as u64 + 1), b'\n', line)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    } else if line.len() > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("line longer than {max} bytes")));
+    }
+    Ok(Some(()))
 }
 
 /// A whole segment file's bytes, mapped or read, for tools that walk one
-/// file (`vigil inspect`, tests).
+/// file (tests, benches).
 pub enum Segment {
-    Mapped(Mmap),
+    Mapped(sigbus::Mapped),
     Read(Vec<u8>),
 }
 
 impl Segment {
     pub fn open(path: &Path, io: IoMode) -> Result<Segment, InputError> {
         let mut file = File::open(path).map_err(io_error(path))?;
-        let len = file.metadata().map_err(io_error(path))?.len();
-        if io == IoMode::Read || len == 0 {
+        let meta = file.metadata().map_err(io_error(path))?;
+        if !meta.is_file() {
+            return Err(InputError::NotAFile {
+                path: path.to_owned(),
+                what: kind_name(meta.file_type()),
+                needs: "this",
+            });
+        }
+        if io == IoMode::Read || meta.len() == 0 {
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes).map_err(io_error(path))?;
             return Ok(Segment::Read(bytes));
         }
-        // SAFETY: read-only map; see the module comment on files that shrink.
-        let map = unsafe { Mmap::map(&file) }.map_err(io_error(path))?;
-        Ok(Segment::Mapped(map))
+        Ok(Segment::Mapped(sigbus::Mapped::map(&file, path).map_err(io_error(path))?))
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -101,3 +382,6 @@ impl Segment {
         }
     }
 }
+
+/// Re-export for callers that map files themselves.
+pub use sigbus::Mapped;

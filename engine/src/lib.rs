@@ -20,8 +20,10 @@ pub mod verify;
 pub use chain::ChainState;
 pub use format::{BlockHeader, BlockView, Malformation, TxHeader, TxView};
 pub use hash::Digest;
-pub use input::{InputError, IoMode, Segment, expand_paths};
-pub use report::{BlockReport, CollectSink, Failure, MalformedReport, ReportSink, Rule, SenderFirst, Summary};
+pub use input::{ChainInput, InputError, IoMode, Segment, expand_files, expand_inputs, expand_paths};
+pub use report::{
+    BlockRef, BlockReport, CollectSink, Discontinuity, Failure, MalformedReport, ReportSink, Rule, SenderFirst, Summary,
+};
 pub use sig::RuleSet;
 pub use validator::{
     BlockVerdict, Pending, Request, SigBatch, SubmitError, Validator, ValidatorConfig, ValidatorStatus, Verdict,

@@ -112,9 +112,39 @@ pub struct MalformedReport {
     pub reason: Malformation,
 }
 
+/// A block named by its stored height and its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockRef {
+    pub height: u64,
+    pub hash: Digest,
+}
+
+/// A file whose first well-formed block does not continue the last
+/// well-formed block of the file before it (files out of order, or one
+/// missing): told once, before that block's report (whose link failures
+/// are reported as usual).
+#[derive(Debug, Clone)]
+pub struct Discontinuity {
+    pub file: Arc<Path>,
+    /// The block's byte offset in `file`.
+    pub offset: u64,
+    /// The file holding the block it was checked against.
+    pub previous_file: Arc<Path>,
+    /// That block: the one this block should continue.
+    pub parent: BlockRef,
+    /// What this block stores.
+    pub height: u64,
+    pub prev_hash: Digest,
+}
+
 /// Totals of a run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
+    /// The chain's id: pinned, or the first well-formed block's.
+    pub chain_id: Option<Digest>,
+    /// The first and last well-formed blocks checked.
+    pub first: Option<BlockRef>,
+    pub last: Option<BlockRef>,
     pub files: u64,
     /// Well-formed blocks checked.
     pub blocks: u64,
@@ -156,6 +186,9 @@ pub trait ReportSink {
     /// Senders' first transactions in the run (in a mid-chain run, nonces
     /// unchecked), told before the reports of the blocks holding them.
     fn first_nonces(&mut self, _firsts: &[SenderFirst]) {}
+    /// A file that does not continue the one before it (see
+    /// [`Discontinuity`]).
+    fn discontinuity(&mut self, _report: &Discontinuity) {}
     /// Called after each batch with running totals.
     fn progress(&mut self, _totals: &Summary) {}
 }

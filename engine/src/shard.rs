@@ -126,7 +126,7 @@ pub fn walk(files: &[PathBuf], io: IoMode) -> Result<Walk, InputError> {
     let mut seen = HashSet::new();
     for f in files {
         if !seen.insert(f) {
-            return Err(InputError::Duplicate(f.clone()));
+            return Err(InputError::Duplicate { path: f.clone(), first: f.clone() });
         }
         w.sizes.push(std::fs::metadata(f).map_err(crate::input::io_error(f))?.len());
     }

@@ -32,8 +32,8 @@ use crate::gpu::GpuSigner;
 use crate::hash::{self, Digest};
 use crate::hybrid::{self, HybridSplitter};
 use crate::in_pool;
-use crate::input::{InputError, IoMode};
-use crate::report::{BlockReport, MalformedReport, ReportSink, SenderFirst, Summary};
+use crate::input::{ChainInput, InputError, IoMode};
+use crate::report::{BlockRef, BlockReport, Discontinuity, MalformedReport, ReportSink, SenderFirst, Summary};
 use crate::sig::{self, BatchSizer, RuleSet, SigItem};
 use crossbeam_channel::bounded;
 use rayon::prelude::*;
@@ -192,6 +192,11 @@ pub struct Verifier {
     started: Instant,
     sizer: BatchSizer,
     splitter: HybridSplitter,
+    /// The file of the last well-formed block, and whether the file being
+    /// read has given no well-formed block yet (its first one is checked
+    /// for continuing the previous file's last).
+    tip_file: Option<Arc<Path>>,
+    file_unstarted: bool,
 }
 
 impl Verifier {
@@ -202,6 +207,8 @@ impl Verifier {
             sizer: opts.batch_size.map_or_else(BatchSizer::new, BatchSizer::fixed),
             splitter: opts.gpu_mode.splitter(),
             pool,
+            tip_file: None,
+            file_unstarted: false,
             totals: Summary::default(),
             started: Instant::now(),
             opts,
@@ -214,12 +221,26 @@ impl Verifier {
 
     /// Totals so far (`seconds` since the verifier was created).
     pub fn summary(&self) -> Summary {
-        Summary { seconds: self.started.elapsed().as_secs_f64(), ..self.totals.clone() }
+        Summary { seconds: self.started.elapsed().as_secs_f64(), chain_id: self.chain.chain_id, ..self.totals.clone() }
     }
 
     /// Verifies `files` in order as one chain.
     pub fn verify_files(&mut self, files: &[PathBuf], sink: &mut dyn ReportSink) -> Result<Summary, InputError> {
         let sources: Vec<Source<'_>> = files.iter().map(|f| Source::File(f)).collect();
+        self.run(&sources, sink)?;
+        Ok(self.summary())
+    }
+
+    /// Verifies `inputs` (files and streams, from [`crate::expand_inputs`])
+    /// in order as one chain.
+    pub fn verify_inputs(&mut self, inputs: &[ChainInput], sink: &mut dyn ReportSink) -> Result<Summary, InputError> {
+        let sources: Vec<Source<'_>> = inputs
+            .iter()
+            .map(|input| match input {
+                ChainInput::File(f) => Source::File(f),
+                ChainInput::Stream(s) => Source::Stream(s),
+            })
+            .collect();
         self.run(&sources, sink)?;
         Ok(self.summary())
     }
@@ -304,7 +325,8 @@ impl Verifier {
             for item in computed_rx {
                 let (batch, computed) = item?;
                 let t = Instant::now();
-                apply_chain_rules(&mut self.chain, &mut self.totals, &self.opts, &batch, &computed, sink);
+                let files = FileTracker { tip_file: &mut self.tip_file, unstarted: &mut self.file_unstarted };
+                apply_chain_rules(&mut self.chain, &mut self.totals, files, &self.opts, &batch, &computed, sink);
                 batch.release();
                 chain += t.elapsed();
                 sink.progress(&Summary { seconds: self.started.elapsed().as_secs_f64(), ..self.totals.clone() });
@@ -412,11 +434,19 @@ pub fn verify_signatures(
     }
 }
 
+/// Which file the chain's tip came from, to tell a file that does not
+/// continue the one before it.
+struct FileTracker<'v> {
+    tip_file: &'v mut Option<Arc<Path>>,
+    unstarted: &'v mut bool,
+}
+
 /// The chain-rule stage for one batch: nonces for the whole batch, then each
 /// block in order; reports go to `sink`.
 fn apply_chain_rules(
     chain: &mut ChainState,
     totals: &mut Summary,
+    files: FileTracker<'_>,
     opts: &VerifyOptions,
     batch: &Batch<'_>,
     computed: &Computed,
@@ -447,6 +477,7 @@ fn apply_chain_rules(
     }
     if batch.first_of_file {
         totals.files += 1;
+        *files.unstarted = true;
     }
     for (b, (view, framed)) in views.iter().zip(&batch.blocks).enumerate() {
         let (start, end) = (first_tx[b], first_tx[b + 1]);
@@ -461,8 +492,24 @@ fn apply_chain_rules(
             bad_tx_signatures: (start..end).filter(|&i| !computed.tx_ok[i]).map(|i| (i - start) as u32).collect(),
             nonce_misses: misses,
         };
+        if std::mem::take(files.unstarted)
+            && let (Some(parent), Some(previous)) = (&chain.parent, &*files.tip_file)
+            && (parent.height.checked_add(1) != Some(view.header.height()) || parent.hash != view.header.prev_hash)
+        {
+            // One diagnostic for the boundary; the rule failures are
+            // reported with the block as usual.
+            sink.discontinuity(&Discontinuity {
+                file: batch.file.clone(),
+                offset: framed.offset,
+                previous_file: previous.clone(),
+                parent: BlockRef { height: parent.height, hash: parent.hash },
+                height: view.header.height(),
+                prev_hash: view.header.prev_hash,
+            });
+        }
         let mut failures = Vec::new();
         chain.apply(view, &txs[start..end], &facts, &mut failures);
+        *files.tip_file = Some(batch.file.clone());
         let tx_count = view.header.tx_count();
         let report = BlockReport {
             file: batch.file.clone(),
@@ -475,6 +522,9 @@ fn apply_chain_rules(
             tx_count,
             failures,
         };
+        let this = BlockRef { height: report.height, hash: report.hash };
+        totals.first.get_or_insert(this);
+        totals.last = Some(this);
         totals.blocks += 1;
         totals.transactions += u64::from(tx_count);
         totals.signatures += u64::from(tx_count) + 1;

@@ -239,7 +239,7 @@ fn missing_overlapping_duplicate_and_foreign_summaries_are_errors_naming_files()
     // A file given twice cannot be cut into ranges by position.
     let twice = [files.clone(), files[..1].to_vec()].concat();
     let err = shard::walk(&twice, IoMode::Mmap).unwrap_err();
-    assert!(matches!(err, vigil_engine::InputError::Duplicate(_)), "{err}");
+    assert!(matches!(err, vigil_engine::InputError::Duplicate { .. }), "{err}");
 }
 
 /// An index written once gives the shards the same layout as the walk (so
