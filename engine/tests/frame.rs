@@ -5,7 +5,8 @@
 //! malformed body falls mid-batch, with well-formed blocks after it in the
 //! same window) must give the same blocks, the same transactions and the
 //! same first malformation at the same offset, in mmap-like (bytes) and read
-//! modes, whatever the number of threads walking the bodies.
+//! modes and from a stream (a FIFO, read once with no length known),
+//! whatever the number of threads walking the bodies.
 //!
 //! `VIGIL_FUZZ_ROUNDS` scales the number of mutations (default 1).
 
@@ -124,6 +125,10 @@ fn framing_in_parallel_equals_the_sequential_reference_on_mutated_files() {
     let rounds = 400 * std::env::var("VIGIL_FUZZ_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     let file = dir.path().join("mutated.vblk");
+    let fifo = dir.path().join("stream.vblk");
+    let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo has no other preconditions.
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
     let (mut body_malformed, mut mid_window) = (0, 0);
     for round in 0..=rounds {
         let data = if round == 0 { good.clone() } else { mutate(&mut rng, &good, &tx_fields) };
@@ -136,6 +141,21 @@ fn framing_in_parallel_equals_the_sequential_reference_on_mutated_files() {
             assert_eq!(framed(Source::File(&file), IoMode::Read, limits, pool), expected, "round {round}, read");
         }
         assert_eq!(framed(Source::File(&file), IoMode::Mmap, limits[0], &pools[1]), expected, "round {round}, mmap");
+        // A stream: the same blocks and malformation; after a malformed
+        // block it is not read further, so it accounts for what was read.
+        let writer = {
+            let (data, fifo) = (data.clone(), fifo.clone());
+            std::thread::spawn(move || {
+                use std::io::Write;
+                // vigil may stop reading at a malformed block: a broken pipe is fine.
+                let _ = std::fs::OpenOptions::new().write(true).open(&fifo).and_then(|mut f| f.write_all(&data));
+            })
+        };
+        let streamed = framed(Source::Stream(&fifo), IoMode::Read, limits[round % 2], &pools[0]);
+        writer.join().unwrap();
+        assert_eq!((&streamed.0, &streamed.1), (&expected.0, &expected.1), "round {round}, stream");
+        let read = streamed.2;
+        assert!(read <= data.len() as u64 && (streamed.1.is_some() || read == data.len() as u64), "round {round}");
         if let Some((offset, reason)) = &expected.1
             && !matches!(
                 reason,
