@@ -6,6 +6,7 @@ mod bench_cmd;
 mod devices_cmd;
 mod gen_cmd;
 mod inspect_cmd;
+mod lines;
 mod serve_cmd;
 mod sigs_cmd;
 mod verify_cmd;

@@ -1,14 +1,14 @@
 //! `vigil sigs`: checks raw ed25519 signatures from any chain, one JSON
 //! object a line: `{"pubkey":hex,"msg":hex,"sig":hex}`.
 
+use crate::lines::Lines;
 use crate::{EXIT_INVALID, Fatal, args, init_threads};
 use clap::Args;
 use serde_json::json;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 use vigil_engine::hybrid::HybridSplitter;
-use vigil_engine::input;
 use vigil_engine::sig::{BatchSizer, RuleSet, SigItem};
 use vigil_engine::verify::SigBackend;
 
@@ -68,16 +68,7 @@ pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
     init_threads(a.threads)?;
     let opened = args::open_backend(a.backend)?;
     let backend = SigBackend::new(opened.gpu.as_deref(), opened.mode);
-    let name = a.input.display().to_string();
-    let mut reader: Box<dyn BufRead> = match std::fs::metadata(&a.input) {
-        _ if name == "-" => Box::new(std::io::stdin().lock()),
-        Ok(m) if m.is_file() => {
-            Box::new(BufReader::new(std::fs::File::open(&a.input).map_err(|e| Fatal(format!("{name}: {e}")))?))
-        }
-        Ok(m) if m.is_dir() => return Err(Fatal(format!("{name}: a directory, not a file of signatures"))),
-        Ok(_) => Box::new(BufReader::new(input::open_stream(&a.input)?)),
-        Err(e) => return Err(Fatal(format!("{name}: {e}"))),
-    };
+    let mut lines = Lines::open(&a.input, "signatures", MAX_LINE)?;
     let mut sizer = a.batch_size.map_or_else(BatchSizer::new, BatchSizer::fixed);
     let mut splitter = HybridSplitter::new();
     let mut out = std::io::stdout().lock();
@@ -85,22 +76,13 @@ pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
     let (mut total, mut invalid) = (0u64, Vec::new());
     let mut chunk: Vec<Parsed> = Vec::with_capacity(CHUNK);
     let mut verdicts = Vec::with_capacity(CHUNK);
-    let (mut line, mut n) = (Vec::new(), 0u64);
     loop {
         chunk.clear();
-        loop {
-            n += 1;
-            let at = |e: String| Fatal(format!("{name}:{n}: {e}"));
-            match input::read_bounded_line(&mut reader, &mut line, MAX_LINE) {
-                Ok(Some(())) => {}
-                Ok(None) => break,
-                Err(e) => return Err(at(e.to_string())),
-            }
-            let text = std::str::from_utf8(&line).map_err(|_| at("not UTF-8 text".into()))?;
-            if text.trim().is_empty() {
+        while let Some(line) = lines.next_line()? {
+            if line.trim().is_empty() {
                 continue;
             }
-            chunk.push(parse(text).map_err(at)?);
+            chunk.push(parse(line).map_err(|e| lines.error(e))?);
             if chunk.len() == CHUNK {
                 break;
             }

@@ -1,14 +1,15 @@
 //! `vigil verify`: progress, human report or NDJSON, exit code.
 
+use crate::lines::Lines;
 use crate::{EXIT_INVALID, Fatal, args};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::HashSet;
-use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use vigil_engine::input::{self, ChainInput};
+use vigil_engine::input::ChainInput;
 use vigil_engine::shard::{self, Range};
 use vigil_engine::{
     BlockRef, BlockReport, Discontinuity, Failure, IoMode, MalformedReport, ReportSink, RuleSet, Summary, Verifier,
@@ -240,30 +241,17 @@ const AUTHORITIES_MAX: usize = 1 << 20;
 /// A stream (`-`, a pipe, a FIFO) is read as it comes; lines and keys are
 /// bounded, so `/dev/zero` or an endless pipe is an error naming the line.
 pub fn read_authorities(path: &Path) -> Result<HashSet<[u8; 32]>, Fatal> {
-    let name = path.display();
-    let file: Box<dyn std::io::Read + Send> = match std::fs::metadata(path) {
-        Ok(m) if m.is_file() => Box::new(std::fs::File::open(path).map_err(|e| Fatal(format!("{name}: {e}")))?),
-        Ok(m) if m.is_dir() => return Err(Fatal(format!("{name}: a directory, not a file of keys"))),
-        Err(e) if path.as_os_str() != "-" => return Err(Fatal(format!("{name}: {e}"))),
-        _ => input::open_stream(path)?,
-    };
-    let mut reader = BufReader::new(file);
-    let (mut keys, mut line, mut n) = (HashSet::new(), Vec::new(), 0usize);
-    loop {
-        n += 1;
-        let at = |e: String| Fatal(format!("{name}:{n}: {e}"));
-        match input::read_bounded_line(&mut reader, &mut line, AUTHORITY_LINE_MAX) {
-            Ok(Some(())) => {}
-            Ok(None) => break,
-            Err(e) => return Err(at(e.to_string())),
-        }
-        let text = std::str::from_utf8(&line).map_err(|_| at("not UTF-8 text".into()))?.trim();
-        if text.is_empty() || text.starts_with('#') {
+    let mut lines = Lines::open(path, "keys", AUTHORITY_LINE_MAX)?;
+    let mut keys = HashSet::new();
+    while let Some(line) = lines.next_line()? {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        keys.insert(args::hex32(text).map_err(at)?);
+        let key = args::hex32(line).map_err(|e| lines.error(e))?;
+        keys.insert(key);
         if keys.len() > AUTHORITIES_MAX {
-            return Err(at(format!("more than {AUTHORITIES_MAX} keys")));
+            return Err(lines.error(format!("more than {AUTHORITIES_MAX} keys")));
         }
     }
     Ok(keys)
