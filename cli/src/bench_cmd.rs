@@ -13,13 +13,13 @@ pub struct BenchArgs {
     #[arg(long)]
     chain: Option<PathBuf>,
     /// Transactions of the generated chain.
-    #[arg(long, default_value_t = 100_000)]
-    txs: u64,
+    #[arg(long, default_value_t = 100_000, value_parser = crate::args::count::<1, 1_000_000_000>)]
+    txs: usize,
     /// Senders (devices) of the generated chain.
-    #[arg(long, default_value_t = 64)]
-    senders: u32,
+    #[arg(long, default_value_t = 64, value_parser = crate::args::count::<1, 1_048_576>)]
+    senders: usize,
     /// Seconds per measurement (the best of at least three runs counts).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = seconds)]
     seconds: f64,
     /// Print the report as one JSON object.
     #[arg(long)]
@@ -38,7 +38,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', requires = "serve", value_parser = pair)]
     loads: Vec<(usize, usize)>,
     /// --serve: signatures a request.
-    #[arg(long, default_value_t = 16, requires = "serve")]
+    #[arg(long, default_value_t = 16, requires = "serve", value_parser = crate::args::count::<1, 1_048_576>)]
     request_sigs: usize,
     /// Measure the GPU's kernels alone instead, inputs already on the device:
     /// ed25519 builds and batch sizes, BLAKE3, upload bandwidth; every
@@ -46,7 +46,7 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "serve")]
     kernels: bool,
     /// --kernels: signatures a dispatch.
-    #[arg(long, default_value_t = 1 << 20, requires = "kernels")]
+    #[arg(long, default_value_t = 1 << 20, requires = "kernels", value_parser = crate::args::count::<1, { 1 << 24 }>)]
     kernel_sigs: usize,
     /// --kernels: ed25519 kernel builds to compare with the default, as
     /// FIELD[:WORKGROUP[:checked|unchecked]] (e.g. u32:64,u64:128:checked;
@@ -54,7 +54,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', requires = "kernels")]
     builds: Vec<vigil_engine::gpu::ed25519::Kernel>,
     /// --kernels: more batch sizes for the default build.
-    #[arg(long, value_delimiter = ',', requires = "kernels")]
+    #[arg(long, value_delimiter = ',', requires = "kernels", value_parser = crate::args::count::<1, { 1 << 24 }>)]
     kernel_sizes: Vec<usize>,
     /// Measure where the GPU starts to win instead: CPU (all cores), GPU and
     /// `--backend auto` per batch size and share of invalid signatures,
@@ -63,17 +63,33 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with_all = ["serve", "kernels"])]
     crossover: bool,
     /// --crossover: batch sizes (default 256 to 262,144, ×4).
-    #[arg(long, value_delimiter = ',', requires = "crossover")]
+    #[arg(long, value_delimiter = ',', requires = "crossover", value_parser = crate::args::count::<1, { 1 << 24 }>)]
     sizes: Vec<usize>,
     /// --crossover: shares of invalid signatures (default 0, 0.01, 0.1).
-    #[arg(long, value_delimiter = ',', requires = "crossover")]
+    #[arg(long, value_delimiter = ',', requires = "crossover", value_parser = share)]
     invalid: Vec<f64>,
     /// --kernels: BLAKE3 messages a dispatch.
-    #[arg(long, default_value_t = 4_000_000, requires = "kernels")]
+    #[arg(long, default_value_t = 4_000_000, requires = "kernels", value_parser = crate::args::count::<1, { 1 << 26 }>)]
     kernel_messages: usize,
     /// --serve: the settings, as MAX_BATCH/MAX_DELAY_US pairs (default: 64, 1024, 8192 × 100, 2000 µs).
     #[arg(long, value_delimiter = ',', requires = "serve", value_parser = pair)]
     settings: Vec<(usize, usize)>,
+}
+
+/// `--seconds`: 0.01 to 3600.
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if (0.01..=3600.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?} is not a number of seconds from 0.01 to 3600")),
+    }
+}
+
+/// `--invalid`: a share from 0 to 1.
+fn share(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?} is not a share from 0 to 1")),
+    }
 }
 
 /// `A/B`, A at least 1.
@@ -140,7 +156,7 @@ pub fn run_bench(a: BenchArgs) -> Result<u8, Fatal> {
         }
         return Ok(if report.mismatches() == 0 { 0 } else { 1 });
     }
-    let opts = BenchOptions { chain: a.chain, txs: a.txs, senders: a.senders, seconds: a.seconds, gpu };
+    let opts = BenchOptions { chain: a.chain, txs: a.txs as u64, senders: a.senders as u32, seconds: a.seconds, gpu };
     let report = run(&opts, &|what| eprintln!("vigil bench: {what}…"))?;
     if a.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -446,7 +446,7 @@ fn the_summary_records_what_was_validated() {
 fn absurd_flags_are_refused_with_a_clear_message() {
     let sample = sample();
     let sample = s(&sample);
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["verify", sample, "--batch-size", "0"], "from 1 to"),
         (&["verify", sample, "--threads", "0"], "from 1 to"),
         (&["verify", sample, "--threads", "1000000"], "from 1 to 4096"),
@@ -455,6 +455,8 @@ fn absurd_flags_are_refused_with_a_clear_message() {
         (&["verify", sample, "--range", "x..3"], "not a chain position"),
         (&["sigs", "-", "--batch-size", "0"], "from 1 to"),
         (&["gen", "/nonexistent/x", "--blocks", "18446744073709551615"], "from 1 to 1000000000"),
+        (&["bench", "--seconds", "nan"], "from 0.01 to 3600"),
+        (&["bench", "--txs", "0"], "from 1 to 1000000000"),
     ];
     for (args, message) in cases {
         let o = vigil(args);
