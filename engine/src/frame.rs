@@ -377,8 +377,7 @@ fn frame_read<'a>(
             if got < body_len {
                 // Only a stream ends early: the header with what came of
                 // the body is what a file of these bytes would hold.
-                let held = HEADER_LEN as u64 + got;
-                malformed = Some((pos, check_header(&buf[start..], held).err().expect("the body does not fit")));
+                malformed = Some((pos, Malformation::BodyTruncated { body_len: body_len as u32, left: got }));
                 break;
             }
             // Walked here, one block after another, while its bytes are in
