@@ -1196,7 +1196,6 @@ mod tests {
     /// timeout runs out hands the ticket to the next.
     #[test]
     fn a_ticket_being_waited_on_is_pending_to_others_and_a_second_waiter_waits() {
-        use std::time::Instant;
         struct Handle(*mut vigil_validator);
         // SAFETY: the validator is thread-safe.
         unsafe impl Sync for Handle {}

@@ -787,7 +787,7 @@ impl ReportSink for Collector<'_> {
         let file = self.file(&r.file);
         self.seen += 1;
         let walked = usize::try_from(r.position).ok().and_then(|p| self.walk.blocks.get(p));
-        if !walked.is_some_and(|w| (w.file, w.offset, w.txs) == (file, r.offset, r.tx_count)) {
+        if walked.is_none_or(|w| (w.file, w.offset, w.txs) != (file, r.offset, r.tx_count)) {
             self.misplaced(format!(
                 "a block at byte {} of {} (position {}) is not where the walk or index put it",
                 r.offset,
@@ -925,7 +925,9 @@ pub fn run_range(
     let expected_malformed =
         walk.between.iter().filter(|t| range.holds(t.anchor) && walk.sizes[t.file as usize] > 0).count() as u64;
     if let Some(problem) = c.misplaced.take() {
-        return Err(ShardError::Mismatch(format!("{problem}: the index does not describe this chain")));
+        return Err(ShardError::Mismatch(format!(
+            "{problem}: the index (or the walk, if the chain changed since) does not describe the chain's bytes"
+        )));
     }
     if (c.seen, summary.malformed) != (expected, expected_malformed) {
         return Err(ShardError::Mismatch(format!(
