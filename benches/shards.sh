@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Scale-out figures: one `vigil verify` of a generated chain against N = 1, 2,
 # 4 shard processes run at once on this machine (each with cores/N threads),
-# then `vigil stitch`; wall times, the stitch's own time and peak RSS, and a
+# then `vigil stitch --chain` (which re-hashes the chain); wall times, the
+# stitch's own time and peak RSS, and a
 # check that the stitched report equals the single run's (timing aside).
 # Usage: [CHAIN=dir] benches/shards.sh [TRANSACTIONS]   (default 10^7: ~3.5 GB in $TMPDIR)
 set -euo pipefail
@@ -39,7 +40,7 @@ for n in 1 2 4; do
   wait
   shards_s=$(python3 -c "import sys; print($(now) - $start)")
   rss=$(for f in "$work"/rss-*; do tail -1 "$f"; done | sort -n | tail -1)
-  /usr/bin/time -f "%e %M" -o "$work/stitch.time" "$vigil" stitch --json "$work"/s-*.json > "$work/stitched.json" || true
+  /usr/bin/time -f "%e %M" -o "$work/stitch.time" "$vigil" stitch --json "$work"/s-*.json --chain "$chain" > "$work/stitched.json" || true
   read -r stitch_s stitch_kb < <(tail -1 "$work/stitch.time")
   total=$(python3 -c "print($shards_s + $stitch_s)")
   diff <(strip < "$work/single.json") <(strip < "$work/stitched.json") >/dev/null \

@@ -40,10 +40,15 @@
  *   must not run concurrently with (or before the end of) any other call on
  *   the same validator.
  * - A ticket may be taken from any thread (not only the submitting one); it
- *   is taken exactly once. While one thread waits on a ticket, vigil_poll of
- *   the same ticket from another thread answers VIGIL_PENDING and a second
- *   waiter waits for the first, then gets VIGIL_ERR_UNKNOWN_TICKET if the
- *   first took the result.
+ *   is taken exactly once. While one thread waits on a ticket (vigil_wait,
+ *   vigil_wait_timeout), from any other thread:
+ *   - vigil_poll of the same ticket answers VIGIL_PENDING;
+ *   - vigil_wait_timeout waits at most its own timeout, then answers
+ *     VIGIL_PENDING (the ticket still valid);
+ *   - vigil_wait waits too. When the result comes, the thread that was
+ *     waiting on it first takes it (VIGIL_OK) and every other waiter then
+ *     gets VIGIL_ERR_UNKNOWN_TICKET. If the first waiter's timeout runs out
+ *     instead, another waiter goes on waiting for the result and takes it.
  * - A vigil_result may be read from several threads at once; it is freed
  *   once, by one thread, after all readers are done.
  *
@@ -193,16 +198,21 @@ int vigil_try_submit_signatures(vigil_validator *v, int rules, const vigil_sig *
 typedef struct vigil_result vigil_result;
 
 /** Takes the ticket's result if it is ready: VIGIL_OK and *out set (the
- *  ticket is then used up), or VIGIL_PENDING and *out NULL. Never waits.
+ *  ticket is then used up), or VIGIL_PENDING and *out NULL (also while
+ *  another thread waits on the ticket). Never waits.
  *  VIGIL_ERR_UNKNOWN_TICKET: no such ticket, or already taken. */
 int vigil_poll(vigil_validator *v, uint64_t ticket, vigil_result **out);
 
 /** Takes the ticket's result, waiting for it: VIGIL_OK and *out set. Every
- *  accepted submission is answered, so this returns. */
+ *  accepted submission is answered, so this returns. With another thread
+ *  waiting on the same ticket, waits too, and returns
+ *  VIGIL_ERR_UNKNOWN_TICKET (*out NULL) if that thread took the result
+ *  (see "Thread safety"). */
 int vigil_wait(vigil_validator *v, uint64_t ticket, vigil_result **out);
 
-/** As vigil_wait, waiting at most timeout_us microseconds: VIGIL_PENDING
- *  (*out NULL, the ticket still valid) when the result did not come. */
+/** As vigil_wait, waiting at most timeout_us microseconds (also when
+ *  another thread is waiting on the ticket): VIGIL_PENDING (*out NULL, the
+ *  ticket still valid) when the result did not come. */
 int vigil_wait_timeout(vigil_validator *v, uint64_t ticket, uint64_t timeout_us, vigil_result **out);
 
 /** Frees a result. NULL: no-op. */

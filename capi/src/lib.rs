@@ -3,9 +3,10 @@
 //!
 //! Every entry point runs its body under `catch_unwind`, so no panic
 //! crosses into C, and checks every pointer it is given for NULL before
-//! use. Tickets are per validator: a map from ticket to the [`Pending`]
-//! answer, each entry behind its own lock so that one thread can wait on a
-//! ticket while others submit, poll and wait on theirs.
+//! use. Tickets are per validator: a map from ticket to a [`Slot`] holding
+//! the [`Pending`] answer, each slot with its own lock and condition
+//! variable, so that one thread can wait on a ticket (without holding any
+//! lock) while others submit, poll and wait on theirs or on the same one.
 
 #![allow(non_camel_case_types)] // the C names
 
@@ -13,8 +14,8 @@ use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 use vigil_engine::{
     BlockVerdict, Pending, Request, Rule, RuleSet, SigBatch, SubmitError, Validator, ValidatorConfig, Verdict,
 };
@@ -66,14 +67,28 @@ pub struct vigil_sig {
     pub message_len: usize,
 }
 
-/// A ticket's answer until it is taken. `None` once taken (by a thread that
-/// held this lock), the moment before the ticket leaves the map.
-type Slot = Arc<Mutex<Option<Pending>>>;
+/// Where a ticket's answer is.
+enum State {
+    /// In its channel, which no thread is waiting on.
+    Idle(Pending),
+    /// A thread is waiting on the channel, holding the `Pending` outside the
+    /// lock: pollers answer PENDING, other waiters wait for it to return.
+    Waited,
+    /// Taken (the moment before the ticket leaves the map).
+    Taken,
+}
+
+/// A ticket: its state, and a condition variable signalled whenever a
+/// waiting thread gives the channel back (`Idle`) or takes the answer.
+struct Slot {
+    state: Mutex<State>,
+    changed: Condvar,
+}
 
 /// `vigil_validator`: the validator and its tickets.
 pub struct vigil_validator {
     validator: Validator,
-    tickets: Mutex<HashMap<u64, Slot>>,
+    tickets: Mutex<HashMap<u64, Arc<Slot>>>,
     /// The last ticket handed out; tickets start at 1 and are never reused.
     last_ticket: AtomicU64,
 }
@@ -284,40 +299,85 @@ impl vigil_validator {
             SubmitError::Closed => VIGIL_ERR_CLOSED,
         })?;
         let ticket = self.last_ticket.fetch_add(1, Ordering::Relaxed) + 1;
-        lock(&self.tickets).insert(ticket, Arc::new(Mutex::new(Some(pending))));
+        let slot = Slot { state: Mutex::new(State::Idle(pending)), changed: Condvar::new() };
+        lock(&self.tickets).insert(ticket, Arc::new(slot));
         Ok(ticket)
     }
 
     /// The ticket's verdict if it comes (`Ok(None)`: not yet), which uses
     /// the ticket up. Lock order: a slot, then the map; never the other way.
+    ///
+    /// One thread at a time waits on a ticket's channel, without holding
+    /// the slot's lock: meanwhile a poll answers `Ok(None)` (PENDING), and a
+    /// second waiter waits on the slot's condition variable until the first
+    /// returns: then the ticket is gone (`VIGIL_ERR_UNKNOWN_TICKET`) if the
+    /// first took the answer, or the second waits on the channel itself if
+    /// the first's timeout ran out. A timed waiter never waits past its own
+    /// timeout, whoever holds the channel.
     fn take(&self, ticket: u64, how: Take) -> Result<Option<Verdict>, c_int> {
         let slot = lock(&self.tickets).get(&ticket).cloned().ok_or(VIGIL_ERR_UNKNOWN_TICKET)?;
-        let mut pending = match how {
-            Take::Poll => match slot.try_lock() {
-                Ok(g) => g,
-                // Another thread is waiting on this ticket: not ready for us.
-                Err(TryLockError::WouldBlock) => return Ok(None),
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            },
-            Take::Wait | Take::WaitAtMost(_) => lock(&slot),
+        // `None`: no deadline (a plain wait, or a timeout past `Instant`'s range).
+        let deadline = match how {
+            Take::WaitAtMost(timeout) => Instant::now().checked_add(timeout),
+            Take::Poll | Take::Wait => None,
         };
-        // Taken by the thread that held the slot before us.
-        let p = pending.as_ref().ok_or(VIGIL_ERR_UNKNOWN_TICKET)?;
-        let verdict = match how {
-            Take::Poll => p.poll(),
-            Take::WaitAtMost(timeout) => p.wait_timeout(timeout),
-            Take::Wait => {
-                let p = pending.take().expect("checked above");
-                lock(&self.tickets).remove(&ticket);
-                drop(pending);
-                return Ok(Some(p.wait()));
+        let timed = matches!(how, Take::WaitAtMost(_)) && deadline.is_some();
+        let mut state = lock(&slot.state);
+        let pending = loop {
+            match std::mem::replace(&mut *state, State::Waited) {
+                State::Idle(p) => break p,
+                State::Taken => {
+                    *state = State::Taken;
+                    return Err(VIGIL_ERR_UNKNOWN_TICKET);
+                }
+                // Another thread is waiting on the channel.
+                State::Waited => match (how, deadline) {
+                    (Take::Poll, _) => return Ok(None),
+                    (_, Some(deadline)) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Ok(None);
+                        }
+                        state = slot.changed.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+                    }
+                    (_, None) => state = slot.changed.wait(state).unwrap_or_else(PoisonError::into_inner),
+                },
             }
         };
-        if verdict.is_some() {
-            *pending = None;
-            lock(&self.tickets).remove(&ticket);
-        }
-        Ok(verdict)
+        let verdict = if let Take::Poll = how {
+            pending.poll()
+        } else {
+            // The channel is ours (`Waited`): wait on it without the lock. A
+            // `Duration::MAX` wait is a plain wait that cannot panic.
+            drop(state);
+            let left = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => Duration::MAX,
+            };
+            let verdict = pending.wait_timeout(left);
+            state = lock(&slot.state);
+            verdict
+        };
+        let result = match verdict {
+            Some(v) => {
+                *state = State::Taken;
+                lock(&self.tickets).remove(&ticket);
+                Ok(Some(v))
+            }
+            None => {
+                *state = State::Idle(pending);
+                // An untimed wait ends only with the answer: none means the
+                // validator dropped the request, which it never does.
+                if matches!(how, Take::Wait) || (matches!(how, Take::WaitAtMost(_)) && !timed) {
+                    Err(VIGIL_ERR_INTERNAL)
+                } else {
+                    Ok(None)
+                }
+            }
+        };
+        drop(state);
+        slot.changed.notify_all();
+        result
     }
 }
 
@@ -1127,6 +1187,78 @@ mod tests {
             }
             vigil_validator_free(v);
         }
+    }
+
+    /// vigil.h: while one thread waits on a ticket, a poll from another
+    /// answers PENDING, a timed waiter gets PENDING after its own timeout,
+    /// and a second waiter waits; when the answer comes one of the two
+    /// waiters takes it and the other gets UNKNOWN_TICKET. A waiter whose
+    /// timeout runs out hands the ticket to the next.
+    #[test]
+    fn a_ticket_being_waited_on_is_pending_to_others_and_a_second_waiter_waits() {
+        struct Handle(*mut vigil_validator);
+        // SAFETY: the validator is thread-safe.
+        unsafe impl Sync for Handle {}
+        let cases = cases();
+        let sigs = c_sigs(&cases);
+        // A long batching delay: the request sits queued until vigil_close.
+        let cfg = vigil_config { max_delay_us: 50_000_000, ..default_config() };
+        let wait_on = |v: &Handle, t: u64, timeout_us: Option<u64>| {
+            let mut r = null_mut();
+            let code = unsafe {
+                match timeout_us {
+                    None => vigil_wait(v.0, t, &mut r),
+                    Some(us) => vigil_wait_timeout(v.0, t, us, &mut r),
+                }
+            };
+            (code, r as usize)
+        };
+        let settle = || std::thread::sleep(Duration::from_millis(300));
+
+        let v = &Handle(new(Some(&cfg)));
+        let t = submit_sigs(v.0, VIGIL_RULES_ZIP215, &sigs[..1]);
+        let (a, b) = std::thread::scope(|scope| {
+            let first = scope.spawn(move || wait_on(v, t, None));
+            settle();
+            let mut r = null_mut();
+            for _ in 0..5 {
+                assert_eq!(unsafe { vigil_poll(v.0, t, &mut r) }, VIGIL_PENDING);
+                assert!(r.is_null());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let started = Instant::now();
+            assert_eq!(wait_on(v, t, Some(100_000)), (VIGIL_PENDING, 0));
+            let waited = started.elapsed();
+            assert!(waited >= Duration::from_millis(100) && waited < Duration::from_secs(20), "{waited:?}");
+            let second = scope.spawn(move || wait_on(v, t, None));
+            settle();
+            assert!(!first.is_finished() && !second.is_finished(), "both wait for the answer");
+            assert_eq!(unsafe { vigil_close(v.0) }, VIGIL_OK);
+            (first.join().unwrap(), second.join().unwrap())
+        });
+        let (taken, other) = if a.0 == VIGIL_OK { (a, b) } else { (b, a) };
+        assert_eq!((taken.0, other), (VIGIL_OK, (VIGIL_ERR_UNKNOWN_TICKET, 0)));
+        assert_eq!(verdicts(taken.1 as *mut vigil_result), [true]);
+        unsafe { vigil_result_free(taken.1 as *mut vigil_result) };
+        unsafe { vigil_validator_free(v.0) };
+
+        // A timed waiter gives up; the plain waiter behind it gets the answer.
+        let v = &Handle(new(Some(&cfg)));
+        let t = submit_sigs(v.0, VIGIL_RULES_ZIP215, &sigs[..1]);
+        std::thread::scope(|scope| {
+            let timed = scope.spawn(move || wait_on(v, t, Some(400_000)));
+            std::thread::sleep(Duration::from_millis(50));
+            let plain = scope.spawn(move || wait_on(v, t, None));
+            assert_eq!(timed.join().unwrap(), (VIGIL_PENDING, 0));
+            settle();
+            assert!(!plain.is_finished(), "the plain waiter still waits");
+            assert_eq!(unsafe { vigil_close(v.0) }, VIGIL_OK);
+            let (code, r) = plain.join().unwrap();
+            assert_eq!(code, VIGIL_OK);
+            assert_eq!(verdicts(r as *mut vigil_result), [true]);
+            unsafe { vigil_result_free(r as *mut vigil_result) };
+        });
+        unsafe { vigil_validator_free(v.0) };
     }
 
     #[test]

@@ -68,6 +68,10 @@ struct StitchArgs {
     /// NDJSON on stdout, as `vigil verify --json`.
     #[arg(long)]
     json: bool,
+    /// The chain (a file or directory, as given to verify; repeat for
+    /// several): re-hash it and refuse summaries made from other bytes.
+    #[arg(long, value_name = "PATH")]
+    chain: Vec<std::path::PathBuf>,
 }
 
 /// A run-stopping error: printed as one line, exit code 2.
@@ -107,7 +111,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench_cmd::run_bench(a),
         Command::Devices(a) => devices_cmd::run(a),
         Command::Serve(a) => serve_cmd::run(a),
-        Command::Stitch(a) => verify_cmd::stitch(&a.summaries, a.json),
+        Command::Stitch(a) => verify_cmd::stitch(&a.summaries, a.json, &a.chain),
         Command::Index(a) => verify_cmd::index(&a.paths, &a.output, a.no_mmap),
     };
     match result {

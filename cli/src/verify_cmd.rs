@@ -125,6 +125,10 @@ fn run_range(a: VerifyArgs) -> Result<u8, Fatal> {
         Some(spec) => Some(spec.resolve()?),
         None => None,
     };
+    // Bounded before anything is read: N up to shard::MAX_SHARDS.
+    if let Some((i, n)) = shard {
+        shard::check_shard(i, n).map_err(|e| Fatal(format!("--shard {i}/{n}: {e}")))?;
+    }
     let opts = options(&a)?;
     if let (Some(path), false) = (&a.summary, a.force)
         && let Ok(old) = shard::read_summary(path)
@@ -149,10 +153,7 @@ fn run_range(a: VerifyArgs) -> Result<u8, Fatal> {
     };
     let range = match (a.range, shard) {
         (Some((start, end)), _) => Range { start, end },
-        (None, Some((i, n))) => {
-            let bounds = walk.shard_bounds(n);
-            Range { start: bounds[i as usize], end: Some(bounds[i as usize + 1]) }
-        }
+        (None, Some((i, n))) => walk.shard_range(i, n)?,
         (None, None) => unreachable!("range or shard"),
     };
     let printing = a.summary.is_none();
@@ -219,9 +220,18 @@ fn run_range(a: VerifyArgs) -> Result<u8, Fatal> {
     }
 }
 
-/// `vigil stitch`: the whole chain's report from its ranges' summaries.
-pub fn stitch(paths: &[PathBuf], json: bool) -> Result<u8, Fatal> {
-    let stitched = shard::stitch(paths)?;
+/// `vigil stitch`: the whole chain's report from its ranges' summaries;
+/// with `chain`, checked against the chain's bytes.
+pub fn stitch(paths: &[PathBuf], json: bool, chain: &[PathBuf]) -> Result<u8, Fatal> {
+    let stitched = if chain.is_empty() {
+        eprintln!(
+            "vigil: note: the summaries were not checked against the chain's bytes; give --chain PATH... to check them"
+        );
+        shard::stitch(paths)?
+    } else {
+        let files = expand_paths(chain)?;
+        shard::stitch_with_chain(paths, Some((&files, IoMode::Mmap)))?
+    };
     let mut printer = Printer::new(json, false, ProgressBar::hidden());
     for event in &stitched.events {
         match event {
@@ -500,7 +510,7 @@ impl ReportSink for Printer {
 pub fn index(paths: &[PathBuf], output: &Path, no_mmap: bool) -> Result<u8, Fatal> {
     let files = expand_files(paths, "vigil index (its offsets point into files)")?;
     let walk = shard::walk(&files, if no_mmap { IoMode::Read } else { IoMode::Mmap })?;
-    walk.write_index(output)?;
+    walk.write_index(output, if no_mmap { IoMode::Read } else { IoMode::Mmap })?;
     eprintln!(
         "vigil: indexed {} blocks ({} transactions) in {} files into {}",
         walk.blocks(),

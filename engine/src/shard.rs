@@ -23,6 +23,14 @@
 //!   (links across boundaries, each sender's first nonce against the
 //!   previous ranges' last), merges the failures in the verifier's order and
 //!   sums the totals.
+//! - **Bytes.** A summary carries the BLAKE3 of each byte span its range
+//!   covered (per file), and its own checksum; an index carries each file's
+//!   BLAKE3. The stitch checks that the summaries' spans tile every file
+//!   exactly and, given the chain (`--chain`), re-hashes it and refuses a
+//!   summary made from other bytes. A range checks that the blocks it
+//!   verified are exactly where its walk (or index) said, so an index cannot
+//!   hide or move blocks. docs/SHARDS.md says what this binds and what stays
+//!   trusted.
 
 use crate::chain::{Parent, link_failures, nonce_failure};
 use crate::frame::{Limits, Source, frame_all};
@@ -37,7 +45,25 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 pub const SUMMARY_FORMAT: &str = "vigil-shard-summary";
-pub const SUMMARY_VERSION: u32 = 1;
+/// 2: byte digests (`spans`) and the summary's own `checksum`.
+pub const SUMMARY_VERSION: u32 = 2;
+
+/// The most shards a chain is cut into: far beyond any cluster's width, and
+/// small enough that nothing sized by N (the stitch's list of missing
+/// shards) can exhaust memory. Cutting computes only the two bounds of the
+/// shard asked for, so N costs nothing else.
+pub const MAX_SHARDS: u32 = 1 << 16;
+
+/// Checks a shard spec: `0 <= i < n <= MAX_SHARDS`.
+pub fn check_shard(i: u32, n: u32) -> Result<(), String> {
+    if n == 0 || n > MAX_SHARDS {
+        return Err(format!("shard count {n} is not in 1..={MAX_SHARDS}"));
+    }
+    if i >= n {
+        return Err(format!("shard index {i} is not below the shard count {n} (indices start at 0)"));
+    }
+    Ok(())
+}
 
 /// One well-formed block as the walk found it.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +96,9 @@ pub struct Walk {
     file_anchor: Vec<u64>,
     /// The first well-formed block's chain id.
     pub chain_id: Option<Digest>,
+    /// Each file's BLAKE3, when the walk was read from an index (which
+    /// records them): ranges covering a whole file check it.
+    digests: Option<Vec<Digest>>,
 }
 
 impl Walk {
@@ -91,25 +120,38 @@ impl Walk {
             .collect()
     }
 
-    /// Range boundaries for `n` shards, balanced by signatures (each block's
-    /// transactions and its own): `n + 1` positions from 0 to the block
-    /// count.
-    pub fn shard_bounds(&self, n: u32) -> Vec<u64> {
+    /// The position where cut `i` of `n` falls (cut 0 is position 0, cut
+    /// `n` the block count): the first position whose blocks before it
+    /// weigh at least `i / n` of the chain's signatures (each block's
+    /// transactions and its own).
+    fn cut(&self, i: u32, n: u32) -> u64 {
         let weight = |b: &Walked| u64::from(b.txs) + 1;
-        let total: u64 = self.blocks.iter().map(weight).sum();
-        let mut bounds = vec![0u64];
-        let mut done = 0u64;
+        let total: u128 = self.blocks.iter().map(|b| u128::from(weight(b))).sum();
+        let target = total * u128::from(i) / u128::from(n.max(1));
+        let mut done = 0u128;
         let mut position = 0u64;
-        for i in 1..u64::from(n) {
-            let target = total * i / u64::from(n);
-            while done < target && (position as usize) < self.blocks.len() {
-                done += weight(&self.blocks[position as usize]);
-                position += 1;
+        for b in &self.blocks {
+            if done >= target {
+                break;
             }
-            bounds.push(position);
+            done += u128::from(weight(b));
+            position += 1;
         }
-        bounds.push(self.blocks());
-        bounds
+        position
+    }
+
+    /// The range of shard `i` of `n`, balanced by signatures; deterministic.
+    /// `n` is checked ([`check_shard`]); nothing is allocated by `n`.
+    pub fn shard_range(&self, i: u32, n: u32) -> Result<Range, ShardError> {
+        check_shard(i, n).map_err(ShardError::Range)?;
+        Ok(Range { start: self.cut(i, n), end: Some(self.cut(i + 1, n)) })
+    }
+
+    /// Range boundaries for `n` shards (`n + 1` positions from 0 to the
+    /// block count), as [`Walk::shard_range`] cuts them; for `n` checked by
+    /// the caller.
+    pub fn shard_bounds(&self, n: u32) -> Vec<u64> {
+        (0..=n).map(|i| self.cut(i, n)).collect()
     }
 }
 
@@ -122,6 +164,7 @@ pub fn walk(files: &[PathBuf], io: IoMode) -> Result<Walk, InputError> {
         between: Vec::new(),
         file_anchor: Vec::new(),
         chain_id: None,
+        digests: None,
     };
     let mut seen = HashSet::new();
     for f in files {
@@ -170,7 +213,8 @@ pub fn walk(files: &[PathBuf], io: IoMode) -> Result<Walk, InputError> {
 }
 
 const INDEX_MAGIC: &[u8; 8] = b"VIGILIDX";
-const INDEX_VERSION: u32 = 1;
+/// 2: each file's BLAKE3 in the header; blocks checked to tile each file.
+const INDEX_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -180,6 +224,8 @@ pub enum IndexError {
     Invalid { path: PathBuf, problem: String },
     #[error("{path} was made for other files or versions of them ({problem}); run `vigil index` again")]
     Stale { path: PathBuf, problem: String },
+    #[error("{path}: reading the chain to hash it: {source}")]
+    Hash { path: PathBuf, source: InputError },
 }
 
 /// The header of an index file (JSON between the magic and the records).
@@ -189,6 +235,8 @@ struct IndexHeader {
     chain_id: Option<String>,
     blocks: u64,
     between: u64,
+    /// BLAKE3 of each file's bytes (hex), in `files` order.
+    digests: Vec<String>,
 }
 
 impl Walk {
@@ -196,14 +244,24 @@ impl Walk {
     /// instead of walking the chain before their range. Binary: magic,
     /// version, a JSON header (files with sizes and modification times),
     /// 24 bytes a block, 20 an in-between item, 8 a file, then a BLAKE3 of
-    /// all that; written atomically.
-    pub fn write_index(&self, path: &Path) -> Result<(), IndexError> {
+    /// all that; written atomically. The header holds each file's BLAKE3,
+    /// hashed here in a pass of its own over the chain (on all cores, with
+    /// `io`): an index is made once, and its shards check their whole files
+    /// against it for free (they hash what they verify anyway).
+    pub fn write_index(&self, path: &Path, io_mode: IoMode) -> Result<(), IndexError> {
         let io = |source| IndexError::Io { path: path.into(), source };
+        let mut digests = Vec::with_capacity(self.files.len());
+        for (f, &size) in self.files.iter().zip(&self.sizes) {
+            let digest =
+                hash_span(f, 0, size, io_mode).map_err(|source| IndexError::Hash { path: path.into(), source })?;
+            digests.push(hex::encode(digest));
+        }
         let header = IndexHeader {
             files: self.stamps(),
             chain_id: self.chain_id.map(hex::encode),
             blocks: self.blocks.len() as u64,
             between: self.between.len() as u64,
+            digests,
         };
         let json = serde_json::to_vec(&header).map_err(|e| io(std::io::Error::other(e)))?;
         let mut out = Vec::with_capacity(16 + json.len() + self.blocks.len() * 24);
@@ -227,9 +285,7 @@ impl Walk {
         }
         let digest = blake3::hash(&out);
         out.extend_from_slice(digest.as_bytes());
-        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        std::fs::write(&tmp, &out).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        write_atomically(path, &out).map_err(io)
     }
 
     /// Reads an index written by [`Walk::write_index`] for `files`; an
@@ -247,7 +303,9 @@ impl Walk {
         }
         let version = u32::from_le_bytes(body[8..12].try_into().expect("4 bytes"));
         if version != INDEX_VERSION {
-            return Err(invalid(&format!("version {version}, this vigil reads {INDEX_VERSION}")));
+            return Err(invalid(&format!(
+                "version {version}, this vigil reads version {INDEX_VERSION} only: run `vigil index` again"
+            )));
         }
         let json_len = u32::from_le_bytes(body[12..16].try_into().expect("4 bytes")) as usize;
         let json = body.get(16..16 + json_len).ok_or_else(|| invalid("header runs past the end"))?;
@@ -288,6 +346,26 @@ impl Walk {
             between.push(b);
         }
         let file_anchor: Vec<u64> = (0..files.len()).map(|_| u64_at(take(8), 0)).collect();
+        if let Some(problem) = untiled(&sizes, &blocks, &between) {
+            return Err(invalid(&problem));
+        }
+        // Each file's first position: the blocks in the files before it.
+        if file_anchor.iter().enumerate().any(|(f, &a)| a != blocks.partition_point(|b| (b.file as usize) < f) as u64) {
+            return Err(invalid("a file's first position is not where its blocks are"));
+        }
+        if header.digests.len() != files.len() {
+            return Err(invalid("not one digest per file"));
+        }
+        let digests = header
+            .digests
+            .iter()
+            .map(|h| {
+                hex::decode(h)
+                    .ok()
+                    .and_then(|v| v.try_into().ok())
+                    .ok_or_else(|| invalid("a file digest is not 32 hex bytes"))
+            })
+            .collect::<Result<Vec<Digest>, _>>()?;
         let chain_id = match header.chain_id {
             Some(h) => Some(
                 hex::decode(&h)
@@ -297,8 +375,100 @@ impl Walk {
             ),
             None => None,
         };
-        Ok(Walk { files: files.to_vec(), sizes, blocks, between, file_anchor, chain_id })
+        Ok(Walk { files: files.to_vec(), sizes, blocks, between, file_anchor, chain_id, digests: Some(digests) })
     }
+}
+
+/// How the blocks and in-between items of a walk (an index's) fail to tile
+/// the files as framing does, or `None`: in each file, blocks back to back
+/// from byte 0, then either the file's end or one in-between item (a
+/// malformed tail, or an empty file) at the end of the last block, anchored
+/// at the next file's first position. So an index can neither leave bytes
+/// out (hiding a block at a file's end) nor move blocks; whether the bytes
+/// there frame as it says is checked by the range that verifies them.
+fn untiled(sizes: &[u64], blocks: &[Walked], between: &[Between]) -> Option<String> {
+    // Where the next block of each file must start, and whether its tail
+    // has been seen (nothing may follow it).
+    let mut next = vec![0u64; sizes.len()];
+    let mut closed = vec![false; sizes.len()];
+    let mut last_file = 0u32;
+    for (position, b) in blocks.iter().enumerate() {
+        let f = b.file as usize;
+        if b.file < last_file || b.offset != next[f] || b.len == 0 {
+            return Some(format!("block at position {position} is not where framing puts it"));
+        }
+        last_file = b.file;
+        next[f] = b.offset + b.len;
+    }
+    for t in between {
+        let f = t.file as usize;
+        if closed[f] || t.offset != next[f] {
+            return Some(format!("an in-between item of file {f} is not at the end of its blocks"));
+        }
+        // Its anchor: the number of blocks in files up to this one.
+        if t.anchor != blocks.partition_point(|b| b.file <= t.file) as u64 {
+            return Some(format!("an in-between item of file {f} is anchored at the wrong position"));
+        }
+        closed[f] = true;
+        next[f] = sizes[f];
+    }
+    (0..sizes.len())
+        .find(|&f| next[f] != sizes[f] || (sizes[f] == 0 && !closed[f]))
+        .map(|f| format!("file {f}'s blocks end at byte {}, not at its end ({} bytes)", next[f], sizes[f]))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, renamed
+/// into place; on any failure the temporary file is removed.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Bytes read at a time to hash a span with plain reads.
+const HASH_CHUNK: u64 = 16 << 20;
+
+/// BLAKE3 of bytes `start..end` of `path`, on all cores of the current
+/// rayon pool: mapped (`IoMode::Mmap`, after checking the file is long
+/// enough, as mapping past its end would fault) or read in chunks.
+pub fn hash_span(path: &Path, start: u64, end: u64, io: IoMode) -> Result<Digest, InputError> {
+    use std::io::{Read, Seek};
+    let err = |e| crate::input::io_error(path)(e);
+    let mut h = blake3::Hasher::new();
+    if end > start {
+        let mut file = std::fs::File::open(path).map_err(err)?;
+        let len = file.metadata().map_err(err)?.len();
+        if len < end {
+            return Err(InputError::Changed { path: path.into(), expected: end });
+        }
+        match io {
+            IoMode::Mmap => {
+                let n = usize::try_from(end - start).map_err(|e| err(std::io::Error::other(e)))?;
+                // SAFETY: read-only, within the file's length; the file must
+                // not shrink while mapped (as for verifying, `verify`'s docs).
+                let map = unsafe { memmap2::MmapOptions::new().offset(start).len(n).map(&file) }.map_err(err)?;
+                h.update_rayon(&map);
+            }
+            IoMode::Read => {
+                file.seek(std::io::SeekFrom::Start(start)).map_err(err)?;
+                let mut buf = vec![0u8; HASH_CHUNK.min(end - start) as usize];
+                let mut left = end - start;
+                while left > 0 {
+                    let n = HASH_CHUNK.min(left) as usize;
+                    file.read_exact(&mut buf[..n]).map_err(|e| match e.kind() {
+                        std::io::ErrorKind::UnexpectedEof => InputError::Changed { path: path.into(), expected: end },
+                        _ => err(e),
+                    })?;
+                    h.update_rayon(&buf[..n]);
+                    left -= n as u64;
+                }
+            }
+        }
+    }
+    Ok(*h.finalize().as_bytes())
 }
 
 /// A range of positions; `end: None` runs to the end of the chain.
@@ -488,11 +658,43 @@ pub struct ShardSummary {
     pub malformed: Vec<MalformedEntry>,
     pub totals: Totals,
     pub seconds: f64,
+    /// The bytes the range verified: per file touched, the span and its
+    /// BLAKE3. The ranges of one chain tile every file exactly.
+    pub spans: Vec<SpanDigest>,
+    /// BLAKE3 (hex) of this summary's compact JSON with `checksum` empty:
+    /// set by [`write_summary`], checked by [`read_summary`]. It catches
+    /// accidental edits and damage; it is not a signature (anyone can
+    /// recompute it).
+    pub checksum: String,
 }
 
-/// The sources that frame `range` of `walk` exactly as a whole run does,
-/// and the files it counts.
-fn plan(walk: &Walk, range: Range) -> (Vec<Source<'_>>, u64) {
+/// Bytes `start..end` of file `file` (an index into `input.files`), and
+/// their BLAKE3 (hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpanDigest {
+    pub file: u32,
+    pub start: u64,
+    pub end: u64,
+    pub blake3: String,
+}
+
+/// Why a range could not be verified into a summary.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A range or shard outside the chain.
+    #[error("{0}")]
+    Range(String),
+    /// The chain's bytes are not where the walk or index said, or changed
+    /// during the run.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// The byte spans (file, start, end) that frame `range` of `walk` exactly
+/// as a whole run does, in chain order, and the files it counts.
+fn plan(walk: &Walk, range: Range) -> (Vec<(u32, u64, u64)>, u64) {
     // Per file: the byte span of its blocks in the range, and whether its
     // in-between item (malformed tail, emptiness) falls in the range.
     let mut span: Vec<Option<(u64, u64)>> = vec![None; walk.files.len()];
@@ -506,20 +708,37 @@ fn plan(walk: &Walk, range: Range) -> (Vec<Source<'_>>, u64) {
         let start = span[f].map_or(t.offset, |s| s.0);
         span[f] = Some((start, walk.sizes[f]));
     }
-    let sources = walk
-        .files
-        .iter()
-        .zip(span)
-        .filter_map(|(path, s)| s.map(|(start, end)| Source::Part(path, start, end)))
-        .collect();
+    let spans =
+        span.into_iter().enumerate().filter_map(|(f, s)| s.map(|(start, end)| (f as u32, start, end))).collect();
     let files = walk.file_anchor.iter().filter(|&&a| range.holds(a)).count() as u64;
-    (sources, files)
+    (spans, files)
 }
 
-/// Collects what the summary keeps.
-struct Collector {
+/// For a range that runs to the chain's end: how its spans fail to reach
+/// the end of every file from its first onwards (so what a walk or index
+/// left out after its last block), or `None`.
+fn short_of_the_end(walk: &Walk, spans: &[(u32, u64, u64)]) -> Option<String> {
+    let &(first, ..) = spans.first()?;
+    let mut expect = spans.iter().map(|s| (s.0, (s.1, s.2)));
+    for f in first..walk.files.len() as u32 {
+        let size = walk.sizes[f as usize];
+        let name = walk.files[f as usize].display();
+        match expect.next() {
+            Some((file, (start, end))) if file == f && end == size && (f == first || start == 0) => {}
+            Some((file, (_, end))) if file == f => {
+                return Some(format!("the blocks read end at byte {end} of {name}, not at its end ({size} bytes)"));
+            }
+            _ => return Some(format!("no block of {name} was read, though the range runs to the chain's end")),
+        }
+    }
+    None
+}
+
+/// Collects what the summary keeps, and checks every block and malformed
+/// block the verifier framed against where the walk (or index) put it.
+struct Collector<'w> {
+    walk: &'w Walk,
     file_index: HashMap<Arc<Path>, u32>,
-    files: Vec<PathBuf>,
     wanted: HashSet<u64>,
     first_position: u64,
     firsts: Vec<SenderFirst>,
@@ -527,18 +746,25 @@ struct Collector {
     malformed: Vec<MalformedEntry>,
     first: Option<Edge>,
     last: Option<Edge>,
+    /// Blocks framed, and the first that is not where the walk says.
+    seen: u64,
+    misplaced: Option<String>,
     /// Every report, for a range run that prints them.
     forward: Option<Box<dyn ReportSink>>,
 }
 
-impl Collector {
+impl Collector<'_> {
     fn file(&mut self, path: &Arc<Path>) -> u32 {
         if let Some(&i) = self.file_index.get(path) {
             return i;
         }
-        let i = self.files.iter().position(|f| f.as_path() == &**path).unwrap_or(0) as u32;
+        let i = self.walk.files.iter().position(|f| f.as_path() == &**path).unwrap_or(0) as u32;
         self.file_index.insert(path.clone(), i);
         i
+    }
+
+    fn misplaced(&mut self, problem: String) {
+        self.misplaced.get_or_insert(problem);
     }
 }
 
@@ -552,14 +778,24 @@ fn edge(r: &BlockReport) -> Edge {
     }
 }
 
-impl ReportSink for Collector {
+impl ReportSink for Collector<'_> {
     fn block(&mut self, r: &BlockReport) {
         if self.first.is_none() {
             self.first = Some(edge(r));
         }
         self.last = Some(edge(r));
+        let file = self.file(&r.file);
+        self.seen += 1;
+        let walked = usize::try_from(r.position).ok().and_then(|p| self.walk.blocks.get(p));
+        if walked.is_none_or(|w| (w.file, w.offset, w.txs) != (file, r.offset, r.tx_count)) {
+            self.misplaced(format!(
+                "a block at byte {} of {} (position {}) is not where the walk or index put it",
+                r.offset,
+                r.file.display(),
+                r.position
+            ));
+        }
         if !r.valid() || r.position == self.first_position || self.wanted.contains(&r.position) {
-            let file = self.file(&r.file);
             self.blocks.push(BlockEntry {
                 file,
                 offset: r.offset,
@@ -581,6 +817,13 @@ impl ReportSink for Collector {
 
     fn malformed(&mut self, m: &MalformedReport) {
         let file = self.file(&m.file);
+        if !self.walk.between.iter().any(|t| (t.file, t.offset) == (file, m.offset)) {
+            self.misplaced(format!(
+                "a malformed block at byte {} of {} is not where the walk or index put it",
+                m.offset,
+                m.file.display()
+            ));
+        }
         self.malformed.push(MalformedEntry { file, offset: m.offset, detail: m.reason.to_string() });
         if let Some(s) = self.forward.as_mut() {
             s.malformed(m);
@@ -602,16 +845,58 @@ impl ReportSink for Collector {
 /// Verifies `range` of the walked chain with `opts` (its chain id, first
 /// position and mid-chain start are set here); every report also goes to
 /// `forward` when given. Returns the summary.
+///
+/// Before verifying, the range's bytes are hashed (BLAKE3, all cores) for
+/// the summary's `spans`: a pass of its own, since the verifier's stages
+/// hash transactions and headers, not the file's bytes in order. It reads
+/// the range once from disk and leaves it in the page cache for the
+/// verifier; on memory-speed BLAKE3 it costs a few percent of verifying
+/// (docs/SHARDS.md has the measurement). A range that covers a whole file
+/// whose BLAKE3 the index recorded checks it. While verifying, every block
+/// must be where the walk or index put it; a range that runs to the chain's
+/// end must read every file to its end; and no file may change size or
+/// modification time during the run.
 pub fn run_range(
     walk: &Walk,
     range: Range,
     shard: Option<(u32, u32)>,
     opts: VerifyOptions,
     forward: Option<Box<dyn ReportSink>>,
-) -> Result<ShardSummary, InputError> {
+) -> Result<ShardSummary, ShardError> {
+    if range.start > walk.blocks() {
+        return Err(ShardError::Range(format!(
+            "the range starts at position {}, past the chain's {} blocks",
+            range.start,
+            walk.blocks()
+        )));
+    }
     let range = range.normalized(walk);
     let input = Input::new(walk, &opts);
-    let (sources, files) = plan(walk, range);
+    let (spans, files) = plan(walk, range);
+    if range.end.is_none()
+        && let Some(problem) = short_of_the_end(walk, &spans)
+    {
+        return Err(ShardError::Mismatch(format!("{problem}: the index does not describe this chain")));
+    }
+    let pool = opts.threads.and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok());
+    let mut digests = Vec::with_capacity(spans.len());
+    for &(f, start, end) in &spans {
+        let path = &walk.files[f as usize];
+        let digest = crate::in_pool(pool.as_ref(), || hash_span(path, start, end, opts.io))?;
+        if let Some(recorded) = walk.digests.as_ref().map(|d| d[f as usize])
+            && (start, end) == (0, walk.sizes[f as usize])
+            && recorded != digest
+        {
+            return Err(ShardError::Mismatch(format!(
+                "{}: its bytes are not those the index was made from; run `vigil index` again",
+                path.display()
+            )));
+        }
+        digests.push(SpanDigest { file: f, start, end, blake3: hex::encode(digest) });
+    }
+    drop(pool);
+    let sources: Vec<Source<'_>> =
+        spans.iter().map(|&(f, start, end)| Source::Part(&walk.files[f as usize], start, end)).collect();
     let opts = VerifyOptions {
         chain_id: opts.chain_id.or(walk.chain_id),
         first_position: range.start,
@@ -620,8 +905,8 @@ pub fn run_range(
     };
     let mut verifier = Verifier::new(opts);
     let mut c = Collector {
+        walk,
         file_index: HashMap::new(),
-        files: walk.files.clone(),
         wanted: HashSet::new(),
         first_position: range.start,
         firsts: Vec::new(),
@@ -629,9 +914,30 @@ pub fn run_range(
         malformed: Vec::new(),
         first: None,
         last: None,
+        seen: 0,
+        misplaced: None,
         forward,
     };
     let summary = verifier.run_sources(&sources, &mut c)?;
+    let expected = range.end.unwrap_or(walk.blocks()).saturating_sub(range.start);
+    // The malformed blocks the walk put in the range (the other in-between
+    // items are empty files).
+    let expected_malformed =
+        walk.between.iter().filter(|t| range.holds(t.anchor) && walk.sizes[t.file as usize] > 0).count() as u64;
+    if let Some(problem) = c.misplaced.take() {
+        return Err(ShardError::Mismatch(format!(
+            "{problem}: the index (or the walk, if the chain changed since) does not describe the chain's bytes"
+        )));
+    }
+    if (c.seen, summary.malformed) != (expected, expected_malformed) {
+        return Err(ShardError::Mismatch(format!(
+            "{} blocks and {} malformed were read where the walk or index has {expected} and {expected_malformed}",
+            c.seen, summary.malformed
+        )));
+    }
+    if let Some(problem) = first_change(&input.files, &walk.files) {
+        return Err(ShardError::Mismatch(format!("{problem} during the run: verify again")));
+    }
     let mut firsts: HashMap<[u8; 32], SenderFirst> = HashMap::new();
     for f in &c.firsts {
         firsts.entry(f.sender).or_insert(*f);
@@ -666,15 +972,26 @@ pub fn run_range(
             bytes: summary.bytes,
         },
         seconds: summary.seconds,
+        spans: digests,
+        checksum: String::new(),
     })
 }
 
-/// Writes `summary` to `path` atomically (a temporary file renamed).
+/// The checksum of `summary`: BLAKE3 of its compact JSON with `checksum`
+/// empty (a JSON round trip gives the same bytes, so a reader recomputes it
+/// from what it parsed, whatever the file's layout).
+fn checksum(summary: &ShardSummary) -> String {
+    let unsummed = ShardSummary { checksum: String::new(), ..summary.clone() };
+    let json = serde_json::to_vec(&unsummed).expect("a summary serializes");
+    blake3::hash(&json).to_hex().to_string()
+}
+
+/// Writes `summary` to `path` atomically (a temporary file renamed; removed
+/// if the write fails), with its checksum.
 pub fn write_summary(path: &Path, summary: &ShardSummary) -> std::io::Result<()> {
-    let json = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, json)?;
-    std::fs::rename(&tmp, path)
+    let summed = ShardSummary { checksum: checksum(summary), ..summary.clone() };
+    let json = serde_json::to_vec_pretty(&summed).map_err(std::io::Error::other)?;
+    write_atomically(path, &json)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -685,18 +1002,32 @@ pub enum SummaryError {
     Invalid { path: PathBuf, problem: String },
 }
 
+/// Reads a summary written by [`write_summary`]: its format and version
+/// first (an older version is refused by name), then its checksum and the
+/// numbers the stitch relies on.
 pub fn read_summary(path: &Path) -> Result<ShardSummary, SummaryError> {
+    let invalid = |problem: String| SummaryError::Invalid { path: path.into(), problem };
     let bytes = std::fs::read(path).map_err(|source| SummaryError::Read { path: path.into(), source })?;
-    let s: ShardSummary = serde_json::from_slice(&bytes)
-        .map_err(|e| SummaryError::Invalid { path: path.into(), problem: e.to_string() })?;
-    if s.format != SUMMARY_FORMAT || s.version != SUMMARY_VERSION {
-        return Err(SummaryError::Invalid {
-            path: path.into(),
-            problem: format!(
-                "format {:?} version {}, expected {SUMMARY_FORMAT:?} version {SUMMARY_VERSION}",
-                s.format, s.version
-            ),
-        });
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    let (format, version) = (&value["format"], &value["version"]);
+    if format.as_str() != Some(SUMMARY_FORMAT) {
+        return Err(invalid(format!("format {format}, expected {SUMMARY_FORMAT:?}")));
+    }
+    if version.as_u64() != Some(u64::from(SUMMARY_VERSION)) {
+        return Err(invalid(format!(
+            "version {version}, this vigil reads version {SUMMARY_VERSION} only (summaries from an older vigil \
+             carry no digest of their bytes): verify the range again"
+        )));
+    }
+    let s: ShardSummary = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+    if checksum(&s) != s.checksum {
+        return Err(invalid("checksum mismatch: the summary was edited or damaged since it was written".into()));
+    }
+    if let Some((i, n)) = s.shard {
+        check_shard(i, n).map_err(|e| invalid(format!("shard: {e}")))?;
+    }
+    if s.range.end.is_some_and(|e| e < s.range.start) {
+        return Err(invalid(format!("range {} ends before it starts", s.range)));
     }
     Ok(s)
 }
@@ -715,6 +1046,26 @@ pub enum StitchError {
     Missing(String),
     #[error("{path}: {problem}")]
     Inconsistent { path: PathBuf, problem: String },
+    /// The summaries' spans do not cover every byte of the chain once.
+    #[error("the summaries do not cover the chain's bytes exactly: {0}")]
+    Untiled(String),
+    /// A total does not fit in 64 bits: some summary's numbers are not a
+    /// real range's.
+    #[error("{path}: the total {what} overflows with this summary's {value}")]
+    Overflow { path: PathBuf, what: &'static str, value: u64 },
+    /// `--chain` is not the chain the summaries describe.
+    #[error("--chain: {0}")]
+    Chain(String),
+    /// A summary whose byte digest is not the chain's.
+    #[error(
+        "{path} was made from other bytes than {file} holds (bytes {start}..{end} differ): verify that range again on this chain"
+    )]
+    Bytes { path: PathBuf, file: PathBuf, start: u64, end: u64 },
+    /// The ranges' counts do not add up to the chain's.
+    #[error("the summaries do not add up: {0}")]
+    Counts(String),
+    #[error(transparent)]
+    Input(#[from] InputError),
 }
 
 /// One line of the stitched report, in chain order.
@@ -752,8 +1103,91 @@ fn entry<'m>(
 }
 
 /// Joins summaries (any order) into the single-run report; see the module
-/// docs.
+/// docs. The chain's bytes are not read: see [`stitch_with_chain`].
 pub fn stitch(paths: &[PathBuf]) -> Result<Stitched, StitchError> {
+    stitch_with_chain(paths, None)
+}
+
+/// Checks that the summaries' spans tile every file of the input exactly
+/// (each byte verified by one range); `loaded` is sorted by range.
+fn check_tiling(input: &Input, loaded: &[(PathBuf, ShardSummary)]) -> Result<(), StitchError> {
+    let mut spans: Vec<(u32, u64, u64, &Path)> =
+        loaded.iter().flat_map(|(p, s)| s.spans.iter().map(move |d| (d.file, d.start, d.end, p.as_path()))).collect();
+    spans.sort_by_key(|&(f, start, end, _)| (f, start, end));
+    let mut spans = spans.into_iter().peekable();
+    for (f, stamp) in input.files.iter().enumerate() {
+        let mut next = 0u64;
+        while let Some((_, start, end, p)) = spans.next_if(|s| s.0 as usize == f) {
+            if start != next || end < start || end > stamp.size {
+                return Err(StitchError::Untiled(format!(
+                    "{} covers bytes {start}..{end} of {}, where bytes {next}.. come next",
+                    p.display(),
+                    stamp.path
+                )));
+            }
+            next = end;
+        }
+        if next != stamp.size {
+            return Err(StitchError::Untiled(format!(
+                "bytes {next}..{} of {} are in no summary",
+                stamp.size, stamp.path
+            )));
+        }
+    }
+    if let Some((f, _, _, p)) = spans.next() {
+        return Err(StitchError::Untiled(format!("{} names file {f}, which the input does not have", p.display())));
+    }
+    Ok(())
+}
+
+/// Re-hashes the chain's bytes (BLAKE3, all cores) span by span and checks
+/// each summary's digests against them.
+fn check_bytes(
+    input: &Input,
+    loaded: &[(PathBuf, ShardSummary)],
+    chain: &[PathBuf],
+    io: IoMode,
+) -> Result<(), StitchError> {
+    if chain.len() != input.files.len() {
+        return Err(StitchError::Chain(format!(
+            "{} files given, the summaries describe {}",
+            chain.len(),
+            input.files.len()
+        )));
+    }
+    for (file, stamp) in chain.iter().zip(&input.files) {
+        let size = std::fs::metadata(file).map_err(crate::input::io_error(file))?.len();
+        if size != stamp.size {
+            return Err(StitchError::Chain(format!(
+                "{} has {size} bytes, the summaries' {} has {}",
+                file.display(),
+                stamp.path,
+                stamp.size
+            )));
+        }
+    }
+    for (p, s) in loaded {
+        for d in &s.spans {
+            let file = &chain[d.file as usize];
+            let digest = hash_span(file, d.start, d.end, io)?;
+            if hex::encode(digest) != d.blake3 {
+                return Err(StitchError::Bytes { path: p.clone(), file: file.clone(), start: d.start, end: d.end });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds `value` to the total `what`, or names the summary that overflows it.
+fn add(total: &mut u64, value: u64, what: &'static str, path: &Path) -> Result<(), StitchError> {
+    *total = total.checked_add(value).ok_or(StitchError::Overflow { path: path.into(), what, value })?;
+    Ok(())
+}
+
+/// [`stitch`], and with `chain` (the chain's files as `verify` takes them,
+/// and how to read them) checks that every summary was made from these
+/// bytes.
+pub fn stitch_with_chain(paths: &[PathBuf], chain: Option<(&[PathBuf], IoMode)>) -> Result<Stitched, StitchError> {
     let mut loaded = Vec::with_capacity(paths.len());
     for p in paths {
         loaded.push((p.clone(), read_summary(p)?));
@@ -801,6 +1235,10 @@ pub fn stitch(paths: &[PathBuf]) -> Result<Stitched, StitchError> {
             return Err(StitchError::Missing(format!("shards {} (re-run those with --shard I/N)", absent.join(", "))));
         }
         return Err(StitchError::Missing(missing.join(", ")));
+    }
+    check_tiling(&input, &loaded)?;
+    if let Some((chain, io)) = chain {
+        check_bytes(&input, &loaded, chain, io)?;
     }
 
     let files: Vec<Arc<Path>> = input.files.iter().map(|f| Arc::from(Path::new(&f.path))).collect();
@@ -880,13 +1318,30 @@ pub fn stitch(paths: &[PathBuf]) -> Result<Stitched, StitchError> {
             reports.insert(position, r);
         }
         malformed.extend(s.malformed.iter().map(|m| (m.file, m.offset, m.detail.clone())));
-        totals.files += s.totals.files;
-        totals.blocks += s.totals.blocks;
-        totals.malformed += s.totals.malformed;
-        totals.transactions += s.totals.transactions;
-        totals.signatures += s.totals.signatures;
-        totals.bytes += s.totals.bytes;
+        // Checked: a summary's numbers are input, and a wrapped total
+        // would report a wrong chain quietly.
+        let t = &s.totals;
+        add(&mut totals.files, t.files, "files", p)?;
+        add(&mut totals.blocks, t.blocks, "blocks", p)?;
+        add(&mut totals.malformed, t.malformed, "malformed", p)?;
+        add(&mut totals.transactions, t.transactions, "transactions", p)?;
+        add(&mut totals.signatures, t.signatures, "signatures", p)?;
+        add(&mut totals.bytes, t.bytes, "bytes", p)?;
         totals.seconds = totals.seconds.max(s.seconds);
+    }
+    // The ranges' counts add up to the chain's, as the walks saw it.
+    if (totals.blocks, totals.transactions, totals.files)
+        != (input.blocks, input.transactions, input.files.len() as u64)
+    {
+        return Err(StitchError::Counts(format!(
+            "the summaries hold {} blocks, {} transactions in {} files; their input has {}, {} in {}",
+            totals.blocks,
+            totals.transactions,
+            totals.files,
+            input.blocks,
+            input.transactions,
+            input.files.len()
+        )));
     }
     totals.invalid_blocks = reports.values().filter(|r| !r.valid()).count() as u64;
     // Chain order: by file, then offset.

@@ -251,7 +251,7 @@ fn the_sidecar_index_replaces_the_walk_and_refuses_stale_or_damaged_files() {
     let walk = shard::walk(&files, IoMode::Mmap).unwrap();
     let out = tempfile::tempdir().unwrap();
     let index = out.path().join("chain.idx");
-    walk.write_index(&index).unwrap();
+    walk.write_index(&index, IoMode::Mmap).unwrap();
     let read = shard::Walk::read_index(&index, &files).unwrap();
     assert_eq!(
         (read.blocks(), read.transactions(), read.chain_id),
@@ -289,4 +289,266 @@ fn the_sidecar_index_replaces_the_walk_and_refuses_stale_or_damaged_files() {
     f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5)).unwrap();
     let err = shard::Walk::read_index(&index, &files).unwrap_err();
     assert!(matches!(&err, shard::IndexError::Stale { problem, .. } if problem.contains("000000")), "{err}");
+}
+
+/// Two shards' summaries of `files`, by the walk.
+fn two_summaries(files: &[PathBuf], out: &Path) -> Vec<PathBuf> {
+    run_shards(files, 2, out)
+}
+
+/// Issue 15 (18): shards run on copies of the chain with the same names and
+/// sizes but other bytes stitch only without the chain; given the chain,
+/// the stitch re-hashes it and names the summary and the file.
+#[test]
+fn summaries_made_from_other_bytes_are_refused_when_the_chain_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = chain(dir.path(), 61, 30, 1000);
+    let out = tempfile::tempdir().unwrap();
+    let summaries = two_summaries(&files, out.path());
+    let copy = tempfile::tempdir().unwrap();
+    let copies: Vec<PathBuf> = files
+        .iter()
+        .map(|f| {
+            let to = copy.path().join(f.file_name().unwrap());
+            std::fs::copy(f, &to).unwrap();
+            to
+        })
+        .collect();
+    // The copies as given are the chain: accepted.
+    let ok = shard::stitch_with_chain(&summaries, Some((&copies, IoMode::Mmap))).unwrap();
+    assert!(ok.summary.valid());
+    // One byte of the last non-empty file differs: the shard covering it is named.
+    let last = copies.iter().rposition(|f| std::fs::metadata(f).unwrap().len() > 0).unwrap();
+    let mut bytes = std::fs::read(&copies[last]).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(&copies[last], &bytes).unwrap();
+    assert!(shard::stitch(&summaries).unwrap().summary.valid(), "without the chain nothing is read");
+    for io in [IoMode::Mmap, IoMode::Read] {
+        let err = shard::stitch_with_chain(&summaries, Some((&copies, io))).unwrap_err();
+        assert!(
+            matches!(&err, StitchError::Bytes { path, file, .. } if *path == summaries[1] && *file == copies[last]),
+            "{err}"
+        );
+        assert!(err.to_string().contains("shard-1-of-2.json"), "{err}");
+    }
+    // Another number of files, or another size.
+    let err = shard::stitch_with_chain(&summaries, Some((&copies[1..], IoMode::Mmap))).unwrap_err();
+    assert!(matches!(err, StitchError::Chain(_)), "{err}");
+    bytes.push(0);
+    std::fs::write(&copies[last], &bytes).unwrap();
+    let err = shard::stitch_with_chain(&summaries, Some((&copies, IoMode::Mmap))).unwrap_err();
+    assert!(matches!(err, StitchError::Chain(_)), "{err}");
+}
+
+/// Issue 15 (18): an edited summary (failures removed) is refused by its
+/// checksum; an older version by name; spans that leave bytes out, and
+/// totals that overflow (20), are errors naming the summary.
+#[test]
+fn edited_old_untiled_and_overflowing_summaries_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = chain(dir.path(), 62, 30, 4);
+    let out = tempfile::tempdir().unwrap();
+    let summaries = two_summaries(&files, out.path());
+    assert!(!shard::stitch(&summaries).unwrap().summary.valid());
+    let original = std::fs::read_to_string(&summaries[1]).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let failing =
+        v["blocks"].as_array().unwrap().iter().filter(|b| !b["failures"].as_array().unwrap().is_empty()).count();
+    assert!(failing > 0);
+    for b in v["blocks"].as_array_mut().unwrap() {
+        b["failures"] = serde_json::json!([]);
+    }
+    std::fs::write(&summaries[1], serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let err = shard::stitch(&summaries).unwrap_err();
+    assert!(err.to_string().contains("checksum") && err.to_string().contains("shard-1-of-2.json"), "{err}");
+    // Version 1 (no digests): refused by name.
+    v["version"] = 1.into();
+    std::fs::write(&summaries[1], serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let err = shard::stitch(&summaries).unwrap_err();
+    assert!(err.to_string().contains("version 1") && err.to_string().contains("version 2"), "{err}");
+    std::fs::write(&summaries[1], &original).unwrap();
+    assert!(shard::stitch(&summaries).is_ok());
+
+    // Summaries rewritten through the API (so their checksums are right).
+    let edit = |path: &Path, f: &dyn Fn(&mut shard::ShardSummary)| {
+        let mut s = shard::read_summary(path).unwrap();
+        f(&mut s);
+        shard::write_summary(path, &s).unwrap();
+    };
+    // A span left out: the bytes are in no summary.
+    edit(&summaries[1], &|s| {
+        s.spans.pop();
+    });
+    let err = shard::stitch(&summaries).unwrap_err();
+    assert!(matches!(err, StitchError::Untiled(_)), "{err}");
+    std::fs::write(&summaries[1], &original).unwrap();
+    // Totals that overflow: an error naming the summary, not a wrapped sum.
+    for what in ["blocks", "bytes", "signatures"] {
+        edit(&summaries[1], &|s| match what {
+            "blocks" => s.totals.blocks = u64::MAX,
+            "bytes" => s.totals.bytes = u64::MAX - 1,
+            _ => s.totals.signatures = u64::MAX,
+        });
+        let err = shard::stitch(&summaries).unwrap_err();
+        assert!(
+            matches!(&err, StitchError::Overflow { path, what: w, .. } if *path == summaries[1] && *w == what),
+            "{err}"
+        );
+        std::fs::write(&summaries[1], &original).unwrap();
+    }
+    // Totals that do not add up to the input's.
+    edit(&summaries[1], &|s| s.totals.blocks -= 1);
+    assert!(matches!(shard::stitch(&summaries), Err(StitchError::Counts(_))));
+}
+
+/// The index's records as a test rewrites them: (file, offset, len, txs)
+/// blocks and (file, offset, anchor) in-between items, re-checksummed.
+fn rewrite_index(index: &Path, f: impl FnOnce(&mut Vec<(u32, u64, u64, u32)>, &mut Vec<(u32, u64, u64)>)) {
+    let bytes = std::fs::read(index).unwrap();
+    let json_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[16..16 + json_len]).unwrap();
+    let (nb, nt) = (header["blocks"].as_u64().unwrap() as usize, header["between"].as_u64().unwrap() as usize);
+    let mut at = 16 + json_len;
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    let mut blocks = Vec::new();
+    for _ in 0..nb {
+        blocks.push((u32_at(at), u64_at(at + 4), u64_at(at + 12), u32_at(at + 20)));
+        at += 24;
+    }
+    let mut between = Vec::new();
+    for _ in 0..nt {
+        between.push((u32_at(at), u64_at(at + 4), u64_at(at + 12)));
+        at += 20;
+    }
+    let anchors = bytes[at..bytes.len() - 32].to_vec();
+    f(&mut blocks, &mut between);
+    header["blocks"] = blocks.len().into();
+    header["between"] = between.len().into();
+    let json = serde_json::to_vec(&header).unwrap();
+    let mut out = bytes[..12].to_vec();
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    for b in &blocks {
+        out.extend_from_slice(&b.0.to_le_bytes());
+        out.extend_from_slice(&b.1.to_le_bytes());
+        out.extend_from_slice(&b.2.to_le_bytes());
+        out.extend_from_slice(&b.3.to_le_bytes());
+    }
+    for t in &between {
+        out.extend_from_slice(&t.0.to_le_bytes());
+        out.extend_from_slice(&t.1.to_le_bytes());
+        out.extend_from_slice(&t.2.to_le_bytes());
+    }
+    out.extend_from_slice(&anchors);
+    let digest = blake3::hash(&out);
+    out.extend_from_slice(digest.as_bytes());
+    std::fs::write(index, out).unwrap();
+}
+
+/// Issue 15 (18): a crafted index (its checksum recomputed) cannot hide the
+/// chain's last block: left out, the index does not tile the files and is
+/// refused; passed off as a malformed tail, the range reads a well-formed
+/// block there and refuses the index. A file's bytes that differ from the
+/// index's digest are refused by a range covering the whole file.
+#[test]
+fn a_crafted_index_cannot_hide_the_last_block() {
+    let dir = tempfile::tempdir().unwrap();
+    // No empty file here: the chain ends with its last block.
+    let cfg = GenConfig {
+        seed: 71,
+        blocks: 20,
+        txs_per_block: 1..=4,
+        senders: 3,
+        payload: 8..=20,
+        segment_size: 2 << 10,
+        faults: vec!["tx_signature@19".parse().unwrap()],
+    };
+    generate(dir.path(), &cfg, &|_| {}).unwrap();
+    let files = expand_paths(&[dir.path().to_path_buf()]).unwrap();
+    let walk = shard::walk(&files, IoMode::Mmap).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let index = out.path().join("chain.idx");
+    walk.write_index(&index, IoMode::Mmap).unwrap();
+    let bytes = std::fs::read(&index).unwrap();
+    let all = Range { start: 0, end: None };
+
+    rewrite_index(&index, |blocks, _| {
+        blocks.pop();
+    });
+    let err = shard::Walk::read_index(&index, &files).unwrap_err();
+    assert!(matches!(&err, shard::IndexError::Invalid { problem, .. } if problem.contains("end")), "{err}");
+
+    std::fs::write(&index, &bytes).unwrap();
+    rewrite_index(&index, |blocks, between| {
+        let last = blocks.pop().unwrap();
+        between.push((last.0, last.1, blocks.len() as u64));
+    });
+    let crafted = shard::Walk::read_index(&index, &files).unwrap();
+    assert_eq!(crafted.blocks(), walk.blocks() - 1);
+    let err = shard::run_range(&crafted, all, None, VerifyOptions::default(), None).unwrap_err();
+    assert!(matches!(err, shard::ShardError::Mismatch(_)), "{err}");
+
+    // The honest index gives the single run; a file changed under the same
+    // size and modification time is caught by its digest.
+    std::fs::write(&index, &bytes).unwrap();
+    let honest = shard::Walk::read_index(&index, &files).unwrap();
+    let s = shard::run_range(&honest, all, None, VerifyOptions::default(), None).unwrap();
+    assert_eq!(s.totals.blocks, 20);
+    assert!(s.blocks.iter().any(|b| !b.failures.is_empty()));
+    let f = &files[0];
+    let modified = std::fs::metadata(f).unwrap().modified().unwrap();
+    let mut data = std::fs::read(f).unwrap();
+    *data.last_mut().unwrap() ^= 1;
+    std::fs::write(f, &data).unwrap();
+    std::fs::File::options().write(true).open(f).unwrap().set_modified(modified).unwrap();
+    let honest = shard::Walk::read_index(&index, &files).unwrap();
+    let err = shard::run_range(&honest, all, None, VerifyOptions::default(), None).unwrap_err();
+    assert!(matches!(&err, shard::ShardError::Mismatch(m) if m.contains("vigil index")), "{err}");
+}
+
+/// Issue 15 (20): a failed write leaves no temporary file behind.
+#[test]
+fn a_failed_summary_or_index_write_removes_its_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = chain(dir.path(), 81, 10, 1000);
+    let walk = shard::walk(&files, IoMode::Mmap).unwrap();
+    let s = shard::run_range(&walk, Range { start: 0, end: None }, None, VerifyOptions::default(), None).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    // The rename target is a directory: the rename fails.
+    let target = out.path().join("summary.json");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("keep"), b"").unwrap();
+    assert!(shard::write_summary(&target, &s).is_err());
+    assert!(walk.write_index(&target, IoMode::Mmap).is_err());
+    let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, [std::ffi::OsString::from("summary.json")], "temporary files left behind");
+}
+
+/// Issue 15: N is bounded (a huge N allocated by N before) and cuts are the
+/// same as the bounds; a range past the chain's end is an error.
+#[test]
+fn shard_counts_and_range_starts_are_range_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = chain(dir.path(), 91, 12, 1000);
+    let walk = shard::walk(&files, IoMode::Mmap).unwrap();
+    for (i, n) in [(0, u32::MAX), (5, 0), (3, 3), (0, shard::MAX_SHARDS + 1)] {
+        assert!(matches!(walk.shard_range(i, n), Err(shard::ShardError::Range(_))), "{i}/{n}");
+    }
+    let r = walk.shard_range(shard::MAX_SHARDS - 1, shard::MAX_SHARDS).unwrap();
+    assert_eq!(r.end, Some(walk.blocks()));
+    for n in 1..=5 {
+        let bounds = walk.shard_bounds(n);
+        for i in 0..n {
+            let r = walk.shard_range(i, n).unwrap();
+            assert_eq!((r.start, r.end), (bounds[i as usize], Some(bounds[i as usize + 1])));
+        }
+    }
+    let past = Range { start: walk.blocks() + 1, end: None };
+    let err = shard::run_range(&walk, past, None, VerifyOptions::default(), None).unwrap_err();
+    assert!(matches!(err, shard::ShardError::Range(_)), "{err}");
+    assert!(
+        shard::run_range(&walk, Range { start: walk.blocks(), end: None }, None, VerifyOptions::default(), None)
+            .is_ok()
+    );
 }
