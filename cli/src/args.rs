@@ -5,6 +5,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use vigil_engine::GpuMode;
 use vigil_engine::gpu::GpuSigner;
+use vigil_engine::shard::check_shard;
 
 /// Where signatures are verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -179,15 +180,6 @@ pub fn shard_spec(s: &str) -> Result<ShardSpec, String> {
     Ok(ShardSpec::Index(i, n))
 }
 
-fn check_shard(i: u32, n: u32) -> Result<(), String> {
-    if n == 0 {
-        return Err("N must be at least 1".into());
-    }
-    if i >= n {
-        return Err(format!("shard index {i} is not below the shard count {n} (indices start at 0)"));
-    }
-    Ok(())
-}
 
 impl ShardSpec {
     /// (I, N); `auto` reads the scheduler's environment.

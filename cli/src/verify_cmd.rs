@@ -229,7 +229,7 @@ pub fn stitch(paths: &[PathBuf], json: bool, chain: &[PathBuf]) -> Result<u8, Fa
         );
         shard::stitch(paths)?
     } else {
-        let files = expand_paths(chain)?;
+        let files = expand_files(chain, "vigil stitch --chain (it re-hashes the files)")?;
         shard::stitch_with_chain(paths, Some((&files, IoMode::Mmap)))?
     };
     let mut printer = Printer::new(json, false, ProgressBar::hidden());

@@ -36,7 +36,7 @@ use crate::chain::{Parent, link_failures, nonce_failure};
 use crate::frame::{Limits, Source, frame_all};
 use crate::hash::Digest;
 use crate::input::{InputError, IoMode};
-use crate::report::{BlockReport, Failure, MalformedReport, ReportSink, Rule, SenderFirst, Summary};
+use crate::report::{BlockRef, BlockReport, Failure, MalformedReport, ReportSink, Rule, SenderFirst, Summary};
 use crate::verify::{Verifier, VerifyOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -1299,6 +1299,13 @@ pub fn stitch_with_chain(paths: &[PathBuf], chain: Option<(&[PathBuf], IoMode)>)
                 hash: unhex32(&last.hash, p, "hash")?,
                 timestamp_ms: last.timestamp_ms,
             });
+            // What the whole run validated: its first and last blocks.
+            if let Some(first) = &s.first
+                && totals.first.is_none()
+            {
+                totals.first = Some(BlockRef { height: first.height, hash: unhex32(&first.hash, p, "hash")? });
+            }
+            totals.last = Some(BlockRef { height: last.height, hash: unhex32(&last.hash, p, "hash")? });
         }
         // Each sender's first nonce against the ranges before (the first
         // range checked its own against 0).
@@ -1344,6 +1351,10 @@ pub fn stitch_with_chain(paths: &[PathBuf], chain: Option<(&[PathBuf], IoMode)>)
         )));
     }
     totals.invalid_blocks = reports.values().filter(|r| !r.valid()).count() as u64;
+    totals.chain_id = match &input.chain_id {
+        Some(id) => Some(unhex32(id, &loaded[0].0, "chain_id")?),
+        None => None,
+    };
     // Chain order: by file, then offset.
     let mut keyed: Vec<((u32, u64), Event)> = Vec::new();
     for r in reports.into_values().filter(|r| !r.valid()) {
