@@ -103,7 +103,7 @@ pub fn raise_open_file_limit() -> io::Result<u64> {
 
 /// Descriptors kept aside from connections: standard streams, the
 /// listener, the GPU driver's, and one to refuse a connection with.
-pub const RESERVED_FILES: u64 = 64;
+pub const RESERVED_FILES: u64 = 32;
 
 /// A bound listening socket.
 pub enum Listener {
@@ -464,14 +464,14 @@ pub fn serve(
     drop(listener);
     let force_at = *shared.force_at.get_or_init(|| Instant::now() + shared.config.shutdown_grace);
     // Connections finish on their own (readers stop at a frame boundary,
-    // writers send what was read) until the grace ends; then every socket is
-    // closed, which wakes blocked reads and writes, and the validator runs
-    // what it holds at once instead of waiting out `max_delay`.
+    // writers send what was read) until the grace ends; then the validator
+    // runs what it holds at once instead of waiting out `max_delay`, reads
+    // are cut, and writes get `FINAL_WRITE` more to go out.
     while !connections.iter().all(|c| c.is_finished()) {
         if Instant::now() >= force_at {
             shared.validator.close();
             for stream in shared.sockets.lock().unwrap_or_else(PoisonError::into_inner).values() {
-                let _ = stream.shutdown(Shutdown::Both);
+                let _ = stream.shutdown(Shutdown::Read);
             }
             break;
         }
@@ -798,13 +798,22 @@ fn status_json(shared: &Shared) -> String {
     value.to_string()
 }
 
-/// Writes `bytes` whole by `deadline` (or until shutdown's grace ends).
+/// How long writes may go on once shutdown's grace is over (answers the
+/// validator gives when it is closed then).
+const FINAL_WRITE: Duration = Duration::from_secs(1);
+
+/// Writes `bytes` whole by `deadline` (or `FINAL_WRITE` after shutdown's
+/// grace ends).
 fn write_by(conn: &Conn, bytes: &[u8], deadline: Instant) -> io::Result<()> {
     let mut stream = conn.stream;
     let mut at = 0;
     while at < bytes.len() {
+        let deadline = match conn.shared.force_at.get() {
+            Some(t) => deadline.min(*t + FINAL_WRITE),
+            None => deadline,
+        };
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || conn.shared.forced() {
+        if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
         stream.set_write_timeout(Some(left.min(TICK * 4)))?;
