@@ -134,6 +134,7 @@ pub fn run(a: ServeArgs) -> Result<u8, Fatal> {
             server_config.min_buffered()
         )));
     }
+    server::return_large_buffers();
     // Each connection takes a file descriptor: fit the limit, never hang
     // new clients in the accept queue.
     let files = server::raise_open_file_limit()?;

@@ -37,9 +37,14 @@ impl Server {
             let script = format!("{shell_prefix} exec '{VIGIL}' {}", quoted.join(" "));
             Command::new("sh").args(["-c", &script]).stderr(Stdio::piped()).spawn().unwrap()
         };
-        let server = Server { child, sock, _dir: dir };
+        let mut server = Server { child, sock, _dir: dir };
         let started = Instant::now();
         while !server.sock.exists() {
+            if server.child.try_wait().unwrap().is_some() {
+                let mut err = String::new();
+                server.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                panic!("the server exited at start: {err}");
+            }
             assert!(started.elapsed() < Duration::from_secs(60), "server did not come up");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -227,6 +232,7 @@ fn hostile_clients_keep_memory_within_the_configured_bound() {
     let budget = status["limits"]["max_buffered"].as_u64().unwrap();
     assert!(status["server"]["buffered_peak"].as_u64().unwrap() <= budget, "{status}");
     let bound = budget + 16 * MIB + 24 * MIB;
+    eprintln!("peak {} MiB, {} MiB at rest, status {status}", peak / MIB, rest / MIB);
     assert!(
         peak.saturating_sub(rest) <= bound,
         "peak {} MiB over {} MiB at rest: more than the bound of {} MiB",
@@ -308,7 +314,7 @@ fn idle_and_half_sent_connections_time_out_and_extra_clients_are_told_promptly()
 /// beyond gets `overloaded` at once instead of hanging in the accept queue.
 #[test]
 fn a_tight_open_file_limit_never_hangs_new_clients() {
-    let server = Server::start_with("ulimit -n 64;", &["--threads", "1", "--idle-timeout", "60"]);
+    let server = Server::start_with("ulimit -n 64;", &["--threads", "1"]);
     let mut open = Vec::new();
     let mut overloaded = 0;
     for _ in 0..60 {
@@ -329,8 +335,8 @@ fn a_tight_open_file_limit_never_hangs_new_clients() {
     assert!(err.contains("open-file limit"), "{err}");
 }
 
-/// Items 15 and 16: SIGTERM ends the server within --shutdown-grace (plus
-/// a little) whatever clients do: responses never read, a frame half sent,
+/// Items 15 and 16: SIGTERM ends the server within --shutdown-grace (5 s by
+/// default, plus a little) whatever clients do: responses never read, a frame half sent,
 /// a request waiting out the longest --max-delay-us. A delay beyond 10 s is
 /// refused at start.
 #[test]
@@ -340,7 +346,7 @@ fn sigterm_exits_within_the_grace_whatever_clients_do() {
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("max-delay-us"), "{err}");
     }
-    let server = Server::start(&["--shutdown-grace", "2", "--max-delay-us", "10000000", "--max-batch", "1000000"]);
+    let server = Server::start(&["--max-delay-us", "10000000", "--max-batch", "1000000"]);
     // Responses never read: 2 MiB of digests each, far beyond the socket's buffer.
     let mut unread = server.raw();
     for i in 0..8 {
@@ -357,7 +363,7 @@ fn sigterm_exits_within_the_grace_whatever_clients_do() {
     server.sigterm();
     let (took, code, err) = server.wait_exit(Duration::from_secs(60));
     assert_eq!(code, 0, "{err}");
-    assert!(took < Duration::from_secs(8), "took {took:?} with a 2 s grace");
+    assert!(took < Duration::from_secs(10), "took {took:?} with a 5 s grace");
     // The waiting request was still answered.
     let (id, r) = read_response(&mut waits).unwrap();
     assert_eq!(id, 9);

@@ -101,6 +101,20 @@ pub fn raise_open_file_limit() -> io::Result<u64> {
     Ok(limit.rlim_cur as u64)
 }
 
+/// Makes the C allocator give every large buffer (1 MiB or more) back to
+/// the system when it is freed. glibc otherwise raises its threshold for
+/// that after the first large free (up to 32 MiB), and keeps freed buffers
+/// in per-thread arenas that other threads do not reuse: with a thread per
+/// connection, a server's resident memory then grows well past the bytes
+/// it holds (measured: 287 MiB for 40 MiB held). Call once, at start.
+pub fn return_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// Descriptors kept aside from connections: standard streams, the
 /// listener, the GPU driver's, and one to refuse a connection with.
 pub const RESERVED_FILES: u64 = 32;
