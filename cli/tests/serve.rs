@@ -248,14 +248,8 @@ fn hostile_clients_keep_memory_within_the_configured_bound() {
 #[test]
 fn max_in_flight_is_exact() {
     for n in [1usize, 2, 4] {
-        let server = Server::start(&[
-            "--max-in-flight",
-            &n.to_string(),
-            "--max-delay-us",
-            "2000000",
-            "--max-batch",
-            "1000000",
-        ]);
+        let server =
+            Server::start(&["--max-in-flight", &n.to_string(), "--max-delay-us", "2000000", "--max-batch", "1000000"]);
         let mut s = server.raw();
         for i in 0..n + 2 {
             s.write_all(&signatures_frame(i as u64 + 1, 1, 10)).unwrap();
@@ -412,7 +406,10 @@ fn a_token_is_required_remotely_and_checked_first() {
     assert!(matches!(c.recv(), Err(ClientError::Closed)));
     // A wrong token: refused and closed.
     let mut c = server.client();
-    assert!(matches!(c.auth(b"correct horse battery stapler"), Err(ClientError::Refused { code: ErrorCode::Unauthorized, .. })));
+    assert!(matches!(
+        c.auth(b"correct horse battery stapler"),
+        Err(ClientError::Refused { code: ErrorCode::Unauthorized, .. })
+    ));
     assert!(matches!(c.recv(), Err(ClientError::Closed)));
     // The right one.
     let mut c = Client::connect_with_token(&server.address(), b"correct horse battery staple").unwrap();

@@ -269,8 +269,11 @@ pub fn frame_charge(kind: u8, length: usize, max_frame: usize) -> usize {
 impl ServerConfig {
     /// The smallest `max_buffered` that lets a frame of `max_frame` bytes in.
     pub fn min_buffered(&self) -> usize {
-        frame_charge(proto::kind::HASH, self.max_frame, self.max_frame)
-            .max(frame_charge(proto::kind::VERIFY_SIGNATURES, self.max_frame, self.max_frame))
+        frame_charge(proto::kind::HASH, self.max_frame, self.max_frame).max(frame_charge(
+            proto::kind::VERIFY_SIGNATURES,
+            self.max_frame,
+            self.max_frame,
+        ))
     }
 }
 
@@ -634,9 +637,8 @@ fn read_frame<'s>(conn: &Conn<'s>, authenticated: bool) -> Result<Option<(proto:
         shared.counters.unauthorized.fetch_add(1, Relaxed);
         return Err(Refusal::Close(ErrorCode::Unauthorized, "this server needs an auth frame first".into()));
     }
-    let charge = shared
-        .charge(frame_charge(header.kind, header.length as usize, config.max_frame))
-        .ok_or(Refusal::Gone)?;
+    let charge =
+        shared.charge(frame_charge(header.kind, header.length as usize, config.max_frame)).ok_or(Refusal::Gone)?;
     // Time spent waiting for room is the server's, not the client's.
     begun = Some(Instant::now());
     let mut body = vec![0u8; body_len];

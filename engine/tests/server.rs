@@ -532,5 +532,7 @@ fn held_requests_never_exceed_max_in_flight_and_big_responses_are_refused() {
     let r = c.call(&Request::Hash { key: None, messages }).unwrap();
     assert!(expect_error(r, ErrorCode::ResponseTooLarge).contains("4000 digests"));
     let messages = vec![b"x".to_vec(); 100];
-    assert!(matches!(c.call(&Request::Hash { key: Some([1; 32]), messages }).unwrap(), Response::Digests(d) if d.len() == 100));
+    assert!(
+        matches!(c.call(&Request::Hash { key: Some([1; 32]), messages }).unwrap(), Response::Digests(d) if d.len() == 100)
+    );
 }
