@@ -98,6 +98,7 @@ pub fn raise_open_file_limit() -> io::Result<u64> {
             }
         }
     }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not everywhere
     Ok(limit.rlim_cur as u64)
 }
 
