@@ -1,18 +1,23 @@
 //! `vigil serve`: the [`Validator`] behind a local socket, speaking protocol
 //! v1 (`docs/PROTOCOL.md`, crate `vigil-protocol`).
 //!
-//! One thread reads each connection and one writes it. The reader decodes a
-//! frame and hands the work to the validator, waiting when its queue is full
-//! (so reading slows instead of memory growing); the writer sends the
-//! answers in request order. At most `max_in_flight` requests per
-//! connection are between the two, so a client that pipelines deeply is
-//! held back too. A frame that breaks the framing (a length below the header
-//! or above `max_frame`) gets an error and the connection is closed; any
-//! other bad request gets an error response and the connection goes on.
+//! One thread reads each connection and one writes it, sharing one socket
+//! (one file descriptor). The reader takes one of the connection's
+//! `max_in_flight` slots before it reads a frame (so exactly that many
+//! requests are ever held), charges the frame against the server-wide
+//! `max_buffered` budget from its header before reading its body (waiting
+//! for room rather than allocating), decodes it in place and hands the work
+//! to the validator; the writer sends the answers in request order and
+//! gives slot and charge back once each is written. A frame that breaks the
+//! framing (a length below the header or above `max_frame`) gets an error
+//! and the connection is closed; any other bad request gets an error
+//! response and the connection goes on. Connections that idle, send half a
+//! frame or stop reading their answers are closed after their timeouts.
 //!
 //! Shutdown (`shutdown` flag, set by SIGTERM in the CLI): the listener stops
 //! accepting, readers stop at the next frame boundary, every request already
-//! read is answered, then [`serve`] returns.
+//! read is answered; after `shutdown_grace` the validator is flushed, reads
+//! are cut and writes get one more second, then [`serve`] returns.
 
 use crate::report::Rule;
 use crate::sig::RuleSet;

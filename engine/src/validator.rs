@@ -13,7 +13,9 @@
 //! submitted in order. With `chain_id` set there is one chain and a block of
 //! another chain breaks the chain_id rule; without it, each chain id seen is
 //! its own chain (up to `max_chains`), so several independent streams can
-//! share one validator.
+//! share one validator; a chain keeps its slot only once one of its blocks
+//! passes, so junk blocks with made-up chain ids cannot use the slots up.
+//! `max_delay` is at most [`MAX_DELAY`] (10 s).
 //!
 //! Nothing is lost: every accepted submission is answered exactly once (a
 //! verdict or a rejection), including those still queued when the validator
