@@ -33,6 +33,8 @@ pub enum ClientError {
     Closed,
     #[error("response {id}: {source}")]
     Decode { id: u64, source: DecodeError },
+    #[error("the server refused: {} ({message})", code.name())]
+    Refused { code: ErrorCode, message: String },
     #[error("expected the response to request {want}, got {got}")]
     WrongId { want: u64, got: u64 },
 }
@@ -123,6 +125,25 @@ impl Client {
     /// The next response, with the id it answers.
     pub fn recv(&mut self) -> Result<(u64, Response), ClientError> {
         self.receiver.recv()
+    }
+
+    /// Connects and authenticates with `token` (a server started with
+    /// `--token-file`: the first frame of a connection must be `auth`).
+    pub fn connect_with_token(address: &str, token: &[u8]) -> Result<Client, ClientError> {
+        let mut client = Client::connect(address)?;
+        client.auth(token)?;
+        Ok(client)
+    }
+
+    /// Sends an `auth` request and waits for its answer: `Ok` once the
+    /// server accepted the token, [`ClientError::Refused`] otherwise (the
+    /// server then closes the connection).
+    pub fn auth(&mut self, token: &[u8]) -> Result<(), ClientError> {
+        match self.call(&Request::Auth(token.to_vec()))? {
+            Response::Authenticated => Ok(()),
+            Response::Error { code, message } => Err(ClientError::Refused { code, message }),
+            other => Err(ClientError::Refused { code: ErrorCode::Internal, message: format!("unexpected {other:?}") }),
+        }
     }
 
     /// Sends `request` and waits for its response (nothing else may be in

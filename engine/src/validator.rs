@@ -13,7 +13,9 @@
 //! submitted in order. With `chain_id` set there is one chain and a block of
 //! another chain breaks the chain_id rule; without it, each chain id seen is
 //! its own chain (up to `max_chains`), so several independent streams can
-//! share one validator.
+//! share one validator; a chain keeps its slot only once one of its blocks
+//! passes, so junk blocks with made-up chain ids cannot use the slots up.
+//! `max_delay` is at most [`MAX_DELAY`] (10 s).
 //!
 //! Nothing is lost: every accepted submission is answered exactly once (a
 //! verdict or a rejection), including those still queued when the validator
@@ -48,6 +50,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The longest `max_delay` a validator keeps: a longer one is cut to this
+/// (a request could otherwise wait, and hold a shutdown, without end).
+pub const MAX_DELAY: Duration = Duration::from_secs(10);
+
 /// How a [`Validator`] batches and what it checks.
 #[derive(Debug, Clone)]
 pub struct ValidatorConfig {
@@ -59,12 +65,15 @@ pub struct ValidatorConfig {
     pub rules: RuleSet,
     /// Signatures a batch holds before it runs without waiting.
     pub max_batch: usize,
-    /// The longest a request waits for others to share its batch.
+    /// The longest a request waits for others to share its batch (at most
+    /// [`MAX_DELAY`]).
     pub max_delay: Duration,
     /// Bytes of queued requests before submitters wait (or `try_submit`
     /// refuses).
     pub max_queue_bytes: usize,
-    /// Chains kept when `chain_id` is not pinned.
+    /// Chains kept when `chain_id` is not pinned. A chain takes a slot only
+    /// once one of its blocks passes every check: blocks that fail never
+    /// keep one.
     pub max_chains: usize,
     /// Verify signatures on this GPU (same verdicts), as `gpu_mode` says:
     /// every batch on it, or each batch split with the CPU.
@@ -102,6 +111,17 @@ pub struct SigBatch {
 impl SigBatch {
     pub fn new() -> Self {
         SigBatch::default()
+    }
+
+    /// Room for `count` signatures whose messages total `message_bytes`, so
+    /// filling it allocates exactly once (a server sizes it from the request).
+    pub fn with_capacity(count: usize, message_bytes: usize) -> Self {
+        SigBatch {
+            keys: Vec::with_capacity(count),
+            signatures: Vec::with_capacity(count),
+            messages: Vec::with_capacity(message_bytes),
+            ends: Vec::with_capacity(count),
+        }
     }
 
     pub fn push(&mut self, public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) {
@@ -323,7 +343,8 @@ impl std::fmt::Debug for Validator {
 }
 
 impl Validator {
-    pub fn new(config: ValidatorConfig) -> Validator {
+    pub fn new(mut config: ValidatorConfig) -> Validator {
+        config.max_delay = config.max_delay.min(MAX_DELAY);
         let shared = Arc::new(Shared {
             config,
             queue: Mutex::new(Queue::default()),
@@ -576,6 +597,8 @@ impl Worker {
         let config = &self.shared.config;
         // Per chain, in order of first appearance: (concatenated blocks, replies).
         let mut groups: Vec<(Digest, Vec<u8>, Vec<crossbeam_channel::Sender<Verdict>>)> = Vec::new();
+        // Chains first seen in this batch: kept only if one of their blocks passes.
+        let mut new_chains: Vec<Digest> = Vec::new();
         for (bytes, reply) in blocks {
             let chain_id = match BlockView::parse(&bytes, 0) {
                 Ok((view, len)) if len == bytes.len() => view.header.chain_id,
@@ -604,7 +627,9 @@ impl Worker {
                     ..VerifyOptions::default()
                 };
                 self.chains.insert(key, Verifier::new(opts));
-                c.chains.store(self.chains.len() as u64, Relaxed);
+                if config.chain_id.is_none() {
+                    new_chains.push(key);
+                }
             }
             match groups.iter_mut().find(|g| g.0 == key) {
                 Some(g) => {
@@ -615,6 +640,7 @@ impl Worker {
             }
         }
         for (key, bytes, replies) in groups {
+            let mut any_valid = false;
             let verifier = self.chains.get_mut(&key).expect("made above");
             let mut sink = CollectSink::default();
             verifier.verify_bytes(Path::new("<submitted>"), &bytes, &mut sink);
@@ -625,11 +651,20 @@ impl Worker {
                 report.offset = 0;
                 c.blocks.fetch_add(1, Relaxed);
                 c.signatures_checked.fetch_add(u64::from(report.tx_count) + 1, Relaxed);
-                if !report.valid() {
+                if report.valid() {
+                    any_valid = true;
+                } else {
                     c.invalid_blocks.fetch_add(1, Relaxed);
                 }
                 let _ = reply.send(Verdict::Block(BlockVerdict::Checked(report)));
             }
+            // A new chain none of whose blocks passed (junk, a forged
+            // genesis) gives its slot back: the next block of that chain id
+            // starts it afresh.
+            if !any_valid && new_chains.contains(&key) {
+                self.chains.remove(&key);
+            }
         }
+        c.chains.store(self.chains.len() as u64, Relaxed);
     }
 }

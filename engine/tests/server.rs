@@ -446,3 +446,93 @@ fn connections_beyond_the_limit_are_refused_with_a_reason() {
     }
     assert!(server.stop().connections_refused.load(Relaxed) >= 1);
 }
+
+/// A chain's first block with its chain id replaced: well formed, fails
+/// its signatures.
+fn junk_block(genesis: &[u8], seed: u8) -> Vec<u8> {
+    let mut junk = genesis.to_vec();
+    for (i, b) in junk[8..40].iter_mut().enumerate() {
+        *b = seed.wrapping_mul(31).wrapping_add(i as u8) ^ 0x5a;
+    }
+    junk
+}
+
+/// Item 17: blocks that fail never keep a chain slot. Junk blocks with
+/// fresh chain ids (invalid signatures) as many as there are slots, then
+/// the real chain's genesis: it is checked (valid), not `too_many_chains`.
+#[test]
+fn failing_blocks_never_keep_a_chain_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (blocks, reports) = client_chain(dir.path(), 3);
+    let config = ValidatorConfig { max_chains: 4, ..ValidatorConfig::default() };
+    let server = Running::start(config, ServerConfig::default(), false);
+    let mut c = server.client();
+    for seed in 0..8 {
+        let Response::BlockVerdict(v) = c.call(&Request::SubmitBlock(junk_block(&blocks[0], seed))).unwrap() else {
+            panic!()
+        };
+        assert_eq!((v.outcome, v.position), (Outcome::Invalid, 0), "junk {seed}: {v:?}");
+        // A chain id of its own: not a chain_id failure.
+        assert!(v.failures.iter().all(|f| f.rule_name() != "chain_id"), "{v:?}");
+    }
+    for (i, (block, want)) in blocks.iter().zip(&reports).enumerate() {
+        let r = c.call(&Request::SubmitBlock(block.clone())).unwrap();
+        check(&Expect::Block(want.clone()), &r, &format!("real block {i}"));
+    }
+    let Response::Status(json) = c.call(&Request::Status).unwrap() else { panic!() };
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["validator"]["chains"].as_u64(), Some(1), "{json}");
+}
+
+/// With the chain id pinned, a block of another chain fails the chain_id
+/// rule in the one chain, as `vigil verify --chain-id` reports it.
+#[test]
+fn a_pinned_chain_id_reports_foreign_blocks_as_verify_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (blocks, _) = client_chain(dir.path(), 3);
+    let chain_id: [u8; 32] = blocks[0][8..40].try_into().unwrap();
+    let config = ValidatorConfig { chain_id: Some(chain_id), ..ValidatorConfig::default() };
+    let server = Running::start(config, ServerConfig::default(), false);
+    let mut c = server.client();
+    let Response::BlockVerdict(v) = c.call(&Request::SubmitBlock(junk_block(&blocks[0], 1))).unwrap() else { panic!() };
+    assert_eq!(v.outcome, Outcome::Invalid);
+    assert!(v.failures.iter().any(|f| f.rule_name() == "chain_id"), "{v:?}");
+}
+
+/// `--max-in-flight N` is exact, counted by the server (`held_peak`), and
+/// a hash whose response would be over `max_frame` is refused unread.
+#[test]
+fn held_requests_never_exceed_max_in_flight_and_big_responses_are_refused() {
+    let sigs = generate_all(8, 3);
+    for n in [1usize, 2, 4] {
+        let config =
+            ValidatorConfig { max_batch: 1 << 20, max_delay: Duration::from_millis(700), ..ValidatorConfig::default() };
+        let server = Running::start(config, ServerConfig { max_in_flight: n, ..ServerConfig::default() }, false);
+        let (mut tx, mut rx) = server.client().split();
+        for i in 0..n + 3 {
+            tx.queue(&Request::VerifySignatures { rules: Rules::Zip215, signatures: signatures(&sigs[i..i + 1]) })
+                .unwrap();
+        }
+        tx.flush().unwrap();
+        for _ in 0..n + 3 {
+            assert!(matches!(rx.recv().unwrap().1, Response::SignatureVerdicts(_)));
+        }
+        let counters = server.stop();
+        assert_eq!(counters.held_peak.load(Relaxed), n as u64, "max_in_flight {n}");
+        assert_eq!(counters.requests_held.load(Relaxed), 0);
+        assert_eq!(counters.buffered_bytes.load(Relaxed), 0, "every charge is given back");
+    }
+    let server = Running::start(
+        ValidatorConfig::default(),
+        ServerConfig { max_frame: 64 << 10, max_buffered: 1 << 20, ..ServerConfig::default() },
+        true,
+    );
+    let mut c = server.client();
+    let messages = vec![Vec::new(); 4000];
+    let r = c.call(&Request::Hash { key: None, messages }).unwrap();
+    assert!(expect_error(r, ErrorCode::ResponseTooLarge).contains("4000 digests"));
+    let messages = vec![b"x".to_vec(); 100];
+    assert!(
+        matches!(c.call(&Request::Hash { key: Some([1; 32]), messages }).unwrap(), Response::Digests(d) if d.len() == 100)
+    );
+}

@@ -34,10 +34,12 @@ pub mod kind {
     pub const VERIFY_SIGNATURES: u8 = 0x02;
     pub const HASH: u8 = 0x03;
     pub const STATUS: u8 = 0x04;
+    pub const AUTH: u8 = 0x05;
     pub const BLOCK_VERDICT: u8 = 0x81;
     pub const SIGNATURE_VERDICTS: u8 = 0x82;
     pub const DIGESTS: u8 = 0x83;
     pub const STATUS_REPORT: u8 = 0x84;
+    pub const AUTHENTICATED: u8 = 0x85;
     pub const ERROR: u8 = 0xff;
 }
 
@@ -115,13 +117,22 @@ pub enum FrameError {
 /// Encodes one frame.
 pub fn encode_frame(kind: u8, id: u64, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(PREFIX_LEN + body.len());
-    out.extend_from_slice(&((HEADER_LEN + body.len()) as u32).to_le_bytes());
-    out.push(VERSION);
-    out.push(kind);
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&[0; PREFIX_LEN]);
     out.extend_from_slice(body);
+    finish_frame(&mut out, kind, id);
     out
+}
+
+/// Fills in the prefix of `frame`, whose first [`PREFIX_LEN`] bytes were
+/// left for it and whose body follows, so a frame can be built in one
+/// buffer without copying its body.
+pub fn finish_frame(frame: &mut [u8], kind: u8, id: u64) {
+    let length = (frame.len() - 4) as u32;
+    frame[0..4].copy_from_slice(&length.to_le_bytes());
+    frame[4] = VERSION;
+    frame[5] = kind;
+    frame[6..8].copy_from_slice(&0u16.to_le_bytes());
+    frame[8..16].copy_from_slice(&id.to_le_bytes());
 }
 
 /// Reads one frame from a blocking stream; `Ok(None)` at a clean end of
@@ -181,6 +192,29 @@ pub enum Request {
         messages: Vec<Vec<u8>>,
     },
     Status,
+    /// The shared secret of a server started with `--token-file`: the first
+    /// frame of every connection to such a server.
+    Auth(Vec<u8>),
+}
+
+/// A request body checked and viewed in place, without copying its lists:
+/// what a server uses, so a frame costs no more memory decoded than it did
+/// on the wire. [`Request::decode`] is this, copied out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestView<'a> {
+    SubmitBlock(&'a [u8]),
+    VerifySignatures { rules: Rules, count: usize, items: &'a [u8] },
+    Hash { key: Option<[u8; 32]>, count: usize, items: &'a [u8] },
+    Status,
+    Auth(&'a [u8]),
+}
+
+/// A signature of a [`RequestView::VerifySignatures`], borrowed from the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignatureRef<'a> {
+    pub public_key: &'a [u8; 32],
+    pub signature: &'a [u8; 64],
+    pub message: &'a [u8],
 }
 
 /// What a checked block is.
@@ -237,10 +271,16 @@ pub enum ErrorCode {
     FrameTooLarge = 7,
     FrameTooShort = 8,
     Internal = 9,
+    /// The response would be larger than the server's `--max-frame`; it is
+    /// refused before it is computed.
+    ResponseTooLarge = 10,
+    /// A server with a token: the first frame was not `auth`, or its token
+    /// was wrong. The connection is closed.
+    Unauthorized = 11,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::BadVersion,
         ErrorCode::BadFlags,
         ErrorCode::UnknownKind,
@@ -250,6 +290,8 @@ impl ErrorCode {
         ErrorCode::FrameTooLarge,
         ErrorCode::FrameTooShort,
         ErrorCode::Internal,
+        ErrorCode::ResponseTooLarge,
+        ErrorCode::Unauthorized,
     ];
 
     pub fn from_u16(v: u16) -> Option<ErrorCode> {
@@ -267,6 +309,8 @@ impl ErrorCode {
             ErrorCode::FrameTooLarge => "frame_too_large",
             ErrorCode::FrameTooShort => "frame_too_short",
             ErrorCode::Internal => "internal",
+            ErrorCode::ResponseTooLarge => "response_too_large",
+            ErrorCode::Unauthorized => "unauthorized",
         }
     }
 }
@@ -280,6 +324,8 @@ pub enum Response {
     Digests(Vec<[u8; 32]>),
     /// A JSON object (see PROTOCOL.md).
     Status(String),
+    /// The `auth` token was right: the connection may send requests.
+    Authenticated,
     Error {
         code: ErrorCode,
         message: String,
@@ -390,6 +436,7 @@ impl Request {
             Request::VerifySignatures { .. } => kind::VERIFY_SIGNATURES,
             Request::Hash { .. } => kind::HASH,
             Request::Status => kind::STATUS,
+            Request::Auth(_) => kind::AUTH,
         }
     }
 
@@ -424,6 +471,7 @@ impl Request {
                 out
             }
             Request::Status => Vec::new(),
+            Request::Auth(token) => token.clone(),
         }
     }
 
@@ -433,9 +481,36 @@ impl Request {
     }
 
     pub fn decode(kind: u8, body: &[u8]) -> Result<Request, DecodeError> {
+        Ok(match RequestView::parse(kind, body)? {
+            RequestView::SubmitBlock(block) => Request::SubmitBlock(block.to_vec()),
+            view @ RequestView::VerifySignatures { rules, count, .. } => {
+                let mut signatures = Vec::with_capacity(count);
+                signatures.extend(view.signatures().map(|s| Signature {
+                    public_key: *s.public_key,
+                    signature: *s.signature,
+                    message: s.message.to_vec(),
+                }));
+                Request::VerifySignatures { rules, signatures }
+            }
+            view @ RequestView::Hash { key, count, .. } => {
+                let mut messages = Vec::with_capacity(count);
+                messages.extend(view.messages().map(<[u8]>::to_vec));
+                Request::Hash { key, messages }
+            }
+            RequestView::Status => Request::Status,
+            RequestView::Auth(token) => Request::Auth(token.to_vec()),
+        })
+    }
+}
+
+impl<'a> RequestView<'a> {
+    /// Checks the whole body (every count and length, nothing left over)
+    /// and views it in place.
+    pub fn parse(kind: u8, body: &'a [u8]) -> Result<RequestView<'a>, DecodeError> {
         let mut c = Cursor::new(body);
-        let request = match kind {
-            kind::SUBMIT_BLOCK => return Ok(Request::SubmitBlock(body.to_vec())),
+        let view = match kind {
+            kind::SUBMIT_BLOCK => return Ok(RequestView::SubmitBlock(body)),
+            kind::AUTH => return Ok(RequestView::Auth(body)),
             kind::VERIFY_SIGNATURES => {
                 let at = c.at;
                 let rules = match c.u8("rules")? {
@@ -449,16 +524,14 @@ impl Request {
                         });
                     }
                 };
-                let n = c.count("signature count", 32 + 64 + 4)?;
-                let mut signatures = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let public_key = c.array("public key")?;
-                    let signature = c.array("signature")?;
+                let count = c.count("signature count", 32 + 64 + 4)?;
+                let start = c.at;
+                for _ in 0..count {
+                    c.take(32 + 64, "public key and signature")?;
                     let len = c.u32("message length")? as usize;
-                    let message = c.take(len, "message")?.to_vec();
-                    signatures.push(Signature { public_key, signature, message });
+                    c.take(len, "message")?;
                 }
-                Request::VerifySignatures { rules, signatures }
+                RequestView::VerifySignatures { rules, count, items: &body[start..c.at] }
             }
             kind::HASH => {
                 let at = c.at;
@@ -473,19 +546,48 @@ impl Request {
                         });
                     }
                 };
-                let n = c.count("message count", 4)?;
-                let mut messages = Vec::with_capacity(n);
-                for _ in 0..n {
+                let count = c.count("message count", 4)?;
+                let start = c.at;
+                for _ in 0..count {
                     let len = c.u32("message length")? as usize;
-                    messages.push(c.take(len, "message")?.to_vec());
+                    c.take(len, "message")?;
                 }
-                Request::Hash { key, messages }
+                RequestView::Hash { key, count, items: &body[start..c.at] }
             }
-            kind::STATUS => Request::Status,
+            kind::STATUS => RequestView::Status,
             other => return Err(DecodeError::UnknownKind(other)),
         };
         c.finish()?;
-        Ok(request)
+        Ok(view)
+    }
+
+    /// The signatures of a `VerifySignatures` view (none for other kinds).
+    pub fn signatures(&self) -> impl Iterator<Item = SignatureRef<'a>> + use<'a> {
+        let (count, items) = match *self {
+            RequestView::VerifySignatures { count, items, .. } => (count, items),
+            _ => (0, &[][..]),
+        };
+        let mut c = Cursor::new(items);
+        // `parse` checked every length, so these takes cannot fail.
+        (0..count).map_while(move |_| {
+            let public_key = c.take(32, "").ok()?.try_into().ok()?;
+            let signature = c.take(64, "").ok()?.try_into().ok()?;
+            let len = c.u32("").ok()? as usize;
+            Some(SignatureRef { public_key, signature, message: c.take(len, "").ok()? })
+        })
+    }
+
+    /// The messages of a `Hash` view (none for other kinds).
+    pub fn messages(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        let (count, items) = match *self {
+            RequestView::Hash { count, items, .. } => (count, items),
+            _ => (0, &[][..]),
+        };
+        let mut c = Cursor::new(items);
+        (0..count).map_while(move |_| {
+            let len = c.u32("").ok()? as usize;
+            c.take(len, "").ok()
+        })
     }
 }
 
@@ -496,6 +598,7 @@ impl Response {
             Response::SignatureVerdicts(_) => kind::SIGNATURE_VERDICTS,
             Response::Digests(_) => kind::DIGESTS,
             Response::Status(_) => kind::STATUS_REPORT,
+            Response::Authenticated => kind::AUTHENTICATED,
             Response::Error { .. } => kind::ERROR,
         }
     }
@@ -506,6 +609,12 @@ impl Response {
 
     pub fn encode_body(&self) -> Vec<u8> {
         let mut out = Vec::new();
+        self.encode_body_into(&mut out);
+        out
+    }
+
+    /// Appends the body to `out`.
+    pub fn encode_body_into(&self, out: &mut Vec<u8>) {
         match self {
             Response::BlockVerdict(v) => {
                 out.push(v.outcome as u8);
@@ -517,9 +626,9 @@ impl Response {
                 for f in &v.failures {
                     out.push(f.rule);
                     out.extend_from_slice(&f.tx.unwrap_or(u32::MAX).to_le_bytes());
-                    put_string(&mut out, &f.detail);
+                    put_string(out, &f.detail);
                 }
-                put_string(&mut out, &v.message);
+                put_string(out, &v.message);
             }
             Response::SignatureVerdicts(v) => {
                 out.extend_from_slice(&(v.len() as u32).to_le_bytes());
@@ -532,17 +641,20 @@ impl Response {
                 }
             }
             Response::Status(json) => out.extend_from_slice(json.as_bytes()),
+            Response::Authenticated => {}
             Response::Error { code, message } => {
                 out.extend_from_slice(&(*code as u16).to_le_bytes());
-                put_string(&mut out, message);
+                put_string(out, message);
             }
         }
-        out
     }
 
-    /// The whole frame.
+    /// The whole frame, built in one buffer.
     pub fn encode(&self, id: u64) -> Vec<u8> {
-        encode_frame(self.kind(), id, &self.encode_body())
+        let mut out = vec![0; PREFIX_LEN];
+        self.encode_body_into(&mut out);
+        finish_frame(&mut out, self.kind(), id);
+        out
     }
 
     pub fn decode(kind: u8, body: &[u8]) -> Result<Response, DecodeError> {
@@ -608,6 +720,7 @@ impl Response {
                 })?;
                 return Ok(Response::Status(json));
             }
+            kind::AUTHENTICATED => Response::Authenticated,
             kind::ERROR => {
                 let at = c.at;
                 let raw = c.u16("error code")?;
@@ -644,6 +757,7 @@ mod tests {
             Request::Hash { key: None, messages: vec![b"a".to_vec(), Vec::new()] },
             Request::Hash { key: Some([3; 32]), messages: vec![vec![0; 1000]] },
             Request::Status,
+            Request::Auth(b"secret".to_vec()),
         ]
     }
 
@@ -665,6 +779,8 @@ mod tests {
             Response::Digests(vec![[5; 32], [6; 32]]),
             Response::Status("{\"a\":1}".into()),
             Response::error(ErrorCode::BadBody, "nope"),
+            Response::error(ErrorCode::Unauthorized, "wrong token"),
+            Response::Authenticated,
         ]
     }
 
@@ -696,7 +812,7 @@ mod tests {
     fn cut_or_padded_bodies_are_errors() {
         for r in requests() {
             let body = r.encode_body();
-            if !matches!(r, Request::SubmitBlock(_)) {
+            if !matches!(r, Request::SubmitBlock(_) | Request::Auth(_)) {
                 for cut in 0..body.len() {
                     assert!(Request::decode(r.kind(), &body[..cut]).is_err(), "{r:?} cut at {cut}");
                 }
@@ -736,7 +852,7 @@ mod tests {
         for _ in 0..20_000 {
             let len = (next() % 96) as usize;
             let body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            let k = [1u8, 2, 3, 4, 0x81, 0x82, 0x83, 0x84, 0xff][(next() % 9) as usize];
+            let k = [1u8, 2, 3, 4, 5, 0x81, 0x82, 0x83, 0x84, 0x85, 0xff][(next() % 11) as usize];
             let _ = Request::decode(k, &body);
             let _ = Response::decode(k, &body);
             let _ = read_frame(&mut &body[..], 1 << 10);
