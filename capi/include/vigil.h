@@ -111,7 +111,7 @@ typedef struct vigil_config {
      *  8192). */
     size_t max_batch;
     /** The longest a submission waits for others to share its batch, in
-     *  microseconds (default 2000; at most 60000000). */
+     *  microseconds (default 2000; at most 10000000). */
     uint64_t max_delay_us;
     /** Bytes of queued submissions before vigil_submit_* waits for room and
      *  vigil_try_submit_* refuses (default 256 MiB). */
@@ -132,7 +132,7 @@ typedef struct vigil_validator vigil_validator;
 
 /** Starts a validator. cfg NULL: all defaults. Returns NULL when the
  *  configuration is invalid (rules not a VIGIL_RULES_* value, max_delay_us
- *  over 60 s) or the worker thread cannot be started. */
+ *  over 10 s) or the worker thread cannot be started. */
 vigil_validator *vigil_validator_new(const vigil_config *cfg);
 
 /** Stops taking submissions; those already queued are still answered and

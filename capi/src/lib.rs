@@ -41,9 +41,10 @@ pub const VIGIL_BLOCK_MALFORMED: c_int = 2;
 pub const VIGIL_BLOCK_EXTRA_BYTES: c_int = 3;
 pub const VIGIL_BLOCK_TOO_MANY_CHAINS: c_int = 4;
 
-/// The longest `max_delay_us` accepted (a minute): far beyond any useful
-/// batching delay, and far from overflowing `Instant` arithmetic.
-pub const MAX_DELAY_US: u64 = 60_000_000;
+/// The longest `max_delay_us` accepted: the engine's cap
+/// (`vigil_engine::validator::MAX_DELAY`, 10 s), far beyond any useful
+/// batching delay.
+pub const MAX_DELAY_US: u64 = vigil_engine::validator::MAX_DELAY.as_micros() as u64;
 
 /// `vigil_config`.
 #[repr(C)]
@@ -1202,7 +1203,7 @@ mod tests {
         let cases = cases();
         let sigs = c_sigs(&cases);
         // A long batching delay: the request sits queued until vigil_close.
-        let cfg = vigil_config { max_delay_us: 50_000_000, ..default_config() };
+        let cfg = vigil_config { max_delay_us: MAX_DELAY_US, ..default_config() };
         let wait_on = |v: &Handle, t: u64, timeout_us: Option<u64>| {
             let mut r = null_mut();
             let code = unsafe {

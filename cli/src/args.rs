@@ -180,7 +180,6 @@ pub fn shard_spec(s: &str) -> Result<ShardSpec, String> {
     Ok(ShardSpec::Index(i, n))
 }
 
-
 impl ShardSpec {
     /// (I, N); `auto` reads the scheduler's environment.
     pub fn resolve(self) -> Result<(u32, u32), Fatal> {

@@ -359,8 +359,14 @@ fn a_run_that_verified_nothing_is_not_valid() {
     }
     nothing(&["verify", s(&empties)], "nothing verified: the input holds no block (2 files, 0 bytes)");
     nothing(&["verify", "/dev/null"], "nothing verified");
-    nothing(&["verify", s(&sample), "--range", "300..400"], "the range starts at position 300, past the chain's 64 blocks");
-    nothing(&["verify", s(&sample), "--range", "64.."], "nothing verified: positions 64.. hold no block (the chain has 64 blocks");
+    nothing(
+        &["verify", s(&sample), "--range", "300..400"],
+        "the range starts at position 300, past the chain's 64 blocks",
+    );
+    nothing(
+        &["verify", s(&sample), "--range", "64.."],
+        "nothing verified: positions 64.. hold no block (the chain has 64 blocks",
+    );
     nothing(&["verify", s(&sample), "--range", "10..10"], "an empty range");
     // A shard writing a summary may be empty: the stitch decides.
     let summary = tmp.path().join("s.json");
