@@ -102,6 +102,7 @@ fn kubernetes_indexed_job_manifests_parse_name_what_they_need_and_run_locally() 
     let stitch = yaml("stitch-job.yaml");
     assert_eq!(stitch["kind"].as_str(), Some("Job"));
     let stitch_command = strs(&stitch["spec"]["template"]["spec"]["containers"][0]["command"]);
+    assert!(stitch_command.iter().any(|a| a.contains("--chain /chain")), "the stitch re-hashes the chain");
 
     // The pods, locally: /chain and /summaries are directories here.
     let tmp = tempfile::tempdir().unwrap();
@@ -168,6 +169,7 @@ fn slurm_array_and_stitch_scripts_run_locally_and_chain_with_afterok() {
     let o = Command::new("bash")
         .arg(dir.join("stitch.sbatch"))
         .env("PATH", path_with_vigil())
+        .env("CHAIN", &chain)
         .env("SUMMARIES", &summaries)
         .output()
         .unwrap();

@@ -6,4 +6,4 @@ here=$(dirname "$0")
 : "${CHAIN:?set CHAIN}" "${SUMMARIES:?set SUMMARIES}"
 mkdir -p "$SUMMARIES"
 array=$(sbatch --parsable --export=ALL,CHAIN="$CHAIN",SUMMARIES="$SUMMARIES" "$here/verify-array.sbatch")
-sbatch --dependency=afterok:"${array%%;*}" --export=ALL,SUMMARIES="$SUMMARIES" "$here/stitch.sbatch"
+sbatch --dependency=afterok:"${array%%;*}" --export=ALL,CHAIN="$CHAIN",SUMMARIES="$SUMMARIES" "$here/stitch.sbatch"
