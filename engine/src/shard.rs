@@ -236,8 +236,21 @@ impl Walk {
     /// index for other files, or for files whose size or modification time
     /// has changed since, is refused (`Stale`).
     pub fn read_index(path: &Path, files: &[PathBuf]) -> Result<Walk, IndexError> {
-        let invalid = |problem: &str| IndexError::Invalid { path: path.into(), problem: problem.into() };
         let bytes = std::fs::read(path).map_err(|source| IndexError::Io { path: path.into(), source })?;
+        let (walk, stamps) = Walk::parse_index(path, &bytes, files)?;
+        if let Some(problem) = first_change(&stamps, files) {
+            return Err(IndexError::Stale { path: path.into(), problem });
+        }
+        Ok(walk)
+    }
+
+    /// Decodes an index's bytes for `files`: everything [`Walk::read_index`]
+    /// checks but whether the files on disk still match the stamps the
+    /// index records, which it returns for that check. Reads no file (the
+    /// fuzz targets in `fuzz/` feed it any bytes); `path` names the index in
+    /// errors.
+    pub fn parse_index(path: &Path, bytes: &[u8], files: &[PathBuf]) -> Result<(Walk, Vec<FileStamp>), IndexError> {
+        let invalid = |problem: &str| IndexError::Invalid { path: path.into(), problem: problem.into() };
         if bytes.len() < 16 + 32 || &bytes[..8] != INDEX_MAGIC {
             return Err(invalid("no VIGILIDX magic"));
         }
@@ -257,7 +270,9 @@ impl Walk {
         if need != rest.len() as u128 {
             return Err(invalid("record counts do not match the file's length"));
         }
-        if let Some(problem) = first_change(&header.files, files) {
+        // The records are checked against the header's file count and sizes.
+        if header.files.len() != files.len() {
+            let problem = format!("{} files recorded, {} given", header.files.len(), files.len());
             return Err(IndexError::Stale { path: path.into(), problem });
         }
         let sizes: Vec<u64> = header.files.iter().map(|f| f.size).collect();
@@ -297,7 +312,7 @@ impl Walk {
             ),
             None => None,
         };
-        Ok(Walk { files: files.to_vec(), sizes, blocks, between, file_anchor, chain_id })
+        Ok((Walk { files: files.to_vec(), sizes, blocks, between, file_anchor, chain_id }, header.files))
     }
 }
 
@@ -687,7 +702,13 @@ pub enum SummaryError {
 
 pub fn read_summary(path: &Path) -> Result<ShardSummary, SummaryError> {
     let bytes = std::fs::read(path).map_err(|source| SummaryError::Read { path: path.into(), source })?;
-    let s: ShardSummary = serde_json::from_slice(&bytes)
+    parse_summary(path, &bytes)
+}
+
+/// Decodes a summary's bytes (what [`read_summary`] read); `path` names it
+/// in errors. Reads no file: the fuzz targets in `fuzz/` feed it any bytes.
+pub fn parse_summary(path: &Path, bytes: &[u8]) -> Result<ShardSummary, SummaryError> {
+    let s: ShardSummary = serde_json::from_slice(bytes)
         .map_err(|e| SummaryError::Invalid { path: path.into(), problem: e.to_string() })?;
     if s.format != SUMMARY_FORMAT || s.version != SUMMARY_VERSION {
         return Err(SummaryError::Invalid {
