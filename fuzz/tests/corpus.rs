@@ -94,8 +94,9 @@ fn files_in(dir: &Path) -> Vec<Vec<u8>> {
     paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
 }
 
-/// Protocol messages, one frame each, made by the protocol crate's encoders
-/// (`write_protocol_seeds` keeps them in the corpus for libFuzzer).
+/// Protocol messages, one frame each (and one stream of several), made by
+/// the protocol crate's encoders: `corpus/protocol`, written by
+/// `write_protocol_seeds`.
 fn protocol_seeds() -> Vec<Vec<u8>> {
     use proto::{BlockVerdict, ErrorCode, Failure, Outcome, Request, Response, Rules, Signature};
     let block = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/frame/sample-1block.vblk")).unwrap();
@@ -387,10 +388,7 @@ fn every_target_survives_its_corpus_and_mutations_of_it() {
         target(&[]);
     }
     for (name, target) in vigil_fuzz::TARGETS {
-        let mut seeds = files_in(&root.join("corpus").join(name));
-        if name == "protocol" {
-            seeds.extend(protocol_seeds());
-        }
+        let seeds = files_in(&root.join("corpus").join(name));
         assert!(!seeds.is_empty(), "no seeds for {name}");
         let regressions = files_in(&root.join("regressions").join(name));
         for (i, input) in seeds.iter().chain(&regressions).enumerate() {
