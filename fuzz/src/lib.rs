@@ -15,17 +15,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use vigil_engine::IoMode;
-use vigil_engine::format::{BlockView, Malformation, blocks};
+use vigil_engine::format::{BlockView, HEADER_LEN, Malformation, blocks};
 use vigil_engine::frame::{Limits, Source, frame_all};
 use vigil_engine::shard::{Walk, parse_summary};
 use vigil_engine::sig::parse_sig_line;
 use vigil_protocol::{Request, Response, read_frame};
 
+/// A fuzz target: any bytes in, whether they got past the first checks out.
+pub type Target = fn(&[u8]) -> bool;
+
 /// Every target, by the name its corpus directory and libFuzzer binary use.
 /// Each returns whether the input got past the first checks (decoded whole;
 /// for `frame`, a block body was walked), so tests can tell that mutations
 /// reach the deeper code.
-pub const TARGETS: [(&str, fn(&[u8]) -> bool); 5] =
+pub const TARGETS: [(&str, Target); 5] =
     [("frame", frame), ("protocol", protocol), ("summary", summary), ("index", index), ("sig_line", sig_line)];
 
 /// Per well-formed block: its offset and each transaction's (start, length)
@@ -37,11 +40,13 @@ fn place(whole: &[u8], part: &[u8]) -> (usize, usize) {
     (part.as_ptr() as usize - whole.as_ptr() as usize, part.len())
 }
 
-/// Frames a segment file's bytes twice, one block after another with
-/// `format::blocks` (and `BlockView::parse`, `check_header`) and with the
-/// parallel frame stage in small batches, and checks that both find the
+/// Frames a segment file's bytes one block after another with
+/// `format::blocks` (and `BlockView::parse`, `check_header`), then with the
+/// parallel frame stage in small batches: in memory, and from a file in
+/// read mode (whole, and from a block on), and checks that all find the
 /// same blocks, transactions and first malformation (the differential test
-/// of engine/tests/frame.rs, on any bytes).
+/// of engine/tests/frame.rs, on any bytes). The file is the temporary
+/// directory's `vigil-fuzz-frame-PID.vblk`, rewritten for each input.
 pub fn frame(data: &[u8]) -> bool {
     let mut reference: Framing = (Vec::new(), None);
     let mut end = 0usize;
@@ -67,27 +72,27 @@ pub fn frame(data: &[u8]) -> bool {
     }
     assert!(reference.1.is_some() || end == data.len(), "blocks stopped early without a malformation");
 
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    let pool = POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a pool"));
     // Small batches, varied by input, so a malformed body falls mid-batch.
     let limits = Limits { txs: 1 + data.len() % 37, bytes: 256 + data.len() * 31 % 4096 };
-    let mut framed: Framing = (Vec::new(), None);
-    let mut accounted = 0u64;
-    frame_all(&[Source::Bytes(Path::new("fuzz.vblk"), data)], IoMode::Mmap, limits, Some(pool), |batch| {
-        let batch = batch.expect("bytes in memory cannot fail to read");
-        assert!(framed.1.is_none(), "a batch after the malformed one");
-        let views = batch.views();
-        let txs = batch.txs(&views);
-        for (b, f) in batch.blocks.iter().enumerate() {
-            let own = &txs[batch.first_tx[b]..batch.first_tx[b + 1]];
-            framed.0.push((f.offset, own.iter().map(|t| place(data, t.bytes)).collect()));
-        }
-        accounted += batch.bytes;
-        framed.1 = batch.malformed.clone();
-        true
-    });
-    assert_eq!(framed, reference, "frame stage and sequential framing disagree");
-    assert_eq!(accounted, data.len() as u64, "batches account for every byte");
+    let whole = stage(Source::Bytes(Path::new("fuzz.vblk"), data), IoMode::Mmap, limits);
+    assert_eq!(
+        whole,
+        (reference.clone(), data.len() as u64),
+        "frame stage (in memory) and sequential framing disagree"
+    );
+
+    // Read mode (its own framer: headers read one by one into a buffer),
+    // on the whole file and on a part of it that starts at a block.
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    let file = FILE.get_or_init(|| std::env::temp_dir().join(format!("vigil-fuzz-frame-{}.vblk", std::process::id())));
+    std::fs::write(file, data).expect("a temporary file");
+    let read = stage(Source::File(file), IoMode::Read, limits);
+    assert_eq!(read, (reference.clone(), data.len() as u64), "frame stage (read mode) and sequential framing disagree");
+    let from = reference.0.get(data.len() % (reference.0.len() + 1)).map_or(0, |b| b.0);
+    let part = stage(Source::Part(file, from, data.len() as u64), IoMode::Read, limits);
+    let expected: Framing = (reference.0.iter().filter(|b| b.0 >= from).cloned().collect(), reference.1.clone());
+    assert_eq!(part, (expected, data.len() as u64 - from), "a part from offset {from} frames differently");
+
     // Whether any body was walked: a block came out well formed, or the
     // first malformation is in a body (its header checked out).
     let header_failure = matches!(
@@ -103,6 +108,35 @@ pub fn frame(data: &[u8]) -> bool {
         ))
     );
     !reference.0.is_empty() || (reference.1.is_some() && !header_failure)
+}
+
+/// Frames one source with the frame stage (bodies walked on two threads);
+/// what it found, with transactions placed by file offset, and the bytes
+/// its batches account for.
+fn stage(source: Source<'_>, io: IoMode, limits: Limits) -> (Framing, u64) {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    let pool = POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a pool"));
+    let mut framed: Framing = (Vec::new(), None);
+    let mut accounted = 0u64;
+    frame_all(&[source], io, limits, Some(pool), |batch| {
+        let batch = batch.expect("a file the target wrote reads back");
+        assert!(framed.1.is_none(), "a batch after the malformed one");
+        let views = batch.views();
+        let txs = batch.txs(&views);
+        for (b, f) in batch.blocks.iter().enumerate() {
+            // Body bytes start HEADER_LEN after the block in the file.
+            let body = f.offset as usize + HEADER_LEN;
+            let own = &txs[batch.first_tx[b]..batch.first_tx[b + 1]];
+            framed.0.push((
+                f.offset,
+                own.iter().map(|t| (body + place(views[b].body, t.bytes).0, t.bytes.len())).collect(),
+            ));
+        }
+        accounted += batch.bytes;
+        framed.1 = batch.malformed.clone();
+        true
+    });
+    (framed, accounted)
 }
 
 /// The largest frame the protocol target reads: a server's default, so a

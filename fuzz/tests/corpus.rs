@@ -69,7 +69,7 @@ fn allowed(len: usize) -> usize {
 
 /// Runs `target` on `input` and checks its memory; on a panic or too much
 /// memory, keeps the input and fails naming it.
-fn check(name: &str, target: fn(&[u8]) -> bool, input: &[u8], what: &str) -> bool {
+fn check(name: &str, target: vigil_fuzz::Target, input: &[u8], what: &str) -> bool {
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
     let outcome = std::panic::catch_unwind(|| target(input));
