@@ -901,12 +901,20 @@ pub fn stitch(paths: &[PathBuf]) -> Result<Stitched, StitchError> {
             reports.insert(position, r);
         }
         malformed.extend(s.malformed.iter().map(|m| (m.file, m.offset, m.detail.clone())));
-        totals.files += s.totals.files;
-        totals.blocks += s.totals.blocks;
-        totals.malformed += s.totals.malformed;
-        totals.transactions += s.totals.transactions;
-        totals.signatures += s.totals.signatures;
-        totals.bytes += s.totals.bytes;
+        // Summaries are read, not trusted: a sum that overflows is refused.
+        let add = |total: &mut u64, n: u64, what: &str| {
+            *total = total.checked_add(n).ok_or_else(|| StitchError::Inconsistent {
+                path: p.clone(),
+                problem: format!("the {what} totals overflow when summed"),
+            })?;
+            Ok::<(), StitchError>(())
+        };
+        add(&mut totals.files, s.totals.files, "files")?;
+        add(&mut totals.blocks, s.totals.blocks, "blocks")?;
+        add(&mut totals.malformed, s.totals.malformed, "malformed")?;
+        add(&mut totals.transactions, s.totals.transactions, "transactions")?;
+        add(&mut totals.signatures, s.totals.signatures, "signatures")?;
+        add(&mut totals.bytes, s.totals.bytes, "bytes")?;
         totals.seconds = totals.seconds.max(s.seconds);
     }
     totals.invalid_blocks = reports.values().filter(|r| !r.valid()).count() as u64;
