@@ -5,9 +5,10 @@
 # switched on with stable -C flags (what cargo-fuzz does on nightly, minus
 # the sanitizers that need -Z).
 #
-#   ./run.sh build                 build the five targets
+#   ./run.sh build                 build the six targets
 #   ./run.sh TARGET SECONDS [ARG]  fuzz one target (frame, protocol, summary,
-#                                  index, sig_line); extra args go to libFuzzer
+#                                  stitch, index, sig_line); extra args go to
+#                                  libFuzzer
 #   ./run.sh all SECONDS           each target in turn, SECONDS each
 #   ./run.sh TARGET FILE...        replay inputs (a crash, a regression)
 #
@@ -15,7 +16,7 @@
 # a crashing input lands in artifacts/TARGET/. Exits non-zero on a crash.
 set -euo pipefail
 cd "$(dirname "$0")"
-targets=(frame protocol summary index sig_line)
+targets=(frame protocol summary stitch index sig_line)
 host=$(rustc -vV | sed -n 's/^host: //p')
 # An explicit --target keeps these flags off build scripts and proc macros.
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
@@ -41,7 +42,7 @@ case "${1:-}" in
     build
     for t in "${targets[@]}"; do fuzz "$t" "${2:?seconds}"; done
     ;;
-  frame | protocol | summary | index | sig_line)
+  frame | protocol | summary | stitch | index | sig_line)
     build
     if [ -f "${2:-}" ]; then
       "$bin/$1" "${@:2}"

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use vigil_engine::IoMode;
 use vigil_engine::format::{BlockView, HEADER_LEN, Malformation, blocks};
 use vigil_engine::frame::{Limits, Source, frame_all};
-use vigil_engine::shard::{Walk, parse_summary};
+use vigil_engine::shard::{Walk, parse_summary, stitch as stitch_files};
 use vigil_engine::sig::parse_sig_line;
 use vigil_protocol::{Request, Response, read_frame};
 
@@ -28,8 +28,14 @@ pub type Target = fn(&[u8]) -> bool;
 /// Each returns whether the input got past the first checks (decoded whole;
 /// for `frame`, a block body was walked), so tests can tell that mutations
 /// reach the deeper code.
-pub const TARGETS: [(&str, Target); 5] =
-    [("frame", frame), ("protocol", protocol), ("summary", summary), ("index", index), ("sig_line", sig_line)];
+pub const TARGETS: [(&str, Target); 6] = [
+    ("frame", frame),
+    ("protocol", protocol),
+    ("summary", summary),
+    ("stitch", stitch),
+    ("index", index),
+    ("sig_line", sig_line),
+];
 
 /// Per well-formed block: its offset and each transaction's (start, length)
 /// in the input; then the first malformation with its block's offset.
@@ -194,6 +200,29 @@ pub fn summary(data: &[u8]) -> bool {
         return true;
     }
     false
+}
+
+/// Summaries joined by `vigil stitch`: the input is one or more summaries
+/// separated by NUL bytes, written to temporary files
+/// (`vigil-fuzz-stitch-PID-N.json`) and stitched.
+pub fn stitch(data: &[u8]) -> bool {
+    let dir = std::env::temp_dir();
+    let paths: Vec<PathBuf> = data
+        .split(|&b| b == 0)
+        .take(8)
+        .enumerate()
+        .map(|(i, part)| {
+            let path = dir.join(format!("vigil-fuzz-stitch-{}-{i}.json", std::process::id()));
+            std::fs::write(&path, part).expect("a temporary file");
+            path
+        })
+        .collect();
+    let stitched = stitch_files(&paths);
+    if let Ok(s) = &stitched {
+        // Each invalid block is one event (malformed ones are the others).
+        assert!(s.summary.invalid_blocks as usize <= s.events.len());
+    }
+    stitched.is_ok()
 }
 
 /// The segment files a fuzzed index is read for: as many as the seeds'
