@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 use vigil_engine::hybrid::HybridSplitter;
-use vigil_engine::sig::{BatchSizer, RuleSet, SigItem};
+use vigil_engine::sig::{BatchSizer, RuleSet, SigItem, SigLine, parse_sig_line};
 use vigil_engine::verify::SigBackend;
 
 /// Signatures read, verified and printed at a time (memory stays bounded).
@@ -40,30 +40,6 @@ pub struct SigsArgs {
     backend: args::Backend,
 }
 
-#[derive(serde::Deserialize)]
-struct Line {
-    pubkey: String,
-    msg: String,
-    sig: String,
-}
-
-struct Parsed {
-    public_key: [u8; 32],
-    message: Vec<u8>,
-    signature: [u8; 64],
-}
-
-fn parse(line: &str) -> Result<Parsed, String> {
-    let l: Line = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    let bytes = |field: &str, hex_text: &str| hex::decode(hex_text).map_err(|e| format!("{field}: {e}"));
-    let public_key = bytes("pubkey", &l.pubkey)?
-        .try_into()
-        .map_err(|v: Vec<u8>| format!("pubkey is {} bytes, expected 32", v.len()))?;
-    let signature =
-        bytes("sig", &l.sig)?.try_into().map_err(|v: Vec<u8>| format!("sig is {} bytes, expected 64", v.len()))?;
-    Ok(Parsed { public_key, message: bytes("msg", &l.msg)?, signature })
-}
-
 pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
     init_threads(a.threads)?;
     let opened = args::open_backend(a.backend)?;
@@ -74,7 +50,7 @@ pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
     let mut out = std::io::stdout().lock();
     let started = Instant::now();
     let (mut total, mut invalid) = (0u64, Vec::new());
-    let mut chunk: Vec<Parsed> = Vec::with_capacity(CHUNK);
+    let mut chunk: Vec<SigLine> = Vec::with_capacity(CHUNK);
     let mut verdicts = Vec::with_capacity(CHUNK);
     loop {
         chunk.clear();
@@ -82,7 +58,7 @@ pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
             if line.trim().is_empty() {
                 continue;
             }
-            chunk.push(parse(line).map_err(|e| lines.error(e))?);
+            chunk.push(parse_sig_line(line).map_err(|e| lines.error(e))?);
             if chunk.len() == CHUNK {
                 break;
             }

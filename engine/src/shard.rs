@@ -292,8 +292,21 @@ impl Walk {
     /// index for other files, or for files whose size or modification time
     /// has changed since, is refused (`Stale`).
     pub fn read_index(path: &Path, files: &[PathBuf]) -> Result<Walk, IndexError> {
-        let invalid = |problem: &str| IndexError::Invalid { path: path.into(), problem: problem.into() };
         let bytes = std::fs::read(path).map_err(|source| IndexError::Io { path: path.into(), source })?;
+        let (walk, stamps) = Walk::parse_index(path, &bytes, files)?;
+        if let Some(problem) = first_change(&stamps, files) {
+            return Err(IndexError::Stale { path: path.into(), problem });
+        }
+        Ok(walk)
+    }
+
+    /// Decodes an index's bytes for `files`: everything [`Walk::read_index`]
+    /// checks but whether the files on disk still match the stamps the
+    /// index records, which it returns for that check. Reads no file (the
+    /// fuzz targets in `fuzz/` feed it any bytes); `path` names the index in
+    /// errors.
+    pub fn parse_index(path: &Path, bytes: &[u8], files: &[PathBuf]) -> Result<(Walk, Vec<FileStamp>), IndexError> {
+        let invalid = |problem: &str| IndexError::Invalid { path: path.into(), problem: problem.into() };
         if bytes.len() < 16 + 32 || &bytes[..8] != INDEX_MAGIC {
             return Err(invalid("no VIGILIDX magic"));
         }
@@ -315,7 +328,9 @@ impl Walk {
         if need != rest.len() as u128 {
             return Err(invalid("record counts do not match the file's length"));
         }
-        if let Some(problem) = first_change(&header.files, files) {
+        // The records are checked against the header's file count and sizes.
+        if header.files.len() != files.len() {
+            let problem = format!("{} files recorded, {} given", header.files.len(), files.len());
             return Err(IndexError::Stale { path: path.into(), problem });
         }
         let sizes: Vec<u64> = header.files.iter().map(|f| f.size).collect();
@@ -375,7 +390,9 @@ impl Walk {
             ),
             None => None,
         };
-        Ok(Walk { files: files.to_vec(), sizes, blocks, between, file_anchor, chain_id, digests: Some(digests) })
+        let walk =
+            Walk { files: files.to_vec(), sizes, blocks, between, file_anchor, chain_id, digests: Some(digests) };
+        Ok((walk, header.files))
     }
 }
 
@@ -980,7 +997,10 @@ pub fn run_range(
 /// The checksum of `summary`: BLAKE3 of its compact JSON with `checksum`
 /// empty (a JSON round trip gives the same bytes, so a reader recomputes it
 /// from what it parsed, whatever the file's layout).
-fn checksum(summary: &ShardSummary) -> String {
+/// The checksum [`write_summary`] records and [`read_summary`] checks:
+/// BLAKE3 of the summary's JSON with an empty `checksum` field. It catches
+/// accidental edits; anyone can recompute it (docs/SHARDS.md).
+pub fn checksum(summary: &ShardSummary) -> String {
     let unsummed = ShardSummary { checksum: String::new(), ..summary.clone() };
     let json = serde_json::to_vec(&unsummed).expect("a summary serializes");
     blake3::hash(&json).to_hex().to_string()
@@ -1006,9 +1026,15 @@ pub enum SummaryError {
 /// first (an older version is refused by name), then its checksum and the
 /// numbers the stitch relies on.
 pub fn read_summary(path: &Path) -> Result<ShardSummary, SummaryError> {
-    let invalid = |problem: String| SummaryError::Invalid { path: path.into(), problem };
     let bytes = std::fs::read(path).map_err(|source| SummaryError::Read { path: path.into(), source })?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    parse_summary(path, &bytes)
+}
+
+/// Decodes a summary's bytes (what [`read_summary`] read); `path` names it
+/// in errors. Reads no file: the fuzz targets in `fuzz/` feed it any bytes.
+pub fn parse_summary(path: &Path, bytes: &[u8]) -> Result<ShardSummary, SummaryError> {
+    let invalid = |problem: String| SummaryError::Invalid { path: path.into(), problem };
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
     let (format, version) = (&value["format"], &value["version"]);
     if format.as_str() != Some(SUMMARY_FORMAT) {
         return Err(invalid(format!("format {format}, expected {SUMMARY_FORMAT:?}")));

@@ -135,6 +135,9 @@ pub fn finish_frame(frame: &mut [u8], kind: u8, id: u64) {
     frame[8..16].copy_from_slice(&id.to_le_bytes());
 }
 
+/// Body bytes [`read_frame`] reserves before they arrive.
+const READ_AHEAD: usize = 64 << 10;
+
 /// Reads one frame from a blocking stream; `Ok(None)` at a clean end of
 /// stream (between frames).
 pub fn read_frame(r: &mut impl Read, max_frame: usize) -> Result<Option<Frame>, FrameError> {
@@ -150,11 +153,14 @@ pub fn read_frame(r: &mut impl Read, max_frame: usize) -> Result<Option<Frame>, 
         }
     }
     let header = Header::parse(&prefix);
-    let mut body = vec![0u8; header.body_len(max_frame)?];
-    r.read_exact(&mut body).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => FrameError::Truncated,
-        _ => FrameError::Io(e),
-    })?;
+    let len = header.body_len(max_frame)?;
+    // The buffer grows with the bytes that arrive, not with what the length
+    // field claims: 16 bytes must not make a reader hold `max_frame`.
+    let mut body = Vec::with_capacity(len.min(READ_AHEAD));
+    r.take(len as u64).read_to_end(&mut body)?;
+    if body.len() < len {
+        return Err(FrameError::Truncated);
+    }
     Ok(Some(Frame { header, body }))
 }
 

@@ -9,9 +9,11 @@
 //!   small order, cofactorless equation compared byte-for-byte with R).
 
 mod batch;
+mod line;
 mod sizer;
 
 pub use batch::verify_zip215_batch;
+pub use line::{SigLine, parse_sig_line};
 pub use sizer::BatchSizer;
 
 use rayon::prelude::*;
