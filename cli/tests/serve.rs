@@ -281,7 +281,9 @@ fn max_in_flight_is_exact() {
 /// --max-connections gets a prompt `overloaded`, never a hang.
 #[test]
 fn idle_and_half_sent_connections_time_out_and_extra_clients_are_told_promptly() {
-    let server = Server::start(&["--max-connections", "4", "--idle-timeout", "2", "--frame-timeout", "2"]);
+    // Timeouts long enough that the hogs are still open when the extra
+    // client comes, on a loaded machine too.
+    let server = Server::start(&["--max-connections", "4", "--idle-timeout", "5", "--frame-timeout", "5"]);
     let mut hogs: Vec<UnixStream> = (0..4).map(|_| server.raw()).collect();
     for h in &mut hogs[..2] {
         h.write_all(&[1]).unwrap();

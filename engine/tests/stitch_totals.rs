@@ -1,5 +1,5 @@
 //! `vigil stitch` reads summaries it did not write: totals that overflow
-//! when summed are refused as inconsistent (they panicked in debug builds
+//! when summed are refused, naming the total (they panicked in debug builds
 //! and wrapped silently in release ones).
 
 use std::path::PathBuf;
@@ -21,5 +21,5 @@ fn totals_that_overflow_when_summed_are_inconsistent() {
         paths.push(path);
     }
     let err = shard::stitch(&paths).unwrap_err();
-    assert!(matches!(&err, StitchError::Inconsistent { problem, .. } if problem.contains("files")), "{err}");
+    assert!(matches!(&err, StitchError::Overflow { what: "files", .. }), "{err}");
 }
