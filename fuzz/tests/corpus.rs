@@ -113,6 +113,7 @@ fn protocol_seeds() -> Vec<Vec<u8>> {
         Request::Hash { key: None, messages: vec![b"a".to_vec(), Vec::new(), vec![5; 70]] },
         Request::Hash { key: Some([3; 32]), messages: vec![b"keyed".to_vec()] },
         Request::Status,
+        Request::Auth(b"0123456789abcdef-token".to_vec()),
     ];
     let responses = [
         Response::BlockVerdict(BlockVerdict {
@@ -140,6 +141,9 @@ fn protocol_seeds() -> Vec<Vec<u8>> {
         Response::Digests(vec![[5; 32], [6; 32]]),
         Response::Status("{\"requests\":1,\"chains\":0}".into()),
         Response::error(ErrorCode::BadBody, "nope"),
+        Response::Authenticated,
+        Response::error(ErrorCode::Unauthorized, "this server needs an auth frame first"),
+        Response::error(ErrorCode::ResponseTooLarge, "the response would exceed max-frame"),
     ];
     let mut seeds: Vec<Vec<u8>> = requests.iter().map(|r| r.encode(1)).collect();
     seeds.extend(responses.iter().map(|r| r.encode(2)));
