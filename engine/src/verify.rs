@@ -33,7 +33,7 @@ use crate::hash::{self, Digest};
 use crate::hybrid::{self, HybridSplitter};
 use crate::in_pool;
 use crate::input::{ChainInput, InputError, IoMode};
-use crate::report::{BlockRef, BlockReport, Discontinuity, MalformedReport, ReportSink, SenderFirst, Summary};
+use crate::report::{BlockRef, BlockReport, Discontinuity, MalformedReport, ReportSink, Rule, SenderFirst, Summary};
 use crate::sig::{self, BatchSizer, RuleSet, SigItem};
 use crossbeam_channel::bounded;
 use rayon::prelude::*;
@@ -192,11 +192,9 @@ pub struct Verifier {
     started: Instant,
     sizer: BatchSizer,
     splitter: HybridSplitter,
-    /// The file of the last well-formed block, and whether the file being
-    /// read has given no well-formed block yet (its first one is checked
-    /// for continuing the previous file's last).
+    /// The file of the last well-formed block: a block from another file
+    /// is its file's first, checked for continuing it.
     tip_file: Option<Arc<Path>>,
-    file_unstarted: bool,
 }
 
 impl Verifier {
@@ -208,7 +206,6 @@ impl Verifier {
             splitter: opts.gpu_mode.splitter(),
             pool,
             tip_file: None,
-            file_unstarted: false,
             totals: Summary::default(),
             started: Instant::now(),
             opts,
@@ -325,8 +322,8 @@ impl Verifier {
             for item in computed_rx {
                 let (batch, computed) = item?;
                 let t = Instant::now();
-                let files = FileTracker { tip_file: &mut self.tip_file, unstarted: &mut self.file_unstarted };
-                apply_chain_rules(&mut self.chain, &mut self.totals, files, &self.opts, &batch, &computed, sink);
+                let (state, totals, tip_file) = (&mut self.chain, &mut self.totals, &mut self.tip_file);
+                apply_chain_rules(state, totals, tip_file, &self.opts, &batch, &computed, sink);
                 batch.release();
                 chain += t.elapsed();
                 sink.progress(&Summary { seconds: self.started.elapsed().as_secs_f64(), ..self.totals.clone() });
@@ -434,19 +431,12 @@ pub fn verify_signatures(
     }
 }
 
-/// Which file the chain's tip came from, to tell a file that does not
-/// continue the one before it.
-struct FileTracker<'v> {
-    tip_file: &'v mut Option<Arc<Path>>,
-    unstarted: &'v mut bool,
-}
-
 /// The chain-rule stage for one batch: nonces for the whole batch, then each
 /// block in order; reports go to `sink`.
 fn apply_chain_rules(
     chain: &mut ChainState,
     totals: &mut Summary,
-    files: FileTracker<'_>,
+    tip_file: &mut Option<Arc<Path>>,
     opts: &VerifyOptions,
     batch: &Batch<'_>,
     computed: &Computed,
@@ -477,7 +467,6 @@ fn apply_chain_rules(
     }
     if batch.first_of_file {
         totals.files += 1;
-        *files.unstarted = true;
     }
     for (b, (view, framed)) in views.iter().zip(&batch.blocks).enumerate() {
         let (start, end) = (first_tx[b], first_tx[b + 1]);
@@ -492,12 +481,16 @@ fn apply_chain_rules(
             bad_tx_signatures: (start..end).filter(|&i| !computed.tx_ok[i]).map(|i| (i - start) as u32).collect(),
             nonce_misses: misses,
         };
-        if std::mem::take(files.unstarted)
-            && let (Some(parent), Some(previous)) = (&chain.parent, &*files.tip_file)
-            && (parent.height.checked_add(1) != Some(view.header.height()) || parent.hash != view.header.prev_hash)
+        let parent = chain.parent;
+        let mut failures = Vec::new();
+        chain.apply(view, &txs[start..end], &facts, &mut failures);
+        // A file's first block that breaks the link to the last block of
+        // the file before it (the chain rules said so): one diagnostic for
+        // the boundary, before the block's report with its failures.
+        if let (Some(parent), Some(previous)) = (parent, tip_file.as_ref())
+            && *previous != batch.file
+            && failures.iter().any(|f| matches!(f.rule, Rule::Height | Rule::PrevHash))
         {
-            // One diagnostic for the boundary; the rule failures are
-            // reported with the block as usual.
             sink.discontinuity(&Discontinuity {
                 file: batch.file.clone(),
                 offset: framed.offset,
@@ -507,9 +500,7 @@ fn apply_chain_rules(
                 prev_hash: view.header.prev_hash,
             });
         }
-        let mut failures = Vec::new();
-        chain.apply(view, &txs[start..end], &facts, &mut failures);
-        *files.tip_file = Some(batch.file.clone());
+        *tip_file = Some(batch.file.clone());
         let tx_count = view.header.tx_count();
         let report = BlockReport {
             file: batch.file.clone(),
