@@ -187,8 +187,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<ChainInput>, InputError> {
     for input in &inputs {
         match input {
             ChainInput::File(file) => {
-                File::open(file).map_err(io_error(file))?;
-                let meta = metadata(file)?;
+                let meta = File::open(file).and_then(|f| f.metadata()).map_err(io_error(file))?;
                 if let Some(first) = seen.insert((meta.dev(), meta.ino()), file) {
                     return Err(InputError::Duplicate { path: file.clone(), first: first.clone() });
                 }
