@@ -464,9 +464,9 @@ pub fn hash_span(path: &Path, start: u64, end: u64, io: IoMode) -> Result<Digest
         match io {
             IoMode::Mmap => {
                 let n = usize::try_from(end - start).map_err(|e| err(std::io::Error::other(e)))?;
-                // SAFETY: read-only, within the file's length; the file must
-                // not shrink while mapped (as for verifying, `verify`'s docs).
-                let map = unsafe { memmap2::MmapOptions::new().offset(start).len(n).map(&file) }.map_err(err)?;
+                // Within the file's length; a file that shrinks while mapped
+                // is reported by name, as when verifying (`input::sigbus`).
+                let map = crate::input::Mapped::map_span(&file, path, start, n).map_err(err)?;
                 h.update_rayon(&map);
             }
             IoMode::Read => {

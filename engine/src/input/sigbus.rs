@@ -14,7 +14,7 @@
 //! async-signal-safe; the table is static, so nothing it reads is ever
 //! freed.
 
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapOptions};
 use std::fs::File;
 use std::io;
 use std::ops::Deref;
@@ -62,11 +62,22 @@ pub struct Mapped {
 impl Mapped {
     /// Maps `file` (named `path` in the message if it shrinks).
     pub fn map(file: &File, path: &Path) -> io::Result<Mapped> {
+        Mapped::map_with(MmapOptions::new(), file, path)
+    }
+
+    /// Maps `len` bytes of `file` from byte `offset`.
+    pub fn map_span(file: &File, path: &Path, offset: u64, len: usize) -> io::Result<Mapped> {
+        let mut options = MmapOptions::new();
+        options.offset(offset).len(len);
+        Mapped::map_with(options, file, path)
+    }
+
+    fn map_with(options: MmapOptions, file: &File, path: &Path) -> io::Result<Mapped> {
         // SAFETY: a read-only, private view of the file. If the file shrinks
         // meanwhile, reads past its new end raise SIGBUS, which the handler
         // reports by name (and the `--no-mmap` mode avoids); no Rust value
         // ever aliases the bytes mutably.
-        let map = unsafe { Mmap::map(file) }?;
+        let map = unsafe { options.map(file) }?;
         let message = format!(
             "vigil: error: {}: changed while being verified (it shrank under its memory map); --no-mmap reads it safely\n",
             path.display()
