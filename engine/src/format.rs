@@ -128,6 +128,27 @@ pub enum Malformation {
     TrailingBodyBytes { left: usize, tx_count: u32 },
 }
 
+impl Malformation {
+    /// Whether the block's header checked out and its body is what is
+    /// malformed (so framing walked the body to find it).
+    pub fn in_body(&self) -> bool {
+        use Malformation::*;
+        match self {
+            HeaderTruncated { .. }
+            | BadMagic(_)
+            | BadVersion(_)
+            | BadFlags(_)
+            | TooManyTransactions(_)
+            | BodyTruncated { .. } => false,
+            TxFixedPartPastBody { .. }
+            | TxReserved { .. }
+            | TxPayloadTooLong { .. }
+            | TxPastBody { .. }
+            | TrailingBodyBytes { .. } => true,
+        }
+    }
+}
+
 impl fmt::Display for Malformation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Malformation::*;

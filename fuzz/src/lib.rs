@@ -101,19 +101,7 @@ pub fn frame(data: &[u8]) -> bool {
 
     // Whether any body was walked: a block came out well formed, or the
     // first malformation is in a body (its header checked out).
-    let header_failure = matches!(
-        reference.1,
-        Some((
-            _,
-            Malformation::HeaderTruncated { .. }
-                | Malformation::BadMagic(_)
-                | Malformation::BadVersion(_)
-                | Malformation::BadFlags(_)
-                | Malformation::TooManyTransactions(_)
-                | Malformation::BodyTruncated { .. }
-        ))
-    );
-    !reference.0.is_empty() || (reference.1.is_some() && !header_failure)
+    !reference.0.is_empty() || reference.1.as_ref().is_some_and(|(_, m)| m.in_body())
 }
 
 /// Frames one source with the frame stage (bodies walked on two threads);
