@@ -5,39 +5,11 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn conformance() -> PathBuf {
-    let dir = match std::env::var_os("VIGIL_SHARED") {
-        Some(shared) => PathBuf::from(shared).join("datasets/conformance"),
-        None => workspace().join("../shared/datasets/conformance"),
-    };
-    assert!(dir.is_dir(), "conformance data missing at {}", dir.display());
-    dir
-}
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(VIGIL).args(args).output().expect("run vigil")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exit code")
-}
+mod common;
+use common::*;
 
 fn ndjson(o: &Output) -> Vec<Value> {
-    String::from_utf8(o.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    ndjson_lines(&o.stdout)
 }
 
 #[test]
@@ -345,23 +317,6 @@ fn vectors() -> PathBuf {
     dir
 }
 
-fn vigil_stdin(args: &[&str], input: &str) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(VIGIL)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_owned();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().ok();
-    out
-}
-
 /// The RFC 8032 signatures as `vigil sigs` input lines.
 fn rfc_lines() -> Vec<String> {
     std::fs::read_to_string(vectors().join("rfc8032-sign.input"))
@@ -379,7 +334,7 @@ fn sigs_checks_raw_signatures_under_both_rule_sets() {
     let mut lines = rfc_lines();
     assert_eq!(lines.len(), 1024);
     for rules in ["zip215", "strict"] {
-        let o = vigil_stdin(&["sigs", "-", "--rules", rules, "--json"], &lines.join("\n"));
+        let o = vigil_stdin(&["sigs", "-", "--rules", rules, "--json"], lines.join("\n"));
         assert_eq!(code(&o), 0, "{rules}: {}", String::from_utf8_lossy(&o.stderr));
         let out = ndjson(&o);
         assert_eq!(out.len(), 1025);
@@ -639,20 +594,6 @@ fn serve_refuses_remote_addresses_without_allow_remote() {
     assert!(err.contains("not a loopback address") && err.contains("--allow-remote"), "{err}");
     let o = vigil(&["serve", "--listen", "udp:1"]);
     assert_eq!(code(&o), 2);
-}
-
-/// Clears the scheduler variables `--shard auto` reads, whatever the
-/// environment the tests run in.
-fn without_scheduler(cmd: &mut Command) {
-    for k in [
-        "JOB_COMPLETION_INDEX",
-        "VIGIL_SHARDS",
-        "SLURM_ARRAY_TASK_ID",
-        "SLURM_ARRAY_TASK_MIN",
-        "SLURM_ARRAY_TASK_COUNT",
-    ] {
-        cmd.env_remove(k);
-    }
 }
 
 /// A faulty chain for the scale-out tests: several files, every rule broken

@@ -33,8 +33,8 @@ fn path_with_vigil() -> String {
     format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
 }
 
-const SCHEDULER_VARS: [&str; 5] =
-    ["JOB_COMPLETION_INDEX", "VIGIL_SHARDS", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT"];
+mod common;
+use common::SCHEDULER_VARS;
 
 fn chain(dir: &Path) -> PathBuf {
     let out = dir.join("chain");

@@ -8,64 +8,18 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
-
-fn conformance() -> PathBuf {
-    let dir = match std::env::var_os("VIGIL_SHARED") {
-        Some(shared) => PathBuf::from(shared).join("datasets/conformance"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/conformance"),
-    };
-    assert!(dir.is_dir(), "conformance data missing at {}", dir.display());
-    dir
-}
+mod common;
+use common::*;
 
 fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/sample")
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(VIGIL).args(args).output().expect("run vigil")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or_else(|| panic!("killed by signal {:?}", o.status.signal()))
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn ndjson(bytes: &[u8]) -> Vec<Value> {
-    String::from_utf8(bytes.to_vec())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
-}
-
-/// Runs vigil with `input` on its standard input (written from a thread, so
-/// a large input cannot deadlock against a full output pipe).
-fn vigil_stdin(args: &[&str], input: Vec<u8>) -> Output {
-    let mut child = Command::new(VIGIL)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap();
-    // vigil may stop reading early (after a malformed block): a broken pipe here is fine.
-    writer.join().unwrap().ok();
-    out
+    ndjson_lines(bytes)
 }
 
 /// Waits for `child` at most `limit`, killing it (and failing) past that.

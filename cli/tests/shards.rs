@@ -4,38 +4,12 @@
 //! on small generated chains.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 use vigil_engine::shard;
 
-const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
-
-fn vigil(args: &[&str]) -> Output {
-    let mut cmd = Command::new(VIGIL);
-    // `--shard auto` variables from the environment the tests run in.
-    for k in [
-        "JOB_COMPLETION_INDEX",
-        "VIGIL_SHARDS",
-        "SLURM_ARRAY_TASK_ID",
-        "SLURM_ARRAY_TASK_MIN",
-        "SLURM_ARRAY_TASK_COUNT",
-    ] {
-        cmd.env_remove(k);
-    }
-    cmd.args(args).output().expect("run vigil")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exit code")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::*;
 
 /// A chain of 24 blocks in several files, `faults` injected.
 fn generate(dir: &Path, name: &str, faults: &[&str]) -> PathBuf {

@@ -1,0 +1,81 @@
+//! Helpers the CLI's integration tests share: running the real `vigil`
+//! binary and reading what it says.
+#![allow(dead_code)] // each test crate uses a subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
+
+/// The variables `--shard auto` reads from a scheduler.
+pub const SCHEDULER_VARS: [&str; 5] =
+    ["JOB_COMPLETION_INDEX", "VIGIL_SHARDS", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT"];
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The independent implementation's conformance chains (`../shared`, or
+/// `$VIGIL_SHARED`).
+pub fn conformance() -> PathBuf {
+    let dir = match std::env::var_os("VIGIL_SHARED") {
+        Some(shared) => PathBuf::from(shared).join("datasets/conformance"),
+        None => workspace().join("../shared/datasets/conformance"),
+    };
+    assert!(dir.is_dir(), "conformance data missing at {}", dir.display());
+    dir
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Clears the scheduler variables `--shard auto` reads, whatever the
+/// environment the tests run in.
+pub fn without_scheduler(cmd: &mut Command) {
+    for k in SCHEDULER_VARS {
+        cmd.env_remove(k);
+    }
+}
+
+/// Runs `vigil` (outside any scheduler) and waits for it.
+pub fn vigil(args: &[&str]) -> Output {
+    let mut cmd = Command::new(VIGIL);
+    without_scheduler(&mut cmd);
+    cmd.args(args).output().expect("run vigil")
+}
+
+/// Runs `vigil` with `input` on its standard input, written from a thread
+/// so that a large input cannot deadlock against a full output pipe
+/// (vigil may stop reading early: a broken pipe there is fine).
+pub fn vigil_stdin(args: &[&str], input: impl AsRef<[u8]>) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(VIGIL);
+    without_scheduler(&mut cmd);
+    let mut child = cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.as_ref().to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().ok();
+    out
+}
+
+/// The exit code (a process ended by a signal fails the test, naming it).
+pub fn code(o: &Output) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    o.status.code().unwrap_or_else(|| panic!("killed by signal {:?}", o.status.signal()))
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// NDJSON lines as values.
+pub fn ndjson_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
