@@ -73,8 +73,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "zip215")]
     rules: RuleSet,
     /// Worker threads (default: all cores).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    threads: Option<u64>,
+    #[arg(long, value_parser = args::threads)]
+    threads: Option<usize>,
     /// Where signatures are verified.
     #[arg(long, value_enum, default_value = "cpu")]
     backend: args::Backend,
@@ -110,7 +110,7 @@ fn read_token(path: &std::path::Path) -> Result<Vec<u8>, Fatal> {
 }
 
 pub fn run(a: ServeArgs) -> Result<u8, Fatal> {
-    init_threads(a.threads.map(|t| t as usize))?;
+    init_threads(a.threads)?;
     let max_frame = within("--max-frame", a.max_frame, 4 << 10, 1 << 30)?;
     let max_queue = within("--max-queue", a.max_queue, 64 << 10, 64 << 30)?;
     let max_buffered = within("--max-buffered", a.max_buffered, 1 << 20, 1 << 40)?;
