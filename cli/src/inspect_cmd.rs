@@ -8,7 +8,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use vigil_engine::frame::{Batch, Limits, Source, frame_all};
 use vigil_engine::hash;
-use vigil_engine::{BlockView, InputError, IoMode};
+use vigil_engine::input::{self, PathKind};
+use vigil_engine::{BlockView, IoMode};
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -30,14 +31,12 @@ pub struct InspectArgs {
 
 pub fn run(a: InspectArgs) -> Result<u8, Fatal> {
     let io = if a.no_mmap { IoMode::Read } else { IoMode::Mmap };
-    let source = match std::fs::metadata(&a.file) {
-        _ if a.file.as_os_str() == "-" => Source::Stream(&a.file),
-        Ok(m) if m.is_file() => Source::File(&a.file),
-        Ok(m) if m.is_dir() => {
+    let source = match input::path_kind(&a.file)? {
+        PathKind::File => Source::File(&a.file),
+        PathKind::Stream => Source::Stream(&a.file),
+        PathKind::Directory => {
             return Err(Fatal(format!("{}: a directory; inspect takes one segment file", a.file.display())));
         }
-        Ok(_) => Source::Stream(&a.file),
-        Err(e) => return Err(InputError::from_io(&a.file, e).into()),
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut shown = 0u64;

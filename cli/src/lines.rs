@@ -6,7 +6,7 @@
 use crate::Fatal;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use vigil_engine::input;
+use vigil_engine::input::{self, PathKind};
 
 /// The lines of one text input, numbered from 1 for messages.
 pub struct Lines {
@@ -22,14 +22,13 @@ impl Lines {
     /// directory); lines longer than `max` bytes are errors.
     pub fn open(path: &Path, what: &str, max: usize) -> Result<Lines, Fatal> {
         let name = path.display().to_string();
-        let reader: Box<dyn BufRead> = match std::fs::metadata(path) {
-            _ if name == "-" => Box::new(std::io::stdin().lock()),
-            Ok(m) if m.is_file() => {
+        let reader: Box<dyn BufRead> = match input::path_kind(path)? {
+            PathKind::Stream if name == "-" => Box::new(std::io::stdin().lock()),
+            PathKind::Stream => Box::new(BufReader::new(input::open_stream(path)?)),
+            PathKind::File => {
                 Box::new(BufReader::new(std::fs::File::open(path).map_err(|e| Fatal(format!("{name}: {e}")))?))
             }
-            Ok(m) if m.is_dir() => return Err(Fatal(format!("{name}: a directory, not a file of {what}"))),
-            Ok(_) => Box::new(BufReader::new(input::open_stream(path)?)),
-            Err(e) => return Err(Fatal(format!("{name}: {e}"))),
+            PathKind::Directory => return Err(Fatal(format!("{name}: a directory, not a file of {what}"))),
         };
         Ok(Lines { name, reader, line: Vec::new(), number: 0, max })
     }

@@ -137,6 +137,32 @@ fn metadata(path: &Path) -> Result<std::fs::Metadata, InputError> {
     })
 }
 
+/// What a path given by a user names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// A regular file (mapped or read; its length known).
+    File,
+    Directory,
+    /// `-` (standard input), a pipe, a FIFO, a device: read once as a stream.
+    Stream,
+}
+
+/// What `path` names (`-` is standard input); a missing path or a dangling
+/// link is an error naming it.
+pub fn path_kind(path: &Path) -> Result<PathKind, InputError> {
+    if path.as_os_str() == "-" {
+        return Ok(PathKind::Stream);
+    }
+    let meta = metadata(path)?;
+    Ok(if meta.is_file() {
+        PathKind::File
+    } else if meta.is_dir() {
+        PathKind::Directory
+    } else {
+        PathKind::Stream
+    })
+}
+
 /// Expands the paths given to a verifier into the chain's inputs, in chain
 /// order (FORMAT.md "Which files, in which order"): files and streams as
 /// given, a directory's `*.vblk` files in byte order of name. A directory
@@ -149,35 +175,30 @@ fn metadata(path: &Path) -> Result<std::fs::Metadata, InputError> {
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<ChainInput>, InputError> {
     let mut inputs = Vec::new();
     for path in paths {
-        if path.as_os_str() == "-" {
-            inputs.push(ChainInput::Stream(path.clone()));
-            continue;
-        }
-        let meta = metadata(path)?;
-        if meta.is_dir() {
-            let mut entries = Vec::new();
-            for entry in std::fs::read_dir(path).map_err(io_error(path))? {
-                let entry = entry.map_err(io_error(path))?;
-                let name = entry.file_name();
-                if !name.as_encoded_bytes().ends_with(b".vblk") {
-                    continue;
+        match path_kind(path)? {
+            PathKind::File => inputs.push(ChainInput::File(path.clone())),
+            PathKind::Stream => inputs.push(ChainInput::Stream(path.clone())),
+            PathKind::Directory => {
+                let mut entries = Vec::new();
+                for entry in std::fs::read_dir(path).map_err(io_error(path))? {
+                    let entry = entry.map_err(io_error(path))?;
+                    let name = entry.file_name();
+                    if !name.as_encoded_bytes().ends_with(b".vblk") {
+                        continue;
+                    }
+                    let full = path.join(&name);
+                    let meta = metadata(&full)?;
+                    if !meta.is_file() {
+                        return Err(InputError::NotASegment { path: full, what: kind_name(meta.file_type()) });
+                    }
+                    entries.push(name);
                 }
-                let full = path.join(&name);
-                let meta = metadata(&full)?;
-                if !meta.is_file() {
-                    return Err(InputError::NotASegment { path: full, what: kind_name(meta.file_type()) });
+                if entries.is_empty() {
+                    return Err(InputError::EmptyDirectory(path.clone()));
                 }
-                entries.push(name);
+                entries.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+                inputs.extend(entries.into_iter().map(|name| ChainInput::File(path.join(name))));
             }
-            if entries.is_empty() {
-                return Err(InputError::EmptyDirectory(path.clone()));
-            }
-            entries.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
-            inputs.extend(entries.into_iter().map(|name| ChainInput::File(path.join(name))));
-        } else if meta.is_file() {
-            inputs.push(ChainInput::File(path.clone()));
-        } else {
-            inputs.push(ChainInput::Stream(path.clone()));
         }
     }
     // The same file twice (by any path, or a directory given twice) would

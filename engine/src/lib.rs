@@ -20,7 +20,9 @@ pub mod verify;
 pub use chain::ChainState;
 pub use format::{BlockHeader, BlockView, Malformation, TxHeader, TxView};
 pub use hash::Digest;
-pub use input::{ChainInput, InputError, IoMode, Segment, expand_files, expand_inputs, expand_paths};
+pub use input::{
+    ChainInput, InputError, IoMode, PathKind, Segment, expand_files, expand_inputs, expand_paths, path_kind,
+};
 pub use report::{
     BlockRef, BlockReport, CollectSink, Discontinuity, Failure, MalformedReport, ReportSink, Rule, SenderFirst, Summary,
 };
