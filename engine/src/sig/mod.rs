@@ -9,6 +9,7 @@
 //!   small order, cofactorless equation compared byte-for-byte with R).
 
 mod batch;
+pub mod lanes;
 mod line;
 mod sizer;
 

@@ -1,0 +1,345 @@
+//! GF(2^255 − 19) in lanes: one field element per lane, ten limbs in radix
+//! 2^25.5 (limb i holds bits from ⌈25.5·i⌉, 26 bits wide when i is even and
+//! 25 when odd), each limb a [`Vec64`] so that one instruction works on the
+//! same limb of every lane's element.
+//!
+//! Bounds (checked by [`super::vec64::Emu`] in the tests, argued here):
+//! - *reduced* (what `mul`, `square`, `sub`, `neg` and `carry` return):
+//!   every limb below 2^26 + 2^17;
+//! - *sum* (what `add` returns from two reduced inputs): limbs below
+//!   2^27 + 2^18. `mul` and `square` accept reduced or sum inputs; `sub`
+//!   accepts them too (it adds 4p, whose limbs exceed 2^27 + 2^18); nothing
+//!   else may be added to a sum without `carry`.
+//! - In `mul` the multiplier limbs times 19 stay below 2^31.3 and times 2
+//!   below 2^28.1, so every `mul32` operand is below 2^32; a product is below
+//!   2^59.3 and ten of them below 2^62.6, so the 64-bit sums never overflow.
+//!   `square` uses 4·f (below 2^29.1) times 19·f: products below 2^60.4, at
+//!   most six per limb, below 2^63.
+
+use super::vec64::Vec64;
+
+/// Bit position of each limb.
+const POS: [u32; 10] = [0, 26, 51, 77, 102, 128, 153, 179, 204, 230];
+/// Width of limb i.
+#[inline(always)]
+const fn width(i: usize) -> u32 {
+    if i % 2 == 0 { 26 } else { 25 }
+}
+
+/// One field element per lane.
+#[derive(Clone, Copy)]
+pub(crate) struct Fe<V>(pub [V; 10]);
+
+/// 4p in limbs, added before a subtraction so that no limb goes below zero.
+const FOUR_P: [u64; 10] = {
+    let mut l = [0u64; 10];
+    let mut i = 0;
+    while i < 10 {
+        l[i] = 4 * ((1u64 << width(i)) - 1);
+        i += 1;
+    }
+    l[0] = 4 * ((1 << 26) - 19);
+    l
+};
+
+/// The ten limbs of the low 255 bits of `bytes` (the value may be ≥ p; the
+/// arithmetic is mod p either way, as curve25519-dalek's `from_bytes`).
+pub(crate) fn limbs_from_bytes(bytes: &[u8; 32]) -> [u64; 10] {
+    let mut b = *bytes;
+    b[31] &= 0x7f;
+    let v = [0, 1, 2, 3].map(|i| u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().expect("8 bytes")));
+    std::array::from_fn(|i| {
+        let (word, bit) = ((POS[i] / 64) as usize, POS[i] % 64);
+        let mut x = v[word] >> bit;
+        if bit + width(i) > 64 {
+            x |= v[word + 1] << (64 - bit);
+        }
+        x & ((1 << width(i)) - 1)
+    })
+}
+
+/// The 32 little-endian bytes of canonical limbs (each within its width).
+#[cfg(test)]
+pub(crate) fn bytes_from_limbs(l: &[u64; 10]) -> [u8; 32] {
+    let mut v = [0u64; 4];
+    for i in 0..10 {
+        let (word, bit) = ((POS[i] / 64) as usize, POS[i] % 64);
+        v[word] |= l[i] << bit;
+        if bit + width(i) > 64 {
+            v[word + 1] |= l[i] >> (64 - bit);
+        }
+    }
+    let mut out = [0u8; 32];
+    for (i, w) in v.iter().enumerate() {
+        out[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    out
+}
+
+impl<V: Vec64> Fe<V> {
+    #[inline(always)]
+    pub fn splat(limbs: &[u64; 10]) -> Self {
+        Fe(limbs.map(V::splat))
+    }
+
+    #[inline(always)]
+    pub fn zero() -> Self {
+        Fe([V::splat(0); 10])
+    }
+
+    #[inline(always)]
+    pub fn one() -> Self {
+        let mut f = Self::zero();
+        f.0[0] = V::splat(1);
+        f
+    }
+
+    /// Lane j takes `lanes[j]`'s limbs.
+    #[inline(always)]
+    pub fn from_lanes(lanes: &[[u64; 10]]) -> Self {
+        debug_assert_eq!(lanes.len(), V::N);
+        let mut col = [0u64; 16];
+        Fe(std::array::from_fn(|i| {
+            for (j, l) in lanes.iter().enumerate() {
+                col[j] = l[i];
+            }
+            V::from_slice(&col[..V::N])
+        }))
+    }
+
+    /// Each lane's limbs (as they are, not reduced).
+    #[cfg(test)]
+    pub fn to_lanes(&self) -> Vec<[u64; 10]> {
+        let mut out = vec![[0u64; 10]; V::N];
+        let mut col = [0u64; 16];
+        for i in 0..10 {
+            self.0[i].to_array(&mut col[..V::N]);
+            for (j, o) in out.iter_mut().enumerate() {
+                o[i] = col[j];
+            }
+        }
+        out
+    }
+
+    /// Sum, limb by limb, without carrying (see the module's bounds).
+    #[inline(always)]
+    pub fn add(&self, o: &Self) -> Self {
+        Fe(std::array::from_fn(|i| self.0[i].add(o.0[i])))
+    }
+
+    /// `self − o`, reduced.
+    #[inline(always)]
+    pub fn sub(&self, o: &Self) -> Self {
+        carry(std::array::from_fn(|i| self.0[i].add(V::splat(FOUR_P[i])).sub(o.0[i])))
+    }
+
+    #[inline(always)]
+    pub fn neg(&self) -> Self {
+        Self::zero().sub(self)
+    }
+
+    /// Reduced again (for a value that is a sum of more than two).
+    #[inline(always)]
+    pub fn carry(&self) -> Self {
+        carry(self.0)
+    }
+
+    #[inline(always)]
+    pub fn mul(&self, g: &Self) -> Self {
+        Fe(V::field_mul(&self.0, &g.0))
+    }
+
+    #[inline(always)]
+    pub fn square(&self) -> Self {
+        Fe(V::field_square(&self.0))
+    }
+
+    /// `self` squared `k` times.
+    #[inline(always)]
+    pub fn square_n(&self, k: usize) -> Self {
+        let mut x = *self;
+        for _ in 0..k {
+            x = x.square();
+        }
+        x
+    }
+
+    /// (self^(2^250 − 1), self^11), the common start of inversion and
+    /// `pow_p58` (curve25519-dalek's addition chain).
+    fn pow22501(&self) -> (Self, Self) {
+        let t0 = self.square();
+        let t1 = t0.square_n(2);
+        let t2 = self.mul(&t1);
+        let t3 = t0.mul(&t2);
+        let t4 = t3.square();
+        let t5 = t2.mul(&t4);
+        let t6 = t5.square_n(5);
+        let t7 = t6.mul(&t5);
+        let t8 = t7.square_n(10);
+        let t9 = t8.mul(&t7);
+        let t10 = t9.square_n(20);
+        let t11 = t10.mul(&t9);
+        let t12 = t11.square_n(10);
+        let t13 = t12.mul(&t7);
+        let t14 = t13.square_n(50);
+        let t15 = t14.mul(&t13);
+        let t16 = t15.square_n(100);
+        let t17 = t16.mul(&t15);
+        let t18 = t17.square_n(50);
+        let t19 = t18.mul(&t13);
+        (t19, t3)
+    }
+
+    /// self^((p − 5) / 8).
+    pub fn pow_p58(&self) -> Self {
+        let (t19, _) = self.pow22501();
+        self.mul(&t19.square_n(2))
+    }
+
+    /// self^(p − 2): the inverse (zero for zero).
+    #[cfg(test)]
+    pub fn invert(&self) -> Self {
+        let (t19, t3) = self.pow22501();
+        t19.square_n(5).mul(&t3)
+    }
+
+    /// The canonical limbs (value in [0, p)) of a reduced or sum element.
+    #[inline(always)]
+    pub fn canonical(&self) -> Self {
+        let mask = |i: usize| V::splat((1 << width(i)) - 1);
+        // Carry all the way up, twice around, so that every limb is within
+        // its width and the value is below 2^255 + 2^26 (less than 2p).
+        let mut h = self.0;
+        for _ in 0..2 {
+            for i in 0..10 {
+                let c = shr_width(h[i], i);
+                h[i] = h[i].and(mask(i));
+                if i < 9 {
+                    h[i + 1] = h[i + 1].add(c);
+                } else {
+                    h[0] = h[0].add(times19(c));
+                }
+            }
+        }
+        // q = 1 when h ≥ p, i.e. when h + 19 reaches 2^255.
+        let mut q = h[0].add(V::splat(19)).shr::<26>();
+        for (i, hi) in h.iter().enumerate().skip(1) {
+            q = shr_width(hi.add(q), i);
+        }
+        // h − q·p = h + 19q − q·2^255: add 19q, carry, drop bit 255.
+        h[0] = h[0].add(times19(q));
+        for i in 0..10 {
+            let c = shr_width(h[i], i);
+            h[i] = h[i].and(mask(i));
+            if i < 9 {
+                h[i + 1] = h[i + 1].add(c);
+            }
+        }
+        Fe(h)
+    }
+
+    /// All ones in lanes where the element is 0 mod p.
+    #[inline(always)]
+    pub fn is_zero(&self) -> V {
+        let c = self.canonical().0;
+        let mut any = c[0];
+        for x in &c[1..] {
+            any = any.or(*x);
+        }
+        any.eq(V::splat(0))
+    }
+
+    /// All ones in lanes where `self == o` mod p.
+    #[inline(always)]
+    pub fn equals(&self, o: &Self) -> V {
+        self.sub(o).is_zero()
+    }
+
+    /// All ones in lanes where the canonical value is odd ("negative").
+    #[inline(always)]
+    pub fn is_negative(&self) -> V {
+        let one = V::splat(1);
+        self.canonical().0[0].and(one).eq(one)
+    }
+
+    /// `o` in lanes where `mask` is all ones, `self` elsewhere.
+    #[inline(always)]
+    pub fn blend(&self, o: &Self, mask: V) -> Self {
+        Fe(std::array::from_fn(|i| self.0[i].blend(o.0[i], mask)))
+    }
+}
+
+/// 19·x for any x below 2^59 (a carry out of limb 9 can exceed 32 bits).
+#[inline(always)]
+fn times19<V: Vec64>(x: V) -> V {
+    x.shl::<4>().add(x.shl::<1>()).add(x)
+}
+
+#[inline(always)]
+fn shr_width<V: Vec64>(x: V, i: usize) -> V {
+    if i % 2 == 0 { x.shr::<26>() } else { x.shr::<25>() }
+}
+
+/// Carries limb sums below 2^64 back to reduced limbs (ref10's order: two
+/// interleaved chains, then 9 → 0 with the factor 19, then 0 → 1).
+#[inline(always)]
+fn carry<V: Vec64>(mut h: [V; 10]) -> Fe<V> {
+    let mut step = |i: usize| {
+        let c = shr_width(h[i], i);
+        h[i] = h[i].and(V::splat((1 << width(i)) - 1));
+        if i == 9 {
+            h[0] = h[0].add(times19(c));
+        } else {
+            h[i + 1] = h[i + 1].add(c);
+        }
+    };
+    for i in [0, 4, 1, 5, 2, 6, 3, 7, 4, 8, 9, 0] {
+        step(i);
+    }
+    Fe(h)
+}
+
+/// The product of two reduced-or-sum elements, reduced (the module's
+/// bounds): every limb product f_i·g_j lands on limb (i + j) mod 10, times 2
+/// when both limbs are odd (their positions round up twice) and times 19
+/// when it wraps past 2^255.
+#[inline(always)]
+pub(crate) fn mul_limbs<V: Vec64>(f: &[V; 10], g: &[V; 10]) -> [V; 10] {
+    let c19 = V::splat(19);
+    let g19: [V; 10] = std::array::from_fn(|j| g[j].mul32(c19));
+    let f2: [V; 10] = std::array::from_fn(|i| if i % 2 == 1 { f[i].add(f[i]) } else { f[i] });
+    let mut h = [V::splat(0); 10];
+    for i in 0..10 {
+        for j in 0..10 {
+            let fi = if i % 2 == 1 && j % 2 == 1 { f2[i] } else { f[i] };
+            let gj = if i + j >= 10 { g19[j] } else { g[j] };
+            let k = (i + j) % 10;
+            h[k] = h[k].add(fi.mul32(gj));
+        }
+    }
+    carry(h).0
+}
+
+/// `mul_limbs(f, f)` with each cross product computed once, doubled.
+#[inline(always)]
+pub(crate) fn square_limbs<V: Vec64>(f: &[V; 10]) -> [V; 10] {
+    let c19 = V::splat(19);
+    let f2: [V; 10] = std::array::from_fn(|i| f[i].add(f[i]));
+    let f4: [V; 10] = std::array::from_fn(|i| f2[i].add(f2[i]));
+    let f19: [V; 10] = std::array::from_fn(|j| f[j].mul32(c19));
+    let mut h = [V::splat(0); 10];
+    for i in 0..10 {
+        for j in i..10 {
+            let factor = if i == j { 1 } else { 2 } * if i % 2 == 1 && j % 2 == 1 { 2 } else { 1 };
+            let fi = match factor {
+                1 => f[i],
+                2 => f2[i],
+                _ => f4[i],
+            };
+            let gj = if i + j >= 10 { f19[j] } else { f[j] };
+            let k = (i + j) % 10;
+            h[k] = h[k].add(fi.mul32(gj));
+        }
+    }
+    carry(h).0
+}

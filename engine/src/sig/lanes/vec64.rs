@@ -1,0 +1,214 @@
+//! Vectors of unsigned 64-bit lanes: the only operations the lane field
+//! arithmetic ([`super::field`]) uses, so that the same field and curve
+//! code runs on AVX2 (4 lanes) and on a portable emulation ([`Emu`]) that
+//! checks every bound the arithmetic relies on.
+
+/// `N` unsigned 64-bit lanes. Every method is lane-wise.
+pub(crate) trait Vec64: Copy {
+    /// Lanes per vector.
+    const N: usize;
+    fn splat(x: u64) -> Self;
+    /// Lane `i` is `a[i]` (`a.len() == N`).
+    fn from_slice(a: &[u64]) -> Self;
+    fn to_array(self, out: &mut [u64]);
+    fn add(self, o: Self) -> Self;
+    /// `self - o`; the field code never lets it go below zero.
+    fn sub(self, o: Self) -> Self;
+    /// The low 32 bits of each lane of `self` times those of `o`, as 64 bits.
+    /// The field code only calls it with operands below 2^32.
+    fn mul32(self, o: Self) -> Self;
+    fn shr<const S: i32>(self) -> Self;
+    /// `self << S`; the field code never shifts bits out.
+    fn shl<const S: i32>(self) -> Self;
+    fn and(self, o: Self) -> Self;
+    fn or(self, o: Self) -> Self;
+    /// All ones in lanes where `self == o`, zero elsewhere.
+    fn eq(self, o: Self) -> Self;
+    /// `b` in lanes where `mask` is all ones, `self` elsewhere.
+    fn blend(self, b: Self, mask: Self) -> Self;
+    /// Lane `i` is `table[idx[i]]`.
+    ///
+    /// # Safety
+    /// Every lane of `idx` is below `table.len()`.
+    unsafe fn gather(table: &[u64], idx: Self) -> Self;
+
+    /// Field multiplication ([`super::field::Fe::mul`]); a vector type
+    /// overrides it to compile the body once, with its target features, out
+    /// of line (inlined at every call it would not fit the instruction cache).
+    #[inline(always)]
+    fn field_mul(f: &[Self; 10], g: &[Self; 10]) -> [Self; 10] {
+        super::field::mul_limbs(f, g)
+    }
+
+    /// Field squaring ([`super::field::Fe::square`]), as `field_mul`.
+    #[inline(always)]
+    fn field_square(f: &[Self; 10]) -> [Self; 10] {
+        super::field::square_limbs(f)
+    }
+}
+
+/// Portable `N`-lane vector that checks the field code's bounds: `mul32`
+/// operands below 2^32, no add that overflows, no sub that goes below zero.
+/// Tests run the lane arithmetic through it, and it builds the basepoint
+/// table on any CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Emu<const N: usize>(pub [u64; N]);
+
+impl<const N: usize> Vec64 for Emu<N> {
+    const N: usize = N;
+    #[inline(always)]
+    fn splat(x: u64) -> Self {
+        Emu([x; N])
+    }
+    #[inline(always)]
+    fn from_slice(a: &[u64]) -> Self {
+        Emu(a.try_into().expect("N lanes"))
+    }
+    #[inline(always)]
+    fn to_array(self, out: &mut [u64]) {
+        out.copy_from_slice(&self.0)
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        Emu(std::array::from_fn(|i| self.0[i].checked_add(o.0[i]).expect("lane add overflows")))
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        Emu(std::array::from_fn(|i| self.0[i].checked_sub(o.0[i]).expect("lane sub underflows")))
+    }
+    #[inline(always)]
+    fn mul32(self, o: Self) -> Self {
+        Emu(std::array::from_fn(|i| {
+            assert!(self.0[i] >> 32 == 0 && o.0[i] >> 32 == 0, "mul32 operand above 2^32");
+            self.0[i] * o.0[i]
+        }))
+    }
+    #[inline(always)]
+    fn shr<const S: i32>(self) -> Self {
+        Emu(self.0.map(|x| x >> S))
+    }
+    #[inline(always)]
+    fn shl<const S: i32>(self) -> Self {
+        Emu(self.0.map(|x| {
+            assert!(x.leading_zeros() >= S as u32, "shl shifts bits out");
+            x << S
+        }))
+    }
+    #[inline(always)]
+    fn and(self, o: Self) -> Self {
+        Emu(std::array::from_fn(|i| self.0[i] & o.0[i]))
+    }
+    #[inline(always)]
+    fn or(self, o: Self) -> Self {
+        Emu(std::array::from_fn(|i| self.0[i] | o.0[i]))
+    }
+    #[inline(always)]
+    fn eq(self, o: Self) -> Self {
+        Emu(std::array::from_fn(|i| if self.0[i] == o.0[i] { u64::MAX } else { 0 }))
+    }
+    #[inline(always)]
+    fn blend(self, b: Self, mask: Self) -> Self {
+        Emu(std::array::from_fn(|i| (self.0[i] & !mask.0[i]) | (b.0[i] & mask.0[i])))
+    }
+    #[inline(always)]
+    unsafe fn gather(table: &[u64], idx: Self) -> Self {
+        Emu(idx.0.map(|i| table[i as usize]))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx2::Avx2;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::Vec64;
+    use std::arch::x86_64::*;
+
+    /// Four lanes in one AVX2 register. Only ever used inside functions
+    /// compiled with `#[target_feature(enable = "avx2")]`, entered after
+    /// run-time detection; the methods inline into them.
+    #[derive(Clone, Copy)]
+    #[repr(transparent)]
+    pub(crate) struct Avx2(__m256i);
+
+    // SAFETY (every method): an `Avx2` value exists only on a CPU with AVX2
+    // (see the type's documentation), so the intrinsics are available.
+    impl Vec64 for Avx2 {
+        const N: usize = 4;
+        #[inline(always)]
+        fn splat(x: u64) -> Self {
+            Avx2(unsafe { _mm256_set1_epi64x(x as i64) })
+        }
+        #[inline(always)]
+        fn from_slice(a: &[u64]) -> Self {
+            assert_eq!(a.len(), 4);
+            Avx2(unsafe { _mm256_loadu_si256(a.as_ptr().cast()) })
+        }
+        #[inline(always)]
+        fn to_array(self, out: &mut [u64]) {
+            assert_eq!(out.len(), 4);
+            unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), self.0) }
+        }
+        #[inline(always)]
+        fn add(self, o: Self) -> Self {
+            Avx2(unsafe { _mm256_add_epi64(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn sub(self, o: Self) -> Self {
+            Avx2(unsafe { _mm256_sub_epi64(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn mul32(self, o: Self) -> Self {
+            Avx2(unsafe { _mm256_mul_epu32(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn shr<const S: i32>(self) -> Self {
+            Avx2(unsafe { _mm256_srli_epi64::<S>(self.0) })
+        }
+        #[inline(always)]
+        fn shl<const S: i32>(self) -> Self {
+            Avx2(unsafe { _mm256_slli_epi64::<S>(self.0) })
+        }
+        #[inline(always)]
+        fn and(self, o: Self) -> Self {
+            Avx2(unsafe { _mm256_and_si256(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn or(self, o: Self) -> Self {
+            Avx2(unsafe { _mm256_or_si256(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn eq(self, o: Self) -> Self {
+            Avx2(unsafe { _mm256_cmpeq_epi64(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn blend(self, b: Self, mask: Self) -> Self {
+            Avx2(unsafe { _mm256_blendv_epi8(self.0, b.0, mask.0) })
+        }
+        #[inline(always)]
+        unsafe fn gather(table: &[u64], idx: Self) -> Self {
+            // SAFETY: the caller keeps every index in bounds.
+            Avx2(unsafe { _mm256_i64gather_epi64::<8>(table.as_ptr().cast(), idx.0) })
+        }
+        #[inline(always)]
+        fn field_mul(f: &[Self; 10], g: &[Self; 10]) -> [Self; 10] {
+            unsafe { mul(f, g) }
+        }
+        #[inline(always)]
+        fn field_square(f: &[Self; 10]) -> [Self; 10] {
+            unsafe { square(f) }
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline(never)]
+    fn mul(f: &[Avx2; 10], g: &[Avx2; 10]) -> [Avx2; 10] {
+        crate::sig::lanes::field::mul_limbs(f, g)
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline(never)]
+    fn square(f: &[Avx2; 10]) -> [Avx2; 10] {
+        crate::sig::lanes::field::square_limbs(f)
+    }
+}
