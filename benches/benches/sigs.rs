@@ -8,7 +8,8 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::{Signer, SigningKey};
-use vigil_engine::sig::{SigItem, verify_zip215_batch};
+use vigil_engine::sig::lanes::{Lanes, verify_lanes};
+use vigil_engine::sig::{RuleSet, SigItem, verify_zip215_batch};
 
 struct Sig {
     pk: [u8; 32],
@@ -69,6 +70,16 @@ fn bench(c: &mut Criterion) {
         });
         let items = items(&sigs);
         let mut out = vec![false; N];
+        for lanes in Lanes::ALL.into_iter().filter(|l| l.supported() && *l != Lanes::Portable) {
+            for rules in RuleSet::ALL {
+                g.bench_function(format!("vigil_lanes_{lanes}_{rules}"), |b| {
+                    b.iter(|| {
+                        verify_lanes(lanes, rules, &items, &mut out).unwrap();
+                        assert!(out.iter().all(|&ok| ok));
+                    })
+                });
+            }
+        }
         for size in [1, 4, 16, 64, 256, 1024, 4096] {
             g.bench_with_input(BenchmarkId::new("vigil_batch", size), &size, |b, &size| {
                 b.iter(|| {

@@ -2,7 +2,7 @@
 //! verification equation, one signature per lane, generic over the vector
 //! type. Formulas are curve25519-dalek's (extended coordinates, a = −1).
 
-use super::field::{Fe, limbs_from_bytes};
+use super::lane_field::LaneField;
 use super::vec64::Vec64;
 
 /// d = −121665/121666.
@@ -12,8 +12,8 @@ pub(crate) const D: [u8; 32] = [
 ];
 /// 2d.
 pub(crate) const D2: [u8; 32] = [
-    89, 241, 178, 38, 148, 155, 214, 235, 86, 177, 131, 130, 154, 20, 224, 0, 48, 209, 243, 238, 242, 128, 142, 25, 231,
-    252, 223, 86, 220, 217, 6, 36,
+    89, 241, 178, 38, 148, 155, 214, 235, 86, 177, 131, 130, 154, 20, 224, 0, 48, 209, 243, 238, 242, 128, 142, 25,
+    231, 252, 223, 86, 220, 217, 6, 36,
 ];
 /// √−1 = 2^((p−1)/4).
 pub(crate) const SQRT_M1: [u8; 32] = [
@@ -23,58 +23,58 @@ pub(crate) const SQRT_M1: [u8; 32] = [
 
 /// (X : Y : Z : T) with x = X/Z, y = Y/Z, xy = T/Z.
 #[derive(Clone, Copy)]
-pub(crate) struct Ext<V> {
-    pub x: Fe<V>,
-    pub y: Fe<V>,
-    pub z: Fe<V>,
-    pub t: Fe<V>,
+pub(crate) struct Ext<F> {
+    pub x: F,
+    pub y: F,
+    pub z: F,
+    pub t: F,
 }
 
 /// ((X : Z), (Y : T)): what additions and doublings produce.
 #[derive(Clone, Copy)]
-pub(crate) struct Completed<V> {
-    x: Fe<V>,
-    y: Fe<V>,
-    z: Fe<V>,
-    t: Fe<V>,
+pub(crate) struct Completed<F> {
+    x: F,
+    y: F,
+    z: F,
+    t: F,
 }
 
 /// (Y + X, Y − X, Z, 2d·T): an addend.
 #[derive(Clone, Copy)]
-pub(crate) struct Cached<V> {
-    pub ypx: Fe<V>,
-    pub ymx: Fe<V>,
-    pub z: Fe<V>,
-    pub t2d: Fe<V>,
+pub(crate) struct Cached<F> {
+    pub ypx: F,
+    pub ymx: F,
+    pub z: F,
+    pub t2d: F,
 }
 
 /// (y + x, y − x, 2d·xy): an affine addend (Z = 1).
 #[derive(Clone, Copy)]
-pub(crate) struct Niels<V> {
-    pub ypx: Fe<V>,
-    pub ymx: Fe<V>,
-    pub xy2d: Fe<V>,
+pub(crate) struct Niels<F> {
+    pub ypx: F,
+    pub ymx: F,
+    pub xy2d: F,
 }
 
-impl<V: Vec64> Ext<V> {
+impl<F: LaneField> Ext<F> {
     #[inline(always)]
     pub fn identity() -> Self {
-        Ext { x: Fe::zero(), y: Fe::one(), z: Fe::one(), t: Fe::zero() }
+        Ext { x: F::zero(), y: F::one(), z: F::one(), t: F::zero() }
     }
 
     #[inline(always)]
-    pub fn to_cached(&self) -> Cached<V> {
-        Cached { ypx: self.y.add(&self.x), ymx: self.y.sub(&self.x), z: self.z, t2d: self.t.mul(&Fe::splat(&d2())) }
+    pub fn to_cached(&self) -> Cached<F> {
+        Cached { ypx: self.y.add(&self.x), ymx: self.y.sub(&self.x), z: self.z, t2d: self.t.mul(&F::constant(&D2)) }
     }
 
     /// 2·self (T unused).
     #[inline(always)]
-    pub fn double(&self) -> Completed<V> {
+    pub fn double(&self) -> Completed<F> {
         double(&self.x, &self.y, &self.z)
     }
 
     #[inline(always)]
-    pub fn add(&self, q: &Cached<V>) -> Completed<V> {
+    pub fn add(&self, q: &Cached<F>) -> Completed<F> {
         let pp = self.y.add(&self.x).mul(&q.ypx);
         let mm = self.y.sub(&self.x).mul(&q.ymx);
         let tt2d = self.t.mul(&q.t2d);
@@ -84,7 +84,7 @@ impl<V: Vec64> Ext<V> {
     }
 
     #[inline(always)]
-    pub fn add_niels(&self, q: &Niels<V>) -> Completed<V> {
+    pub fn add_niels(&self, q: &Niels<F>) -> Completed<F> {
         let pp = self.y.add(&self.x).mul(&q.ypx);
         let mm = self.y.sub(&self.x).mul(&q.ymx);
         let txy2d = self.t.mul(&q.xy2d);
@@ -94,7 +94,7 @@ impl<V: Vec64> Ext<V> {
 
     /// All ones in lanes holding the identity (X = 0, Y = Z).
     #[inline(always)]
-    pub fn is_identity(&self) -> V {
+    pub fn is_identity(&self) -> F::V {
         self.x.is_zero().and(self.y.equals(&self.z))
     }
 
@@ -109,7 +109,7 @@ impl<V: Vec64> Ext<V> {
 
 /// 2·(X : Y : Z).
 #[inline(always)]
-pub(crate) fn double<V: Vec64>(x: &Fe<V>, y: &Fe<V>, z: &Fe<V>) -> Completed<V> {
+pub(crate) fn double<F: LaneField>(x: &F, y: &F, z: &F) -> Completed<F> {
     let xx = x.square();
     let yy = y.square();
     let zz = z.square();
@@ -120,23 +120,23 @@ pub(crate) fn double<V: Vec64>(x: &Fe<V>, y: &Fe<V>, z: &Fe<V>) -> Completed<V> 
     Completed { x: xpy2.sub(&yy_plus_xx), y: yy_plus_xx, z: yy_minus_xx, t: zz2.sub(&yy_minus_xx) }
 }
 
-impl<V: Vec64> Completed<V> {
+impl<F: LaneField> Completed<F> {
     #[inline(always)]
-    pub fn to_ext(&self) -> Ext<V> {
+    pub fn to_ext(&self) -> Ext<F> {
         Ext { x: self.x.mul(&self.t), y: self.y.mul(&self.z), z: self.z.mul(&self.t), t: self.x.mul(&self.y) }
     }
 
     /// (X : Y : Z) only, for a doubling next.
     #[inline(always)]
-    pub fn to_projective(&self) -> (Fe<V>, Fe<V>, Fe<V>) {
+    pub fn to_projective(&self) -> (F, F, F) {
         (self.x.mul(&self.t), self.y.mul(&self.z), self.z.mul(&self.t))
     }
 }
 
-impl<V: Vec64> Cached<V> {
+impl<F: LaneField> Cached<F> {
     #[inline(always)]
     pub fn identity() -> Self {
-        Cached { ypx: Fe::one(), ymx: Fe::one(), z: Fe::one(), t2d: Fe::zero() }
+        Cached { ypx: F::one(), ymx: F::one(), z: F::one(), t2d: F::zero() }
     }
 
     #[inline(always)]
@@ -145,28 +145,24 @@ impl<V: Vec64> Cached<V> {
     }
 }
 
-fn d2() -> [u64; 10] {
-    limbs_from_bytes(&D2)
-}
-
 /// Decompresses one encoding per lane as curve25519-dalek does: y is the low
 /// 255 bits (taken mod p, so non-canonical y is accepted), x the root of
 /// (y² − 1)/(dy² + 1) whose parity is the top bit (a "negative zero" is
 /// accepted as zero). Returns the point and all ones in lanes that decode.
 #[inline(always)]
-pub(crate) fn decompress<V: Vec64>(y_limbs: &[[u64; 10]], sign: V) -> (Ext<V>, V) {
-    let y = Fe::<V>::from_lanes(y_limbs);
-    let one = Fe::<V>::one();
+pub(crate) fn decompress<F: LaneField>(y_bytes: &[[u8; 32]], sign: F::V) -> (Ext<F>, F::V) {
+    let y = F::from_bytes(y_bytes);
+    let one = F::one();
     let yy = y.square();
     let u = yy.sub(&one);
-    let v = yy.mul(&Fe::splat(&limbs_from_bytes(&D))).add(&one);
+    let v = yy.mul(&F::constant(&D)).add(&one);
     // sqrt_ratio_i(u, v): r = u·v³·(u·v⁷)^((p−5)/8).
     let v3 = v.square().mul(&v);
     let v7 = v3.square().mul(&v);
     let mut r = u.mul(&v3).mul(&u.mul(&v7).pow_p58());
     let check = v.mul(&r.square());
     let minus_u = u.neg();
-    let sqrt_m1 = Fe::splat(&limbs_from_bytes(&SQRT_M1));
+    let sqrt_m1 = F::constant(&SQRT_M1);
     let correct = check.equals(&u);
     let flipped = check.equals(&minus_u);
     let flipped_i = check.equals(&minus_u.mul(&sqrt_m1));

@@ -16,6 +16,7 @@
 //!   `square` uses 4·f (below 2^29.1) times 19·f: products below 2^60.4, at
 //!   most six per limb, below 2^63.
 
+use super::lane_field::LaneField;
 use super::vec64::Vec64;
 
 /// Bit position of each limb.
@@ -59,7 +60,6 @@ pub(crate) fn limbs_from_bytes(bytes: &[u8; 32]) -> [u64; 10] {
 }
 
 /// The 32 little-endian bytes of canonical limbs (each within its width).
-#[cfg(test)]
 pub(crate) fn bytes_from_limbs(l: &[u64; 10]) -> [u8; 32] {
     let mut v = [0u64; 4];
     for i in 0..10 {
@@ -82,18 +82,6 @@ impl<V: Vec64> Fe<V> {
         Fe(limbs.map(V::splat))
     }
 
-    #[inline(always)]
-    pub fn zero() -> Self {
-        Fe([V::splat(0); 10])
-    }
-
-    #[inline(always)]
-    pub fn one() -> Self {
-        let mut f = Self::zero();
-        f.0[0] = V::splat(1);
-        f
-    }
-
     /// Lane j takes `lanes[j]`'s limbs.
     #[inline(always)]
     pub fn from_lanes(lanes: &[[u64; 10]]) -> Self {
@@ -108,7 +96,6 @@ impl<V: Vec64> Fe<V> {
     }
 
     /// Each lane's limbs (as they are, not reduced).
-    #[cfg(test)]
     pub fn to_lanes(&self) -> Vec<[u64; 10]> {
         let mut out = vec![[0u64; 10]; V::N];
         let mut col = [0u64; 16];
@@ -119,88 +106,6 @@ impl<V: Vec64> Fe<V> {
             }
         }
         out
-    }
-
-    /// Sum, limb by limb, without carrying (see the module's bounds).
-    #[inline(always)]
-    pub fn add(&self, o: &Self) -> Self {
-        Fe(std::array::from_fn(|i| self.0[i].add(o.0[i])))
-    }
-
-    /// `self − o`, reduced.
-    #[inline(always)]
-    pub fn sub(&self, o: &Self) -> Self {
-        carry(std::array::from_fn(|i| self.0[i].add(V::splat(FOUR_P[i])).sub(o.0[i])))
-    }
-
-    #[inline(always)]
-    pub fn neg(&self) -> Self {
-        Self::zero().sub(self)
-    }
-
-    /// Reduced again (for a value that is a sum of more than two).
-    #[inline(always)]
-    pub fn carry(&self) -> Self {
-        carry(self.0)
-    }
-
-    #[inline(always)]
-    pub fn mul(&self, g: &Self) -> Self {
-        Fe(V::field_mul(&self.0, &g.0))
-    }
-
-    #[inline(always)]
-    pub fn square(&self) -> Self {
-        Fe(V::field_square(&self.0))
-    }
-
-    /// `self` squared `k` times.
-    #[inline(always)]
-    pub fn square_n(&self, k: usize) -> Self {
-        let mut x = *self;
-        for _ in 0..k {
-            x = x.square();
-        }
-        x
-    }
-
-    /// (self^(2^250 − 1), self^11), the common start of inversion and
-    /// `pow_p58` (curve25519-dalek's addition chain).
-    fn pow22501(&self) -> (Self, Self) {
-        let t0 = self.square();
-        let t1 = t0.square_n(2);
-        let t2 = self.mul(&t1);
-        let t3 = t0.mul(&t2);
-        let t4 = t3.square();
-        let t5 = t2.mul(&t4);
-        let t6 = t5.square_n(5);
-        let t7 = t6.mul(&t5);
-        let t8 = t7.square_n(10);
-        let t9 = t8.mul(&t7);
-        let t10 = t9.square_n(20);
-        let t11 = t10.mul(&t9);
-        let t12 = t11.square_n(10);
-        let t13 = t12.mul(&t7);
-        let t14 = t13.square_n(50);
-        let t15 = t14.mul(&t13);
-        let t16 = t15.square_n(100);
-        let t17 = t16.mul(&t15);
-        let t18 = t17.square_n(50);
-        let t19 = t18.mul(&t13);
-        (t19, t3)
-    }
-
-    /// self^((p − 5) / 8).
-    pub fn pow_p58(&self) -> Self {
-        let (t19, _) = self.pow22501();
-        self.mul(&t19.square_n(2))
-    }
-
-    /// self^(p − 2): the inverse (zero for zero).
-    #[cfg(test)]
-    pub fn invert(&self) -> Self {
-        let (t19, t3) = self.pow22501();
-        t19.square_n(5).mul(&t3)
     }
 
     /// The canonical limbs (value in [0, p)) of a reduced or sum element.
@@ -237,10 +142,60 @@ impl<V: Vec64> Fe<V> {
         }
         Fe(h)
     }
+}
+
+impl<V: Vec64> LaneField for Fe<V> {
+    type V = V;
+    const WORDS: usize = 10;
+
+    #[inline(always)]
+    fn zero() -> Self {
+        Fe([V::splat(0); 10])
+    }
+
+    #[inline(always)]
+    fn one() -> Self {
+        let mut f = Self::zero();
+        f.0[0] = V::splat(1);
+        f
+    }
+
+    /// Sum, limb by limb, without carrying (see the module's bounds).
+    #[inline(always)]
+    fn add(&self, o: &Self) -> Self {
+        Fe(std::array::from_fn(|i| self.0[i].add(o.0[i])))
+    }
+
+    /// `self − o`, reduced.
+    #[inline(always)]
+    fn sub(&self, o: &Self) -> Self {
+        carry(std::array::from_fn(|i| self.0[i].add(V::splat(FOUR_P[i])).sub(o.0[i])))
+    }
+
+    #[inline(always)]
+    fn neg(&self) -> Self {
+        Self::zero().sub(self)
+    }
+
+    /// Reduced again (for a value that is a sum of more than two).
+    #[inline(always)]
+    fn carry(&self) -> Self {
+        carry(self.0)
+    }
+
+    #[inline(always)]
+    fn mul(&self, g: &Self) -> Self {
+        Fe(V::field_mul(&self.0, &g.0))
+    }
+
+    #[inline(always)]
+    fn square(&self) -> Self {
+        Fe(V::field_square(&self.0))
+    }
 
     /// All ones in lanes where the element is 0 mod p.
     #[inline(always)]
-    pub fn is_zero(&self) -> V {
+    fn is_zero(&self) -> V {
         let c = self.canonical().0;
         let mut any = c[0];
         for x in &c[1..] {
@@ -249,23 +204,46 @@ impl<V: Vec64> Fe<V> {
         any.eq(V::splat(0))
     }
 
-    /// All ones in lanes where `self == o` mod p.
-    #[inline(always)]
-    pub fn equals(&self, o: &Self) -> V {
-        self.sub(o).is_zero()
-    }
-
     /// All ones in lanes where the canonical value is odd ("negative").
     #[inline(always)]
-    pub fn is_negative(&self) -> V {
+    fn is_negative(&self) -> V {
         let one = V::splat(1);
         self.canonical().0[0].and(one).eq(one)
     }
 
     /// `o` in lanes where `mask` is all ones, `self` elsewhere.
     #[inline(always)]
-    pub fn blend(&self, o: &Self, mask: V) -> Self {
+    fn blend(&self, o: &Self, mask: V) -> Self {
         Fe(std::array::from_fn(|i| self.0[i].blend(o.0[i], mask)))
+    }
+
+    #[inline(always)]
+    fn constant(bytes: &[u8; 32]) -> Self {
+        Self::splat(&limbs_from_bytes(bytes))
+    }
+
+    #[inline(always)]
+    fn from_bytes(lanes: &[[u8; 32]]) -> Self {
+        let limbs: [[u64; 10]; 16] = std::array::from_fn(|j| lanes.get(j).map_or([0; 10], limbs_from_bytes));
+        Self::from_lanes(&limbs[..V::N])
+    }
+
+    fn to_bytes(&self) -> Vec<[u8; 32]> {
+        self.canonical().to_lanes().iter().map(bytes_from_limbs).collect()
+    }
+
+    #[inline(always)]
+    fn store(&self, table: &mut [u64], at: usize, stride: usize) {
+        for (w, limb) in self.0.iter().enumerate() {
+            let i = at + w * stride;
+            limb.to_array(&mut table[i..i + V::N]);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn gather(table: &[u64], base: V, stride: u64) -> Self {
+        // SAFETY: the caller keeps every word read inside the table.
+        Fe(std::array::from_fn(|w| unsafe { V::gather(table, base.add(V::splat(w as u64 * stride))) }))
     }
 }
 
@@ -302,21 +280,116 @@ fn carry<V: Vec64>(mut h: [V; 10]) -> Fe<V> {
 /// The product of two reduced-or-sum elements, reduced (the module's
 /// bounds): every limb product f_i·g_j lands on limb (i + j) mod 10, times 2
 /// when both limbs are odd (their positions round up twice) and times 19
-/// when it wraps past 2^255.
+/// when it wraps past 2^255. Written out term by term (the compiler does not
+/// unroll the loops this comes from).
 #[inline(always)]
 pub(crate) fn mul_limbs<V: Vec64>(f: &[V; 10], g: &[V; 10]) -> [V; 10] {
     let c19 = V::splat(19);
     let g19: [V; 10] = std::array::from_fn(|j| g[j].mul32(c19));
-    let f2: [V; 10] = std::array::from_fn(|i| if i % 2 == 1 { f[i].add(f[i]) } else { f[i] });
-    let mut h = [V::splat(0); 10];
-    for i in 0..10 {
-        for j in 0..10 {
-            let fi = if i % 2 == 1 && j % 2 == 1 { f2[i] } else { f[i] };
-            let gj = if i + j >= 10 { g19[j] } else { g[j] };
-            let k = (i + j) % 10;
-            h[k] = h[k].add(fi.mul32(gj));
-        }
-    }
+    let f2: [V; 10] = std::array::from_fn(|i| f[i].add(f[i]));
+    #[rustfmt::skip]
+    let h = [
+        f[0].mul32(g[0])
+            .add(f2[1].mul32(g19[9]))
+            .add(f[2].mul32(g19[8]))
+            .add(f2[3].mul32(g19[7]))
+            .add(f[4].mul32(g19[6]))
+            .add(f2[5].mul32(g19[5]))
+            .add(f[6].mul32(g19[4]))
+            .add(f2[7].mul32(g19[3]))
+            .add(f[8].mul32(g19[2]))
+            .add(f2[9].mul32(g19[1])),
+        f[0].mul32(g[1])
+            .add(f[1].mul32(g[0]))
+            .add(f[2].mul32(g19[9]))
+            .add(f[3].mul32(g19[8]))
+            .add(f[4].mul32(g19[7]))
+            .add(f[5].mul32(g19[6]))
+            .add(f[6].mul32(g19[5]))
+            .add(f[7].mul32(g19[4]))
+            .add(f[8].mul32(g19[3]))
+            .add(f[9].mul32(g19[2])),
+        f[0].mul32(g[2])
+            .add(f2[1].mul32(g[1]))
+            .add(f[2].mul32(g[0]))
+            .add(f2[3].mul32(g19[9]))
+            .add(f[4].mul32(g19[8]))
+            .add(f2[5].mul32(g19[7]))
+            .add(f[6].mul32(g19[6]))
+            .add(f2[7].mul32(g19[5]))
+            .add(f[8].mul32(g19[4]))
+            .add(f2[9].mul32(g19[3])),
+        f[0].mul32(g[3])
+            .add(f[1].mul32(g[2]))
+            .add(f[2].mul32(g[1]))
+            .add(f[3].mul32(g[0]))
+            .add(f[4].mul32(g19[9]))
+            .add(f[5].mul32(g19[8]))
+            .add(f[6].mul32(g19[7]))
+            .add(f[7].mul32(g19[6]))
+            .add(f[8].mul32(g19[5]))
+            .add(f[9].mul32(g19[4])),
+        f[0].mul32(g[4])
+            .add(f2[1].mul32(g[3]))
+            .add(f[2].mul32(g[2]))
+            .add(f2[3].mul32(g[1]))
+            .add(f[4].mul32(g[0]))
+            .add(f2[5].mul32(g19[9]))
+            .add(f[6].mul32(g19[8]))
+            .add(f2[7].mul32(g19[7]))
+            .add(f[8].mul32(g19[6]))
+            .add(f2[9].mul32(g19[5])),
+        f[0].mul32(g[5])
+            .add(f[1].mul32(g[4]))
+            .add(f[2].mul32(g[3]))
+            .add(f[3].mul32(g[2]))
+            .add(f[4].mul32(g[1]))
+            .add(f[5].mul32(g[0]))
+            .add(f[6].mul32(g19[9]))
+            .add(f[7].mul32(g19[8]))
+            .add(f[8].mul32(g19[7]))
+            .add(f[9].mul32(g19[6])),
+        f[0].mul32(g[6])
+            .add(f2[1].mul32(g[5]))
+            .add(f[2].mul32(g[4]))
+            .add(f2[3].mul32(g[3]))
+            .add(f[4].mul32(g[2]))
+            .add(f2[5].mul32(g[1]))
+            .add(f[6].mul32(g[0]))
+            .add(f2[7].mul32(g19[9]))
+            .add(f[8].mul32(g19[8]))
+            .add(f2[9].mul32(g19[7])),
+        f[0].mul32(g[7])
+            .add(f[1].mul32(g[6]))
+            .add(f[2].mul32(g[5]))
+            .add(f[3].mul32(g[4]))
+            .add(f[4].mul32(g[3]))
+            .add(f[5].mul32(g[2]))
+            .add(f[6].mul32(g[1]))
+            .add(f[7].mul32(g[0]))
+            .add(f[8].mul32(g19[9]))
+            .add(f[9].mul32(g19[8])),
+        f[0].mul32(g[8])
+            .add(f2[1].mul32(g[7]))
+            .add(f[2].mul32(g[6]))
+            .add(f2[3].mul32(g[5]))
+            .add(f[4].mul32(g[4]))
+            .add(f2[5].mul32(g[3]))
+            .add(f[6].mul32(g[2]))
+            .add(f2[7].mul32(g[1]))
+            .add(f[8].mul32(g[0]))
+            .add(f2[9].mul32(g19[9])),
+        f[0].mul32(g[9])
+            .add(f[1].mul32(g[8]))
+            .add(f[2].mul32(g[7]))
+            .add(f[3].mul32(g[6]))
+            .add(f[4].mul32(g[5]))
+            .add(f[5].mul32(g[4]))
+            .add(f[6].mul32(g[3]))
+            .add(f[7].mul32(g[2]))
+            .add(f[8].mul32(g[1]))
+            .add(f[9].mul32(g[0])),
+    ];
     carry(h).0
 }
 
@@ -327,19 +400,63 @@ pub(crate) fn square_limbs<V: Vec64>(f: &[V; 10]) -> [V; 10] {
     let f2: [V; 10] = std::array::from_fn(|i| f[i].add(f[i]));
     let f4: [V; 10] = std::array::from_fn(|i| f2[i].add(f2[i]));
     let f19: [V; 10] = std::array::from_fn(|j| f[j].mul32(c19));
-    let mut h = [V::splat(0); 10];
-    for i in 0..10 {
-        for j in i..10 {
-            let factor = if i == j { 1 } else { 2 } * if i % 2 == 1 && j % 2 == 1 { 2 } else { 1 };
-            let fi = match factor {
-                1 => f[i],
-                2 => f2[i],
-                _ => f4[i],
-            };
-            let gj = if i + j >= 10 { f19[j] } else { f[j] };
-            let k = (i + j) % 10;
-            h[k] = h[k].add(fi.mul32(gj));
-        }
-    }
+    #[rustfmt::skip]
+    let h = [
+        f[0].mul32(f[0])
+            .add(f4[1].mul32(f19[9]))
+            .add(f2[2].mul32(f19[8]))
+            .add(f4[3].mul32(f19[7]))
+            .add(f2[4].mul32(f19[6]))
+            .add(f2[5].mul32(f19[5])),
+        f2[0].mul32(f[1])
+            .add(f2[2].mul32(f19[9]))
+            .add(f2[3].mul32(f19[8]))
+            .add(f2[4].mul32(f19[7]))
+            .add(f2[5].mul32(f19[6])),
+        f2[0].mul32(f[2])
+            .add(f2[1].mul32(f[1]))
+            .add(f4[3].mul32(f19[9]))
+            .add(f2[4].mul32(f19[8]))
+            .add(f4[5].mul32(f19[7]))
+            .add(f[6].mul32(f19[6])),
+        f2[0].mul32(f[3])
+            .add(f2[1].mul32(f[2]))
+            .add(f2[4].mul32(f19[9]))
+            .add(f2[5].mul32(f19[8]))
+            .add(f2[6].mul32(f19[7])),
+        f2[0].mul32(f[4])
+            .add(f4[1].mul32(f[3]))
+            .add(f[2].mul32(f[2]))
+            .add(f4[5].mul32(f19[9]))
+            .add(f2[6].mul32(f19[8]))
+            .add(f2[7].mul32(f19[7])),
+        f2[0].mul32(f[5])
+            .add(f2[1].mul32(f[4]))
+            .add(f2[2].mul32(f[3]))
+            .add(f2[6].mul32(f19[9]))
+            .add(f2[7].mul32(f19[8])),
+        f2[0].mul32(f[6])
+            .add(f4[1].mul32(f[5]))
+            .add(f2[2].mul32(f[4]))
+            .add(f2[3].mul32(f[3]))
+            .add(f4[7].mul32(f19[9]))
+            .add(f[8].mul32(f19[8])),
+        f2[0].mul32(f[7])
+            .add(f2[1].mul32(f[6]))
+            .add(f2[2].mul32(f[5]))
+            .add(f2[3].mul32(f[4]))
+            .add(f2[8].mul32(f19[9])),
+        f2[0].mul32(f[8])
+            .add(f4[1].mul32(f[7]))
+            .add(f2[2].mul32(f[6]))
+            .add(f4[3].mul32(f[5]))
+            .add(f[4].mul32(f[4]))
+            .add(f2[9].mul32(f19[9])),
+        f2[0].mul32(f[9])
+            .add(f2[1].mul32(f[8]))
+            .add(f2[2].mul32(f[7]))
+            .add(f2[3].mul32(f[6]))
+            .add(f2[4].mul32(f[5])),
+    ];
     carry(h).0
 }

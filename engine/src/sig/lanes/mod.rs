@@ -6,11 +6,13 @@
 
 mod curve;
 mod field;
+mod lane_field;
 mod vec64;
 
 use super::{RuleSet, SigItem};
 use curve::{Cached, Ext, Niels, decompress, double};
-use field::{Fe, limbs_from_bytes};
+use field::Fe;
+use lane_field::LaneField;
 use std::sync::OnceLock;
 use vec64::{Emu, Vec64};
 
@@ -99,20 +101,25 @@ pub fn verify_lanes(lanes: Lanes, rules: RuleSet, items: &[SigItem<'_>], out: &m
 const MAX_LANES: usize = 8;
 
 fn run(lanes: Lanes, rules: RuleSet, input: &[Prepared]) -> [bool; MAX_LANES] {
+    static PORTABLE: OnceLock<Vec<u64>> = OnceLock::new();
     match lanes {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `verify_lanes` checked `supported()`.
         Lanes::Avx2 => unsafe { run_avx2(rules, input) },
         #[cfg(not(target_arch = "x86_64"))]
         Lanes::Avx2 => unreachable!("not supported"),
-        Lanes::Portable => verify_group::<Emu<4>>(rules, input),
+        Lanes::Portable => {
+            verify_group::<Fe<Emu<4>>>(rules, input, PORTABLE.get_or_init(build_basepoint_table::<Fe<Emu<4>>>))
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn run_avx2(rules: RuleSet, input: &[Prepared]) -> [bool; MAX_LANES] {
-    verify_group::<vec64::Avx2>(rules, input)
+    static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
+    type F = Fe<vec64::Avx2>;
+    verify_group::<F>(rules, input, TABLE.get_or_init(build_basepoint_table::<F>))
 }
 
 /// What the lanes need of one signature, computed in scalar code: the
@@ -176,82 +183,73 @@ fn radix16(s: &[u8; 32]) -> [i8; 64] {
     d
 }
 
-/// Words per table coordinate (ten limbs).
-const LIMBS: usize = 10;
-
-/// [d]B for d in −8..=8 as affine Niels points, entry 8 + d, each 3 × 10
-/// canonical limbs.
-fn basepoint_table() -> &'static [u64] {
-    static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        use curve25519_dalek::{constants::ED25519_BASEPOINT_POINT as B, scalar::Scalar};
-        let mut table = vec![0u64; 17 * 3 * LIMBS];
-        for j in 0..=8u64 {
-            let enc = (B * Scalar::from(j)).compress().to_bytes();
-            let lanes = [limbs_from_bytes(&enc)];
-            let sign = Emu::<1>([if enc[31] >> 7 == 1 { u64::MAX } else { 0 }]);
-            let (p, ok) = decompress::<Emu<1>>(&lanes, sign);
-            assert_eq!(ok.0[0], u64::MAX, "[{j}]B decodes");
-            let d2 = Fe::splat(&limbs_from_bytes(&curve::D2));
-            let ypx = p.y.add(&p.x).canonical();
-            let ymx = p.y.sub(&p.x).canonical();
-            let xy2d = p.t.mul(&d2);
-            for (entry, coords) in
-                [(8 + j, [ypx, ymx, xy2d.canonical()]), (8 - j, [ymx, ypx, xy2d.neg().canonical()])]
-            {
-                for (c, fe) in coords.iter().enumerate() {
-                    for l in 0..LIMBS {
-                        table[(entry as usize * 3 + c) * LIMBS + l] = fe.0[l].0[0];
+/// [d]B for d in −8..=8 as affine Niels points in `F`'s words: entry 8 + d
+/// is three elements of `F::WORDS` words.
+fn build_basepoint_table<F: LaneField>() -> Vec<u64> {
+    use curve25519_dalek::{constants::ED25519_BASEPOINT_POINT as B, scalar::Scalar};
+    let w = F::WORDS;
+    let mut table = vec![0u64; 17 * 3 * w];
+    // The encodings of [j]B, decompressed by the (portable) lane code.
+    let encs: Vec<[u8; 32]> = (0..=8u64).map(|j| (B * Scalar::from(j)).compress().to_bytes()).collect();
+    for chunk in encs.chunks(4).enumerate() {
+        let (c, encs) = chunk;
+        let sign =
+            Emu::<4>(std::array::from_fn(|j| if encs.get(j).is_some_and(|e| e[31] >> 7 == 1) { u64::MAX } else { 0 }));
+        let (p, ok) = decompress::<Fe<Emu<4>>>(encs, sign);
+        let d2 = Fe::<Emu<4>>::constant(&curve::D2);
+        let coords = [
+            p.y.add(&p.x).to_bytes(),
+            p.y.sub(&p.x).to_bytes(),
+            p.t.mul(&d2).to_bytes(),
+            p.t.mul(&d2).neg().to_bytes(),
+        ];
+        for j in 0..encs.len() {
+            assert_eq!(ok.0[j], u64::MAX, "[j]B decodes");
+            let d = c * 4 + j;
+            let [ypx, ymx, xy2d, minus_xy2d] = coords.each_ref().map(|c| F::constant(&c[j]));
+            for (entry, elems) in [(8 + d, [ypx, ymx, xy2d]), (8 - d, [ymx, ypx, minus_xy2d])] {
+                for (k, e) in elems.iter().enumerate() {
+                    // Lane 0 only: a table of single elements.
+                    let mut words = vec![0u64; w * F::V::N];
+                    e.store(&mut words, 0, F::V::N);
+                    for i in 0..w {
+                        table[(entry * 3 + k) * w + i] = words[i * F::V::N];
                     }
                 }
             }
         }
-        table
-    })
+    }
+    table
 }
 
-/// Looks up `C` coordinates of each lane's table entry: lane j reads words
-/// `base[j] + (c·10 + l)·stride`.
+/// The verdicts of `input.len() == F::V::N` prepared signatures.
 #[inline(always)]
-fn lookup<V: Vec64, const C: usize>(table: &[u64], base: V, stride: u64) -> [Fe<V>; C] {
-    std::array::from_fn(|c| {
-        Fe(std::array::from_fn(|l| {
-            let idx = base.add(V::splat((c * LIMBS + l) as u64 * stride));
-            // SAFETY: the callers' bases are entry offsets of their tables
-            // (digits in −8..=8), so every word read is inside the table.
-            unsafe { V::gather(table, idx) }
-        }))
-    })
-}
-
-/// The verdicts of `input.len() == V::N` prepared signatures.
-#[inline(always)]
-fn verify_group<V: Vec64>(rules: RuleSet, input: &[Prepared]) -> [bool; MAX_LANES] {
-    let n = V::N;
+fn verify_group<F: LaneField>(rules: RuleSet, input: &[Prepared], b_table: &[u64]) -> [bool; MAX_LANES] {
+    let n = F::V::N;
+    let w = F::WORDS;
     debug_assert_eq!(input.len(), n);
     let mask_of = |f: &dyn Fn(&Prepared) -> bool| {
         let m: [u64; MAX_LANES] = std::array::from_fn(|j| if j < n && f(&input[j]) { u64::MAX } else { 0 });
-        V::from_slice(&m[..n])
+        F::V::from_slice(&m[..n])
     };
-    let limbs = |f: &dyn Fn(&Prepared) -> [u8; 32]| -> [[u64; 10]; MAX_LANES] {
-        std::array::from_fn(|j| if j < n { limbs_from_bytes(&f(&input[j])) } else { [0; 10] })
+    let bytes = |f: &dyn Fn(&Prepared) -> [u8; 32]| -> [[u8; 32]; MAX_LANES] {
+        std::array::from_fn(|j| if j < n { f(&input[j]) } else { [0; 32] })
     };
 
-    // A, and the table of [d](−A) for d in −8..=8: entry 8 + d holds [−d]A.
-    let (a, a_ok) = decompress::<V>(&limbs(&|p| p.a)[..n], mask_of(&|p| p.a[31] >> 7 == 1));
+    // A, and the table of [d](−A) for d in −8..=8: entry 8 + d holds [−d]A,
+    // four elements, lane-interleaved (word i of lane j at i·n + j).
+    let (a, a_ok) = decompress::<F>(&bytes(&|p| p.a)[..n], mask_of(&|p| p.a[31] >> 7 == 1));
     let mut multiples = [a; 8];
     let a_cached = a.to_cached();
     multiples[1] = a.double().to_ext();
     for j in 2..8 {
         multiples[j] = multiples[j - 1].add(&a_cached).to_ext();
     }
-    let mut a_table = vec![0u64; 17 * 4 * LIMBS * n];
-    let mut store = |entry: usize, c: &Cached<V>| {
-        for (k, fe) in [c.ypx, c.ymx, c.z, c.t2d].iter().enumerate() {
-            for l in 0..LIMBS {
-                let at = ((entry * 4 + k) * LIMBS + l) * n;
-                fe.0[l].to_array(&mut a_table[at..at + n]);
-            }
+    let entry_words = 4 * w * n;
+    let mut a_table = vec![0u64; 17 * entry_words];
+    let mut store = |entry: usize, c: &Cached<F>| {
+        for (k, e) in [c.ypx, c.ymx, c.z, c.t2d].iter().enumerate() {
+            e.store(&mut a_table, entry * entry_words + k * w * n, n);
         }
     };
     store(8, &Cached::identity());
@@ -260,15 +258,14 @@ fn verify_group<V: Vec64>(rules: RuleSet, input: &[Prepared]) -> [bool; MAX_LANE
         store(8 - (j + 1), &c);
         store(8 + (j + 1), &c.neg());
     }
-    let (r, r_ok) = decompress::<V>(&limbs(&|p| p.r)[..n], mask_of(&|p| p.r[31] >> 7 == 1));
+    let (r, r_ok) = decompress::<F>(&bytes(&|p| p.r)[..n], mask_of(&|p| p.r[31] >> 7 == 1));
 
     // R' = [S]B + [k](−A), four bits at a time from the top.
-    let b_table = basepoint_table();
     let lane: [u64; MAX_LANES] = std::array::from_fn(|j| j as u64);
-    let lane = V::from_slice(&lane[..n]);
-    let mut q = Ext::<V>::identity();
-    for w in (0..64).rev() {
-        if w != 63 {
+    let lane = F::V::from_slice(&lane[..n]);
+    let mut q = Ext::<F>::identity();
+    for i in (0..64).rev() {
+        if i != 63 {
             // [16]Q: three doublings to projective, the fourth to extended.
             let (x, y, z) = q.double().to_projective();
             let (x, y, z) = double(&x, &y, &z).to_projective();
@@ -276,12 +273,19 @@ fn verify_group<V: Vec64>(rules: RuleSet, input: &[Prepared]) -> [bool; MAX_LANE
             q = double(&x, &y, &z).to_ext();
         }
         let a_idx: [u64; MAX_LANES] =
-            std::array::from_fn(|j| if j < n { (input[j].k[w] + 8) as u64 * (4 * LIMBS * n) as u64 } else { 0 });
-        let [ypx, ymx, z, t2d] = lookup::<V, 4>(&a_table, V::from_slice(&a_idx[..n]).add(lane), n as u64);
+            std::array::from_fn(|j| if j < n { (input[j].k[i] + 8) as u64 * entry_words as u64 } else { 0 });
+        let base = F::V::from_slice(&a_idx[..n]).add(lane);
+        // SAFETY: digits are in −8..=8, so every entry read is in the table.
+        let [ypx, ymx, z, t2d] = std::array::from_fn(|k| unsafe {
+            F::gather(&a_table, base.add(F::V::splat((k * w * n) as u64)), n as u64)
+        });
         q = q.add(&Cached { ypx, ymx, z, t2d }).to_ext();
         let b_idx: [u64; MAX_LANES] =
-            std::array::from_fn(|j| if j < n { (input[j].s[w] + 8) as u64 * (3 * LIMBS) as u64 } else { 0 });
-        let [ypx, ymx, xy2d] = lookup::<V, 3>(b_table, V::from_slice(&b_idx[..n]), 1);
+            std::array::from_fn(|j| if j < n { (input[j].s[i] + 8) as u64 * (3 * w) as u64 } else { 0 });
+        let base = F::V::from_slice(&b_idx[..n]);
+        // SAFETY: as above, for the basepoint table.
+        let [ypx, ymx, xy2d] =
+            std::array::from_fn(|k| unsafe { F::gather(b_table, base.add(F::V::splat((k * w) as u64)), 1) });
         q = q.add_niels(&Niels { ypx, ymx, xy2d }).to_ext();
     }
 
@@ -293,8 +297,7 @@ fn verify_group<V: Vec64>(rules: RuleSet, input: &[Prepared]) -> [bool; MAX_LANE
             let small_a = multiples[7].double().to_ext().is_identity();
             let small_r = r.mul_by_cofactor().is_identity();
             let same = q.x.equals(&r.x.mul(&q.z)).and(q.y.equals(&r.y.mul(&q.z)));
-            let weak = small_a.or(small_r);
-            same.and(weak.eq(V::splat(0)))
+            same.and(small_a.or(small_r).eq(F::V::splat(0)))
         }
     };
     let mut verdict = [0u64; MAX_LANES];

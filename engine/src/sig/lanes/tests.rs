@@ -2,7 +2,8 @@
 //! fiat-crypto's verified field arithmetic, curve25519-dalek's
 //! decompression, and the single verifiers.
 
-use super::field::{Fe, bytes_from_limbs, limbs_from_bytes};
+use super::field::{Fe, limbs_from_bytes};
+use super::lane_field::LaneField;
 use super::vec64::{Emu, Vec64};
 use super::*;
 use fiat_crypto::curve25519_64 as fiat;
@@ -52,7 +53,7 @@ fn fiat_op(op: &str, a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
 }
 
 fn canonical_bytes(f: &Fe<E>) -> Vec<[u8; 32]> {
-    f.canonical().to_lanes().iter().map(bytes_from_limbs).collect()
+    f.to_bytes()
 }
 
 /// Random field encodings, with the extremes mixed in: 0, 1, p − 1, p,
@@ -88,7 +89,8 @@ fn field_operations_equal_fiat_crypto() {
         let x = Fe::<E>::from_lanes(&xa.iter().map(limbs_from_bytes).collect::<Vec<_>>());
         let y = Fe::<E>::from_lanes(&ya.iter().map(limbs_from_bytes).collect::<Vec<_>>());
         // Reduced inputs, and sums (x + x) as inputs.
-        let ops: [(&str, Fe<E>); 4] = [("mul", x.mul(&y)), ("square", x.square()), ("add", x.add(&y)), ("sub", x.sub(&y))];
+        let ops: [(&str, Fe<E>); 4] =
+            [("mul", x.mul(&y)), ("square", x.square()), ("add", x.add(&y)), ("sub", x.sub(&y))];
         for (op, got) in ops {
             let got = canonical_bytes(&got);
             for j in 0..4 {
@@ -155,15 +157,17 @@ fn decompression_equals_curve25519_dalek() {
     let mut p1 = [0xffu8; 32];
     p1[0] = 0xee;
     p1[31] = 0x7f;
-    encs.extend([p1, { p1[31] |= 0x80; p1 }]);
+    encs.extend([p1, {
+        p1[31] |= 0x80;
+        p1
+    }]);
     while encs.len() % 4 != 0 {
         encs.push([0; 32]);
     }
     let mut decoded = 0;
     for chunk in encs.chunks(4) {
-        let limbs: Vec<[u64; 10]> = chunk.iter().map(limbs_from_bytes).collect();
         let sign = E::from_slice(&chunk.iter().map(|e| if e[31] >> 7 == 1 { u64::MAX } else { 0 }).collect::<Vec<_>>());
-        let (p, ok) = curve::decompress::<E>(&limbs, sign);
+        let (p, ok) = curve::decompress::<Fe<E>>(chunk, sign);
         let z_inv = p.z.invert();
         let xs = canonical_bytes(&p.x.mul(&z_inv));
         let ys = canonical_bytes(&p.y.mul(&z_inv));
@@ -247,7 +251,8 @@ fn every_lane_implementation_matches_the_single_verifier_on_fresh_and_tampered_s
     let items: Vec<SigItem<'_>> =
         data.iter().map(|(pk, m, s)| SigItem { public_key: pk, message: m, signature: s }).collect();
     for rules in RuleSet::ALL {
-        let want: Vec<bool> = items.iter().map(|it| super::super::verify(rules, it.public_key, it.message, it.signature)).collect();
+        let want: Vec<bool> =
+            items.iter().map(|it| super::super::verify(rules, it.public_key, it.message, it.signature)).collect();
         assert!(want.iter().filter(|&&v| v).count() > 30 && want.iter().any(|&v| !v));
         for lanes in Lanes::ALL {
             if !lanes.supported() {

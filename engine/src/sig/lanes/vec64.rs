@@ -35,13 +35,13 @@ pub(crate) trait Vec64: Copy {
     /// Field multiplication ([`super::field::Fe::mul`]); a vector type
     /// overrides it to compile the body once, with its target features, out
     /// of line (inlined at every call it would not fit the instruction cache).
-    #[inline(always)]
+    #[inline(never)]
     fn field_mul(f: &[Self; 10], g: &[Self; 10]) -> [Self; 10] {
         super::field::mul_limbs(f, g)
     }
 
     /// Field squaring ([`super::field::Fe::square`]), as `field_mul`.
-    #[inline(always)]
+    #[inline(never)]
     fn field_square(f: &[Self; 10]) -> [Self; 10] {
         super::field::square_limbs(f)
     }
