@@ -18,10 +18,10 @@
 //! the multiscalar multiplication (IoT chains have few devices and many
 //! records each), and each key is decompressed once per batch.
 //!
-//! When the equation fails, the batch is split in halves and each half
-//! checked again (fresh `z`), down to a few signatures that are checked one by
-//! one with the reference single verifier, so the verdict names exactly the
-//! invalid signatures.
+//! When the equation fails, every signature of the batch gets its own
+//! verdict from the lane verifier ([`super::lanes`], or the reference single
+//! verifier where the CPU has no lanes): no bisection, so a failed batch
+//! costs one batch equation more than verifying it signature by signature.
 //!
 //! Strict (`verify_strict`) is not batched: its check is cofactorless and
 //! compares the encoding of `[S]B − [k]A` with R's bytes. A random linear
@@ -32,6 +32,7 @@
 //! a group property at all. So batching cannot reproduce strict's verdicts
 //! exactly; strict signatures are verified one at a time.
 
+use super::lanes::{Lanes, verify_lanes};
 use super::{RuleSet, SigItem, verify};
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
@@ -40,7 +41,7 @@ use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use rand::RngExt;
 use std::collections::HashMap;
 
-/// Sub-batches this small are checked one signature at a time.
+/// Batches this small are checked one signature at a time.
 const SINGLE_BELOW: usize = 4;
 
 /// One decodable signature of a batch.
@@ -59,10 +60,7 @@ struct Term {
 pub fn verify_zip215_batch(items: &[SigItem<'_>], out: &mut [bool]) {
     assert_eq!(items.len(), out.len());
     if items.len() < SINGLE_BELOW {
-        for (it, ok) in items.iter().zip(out.iter_mut()) {
-            *ok = verify(RuleSet::Zip215, it.public_key, it.message, it.signature);
-        }
-        return;
+        return verify_each(items, out);
     }
     out.fill(false);
     let mut key_slot: HashMap<[u8; 32], Option<usize>> = HashMap::new();
@@ -85,7 +83,30 @@ pub fn verify_zip215_batch(items: &[SigItem<'_>], out: &mut [bool]) {
         terms.push(Term { item, key, r, s, k: it.challenge() });
     }
     let mut scratch = Scratch { key_coeff: vec![None; keys.len()], ..Default::default() };
-    resolve(items, &terms, &keys, &mut scratch, out);
+    if equation_holds(&terms, &keys, &mut scratch) {
+        for t in &terms {
+            out[t.item] = true;
+        }
+        return;
+    }
+    // Some signature is invalid: a verdict for each (of those that decoded).
+    let decoded: Vec<SigItem<'_>> = terms.iter().map(|t| items[t.item]).collect();
+    let mut verdicts = vec![false; decoded.len()];
+    verify_each(&decoded, &mut verdicts);
+    for (t, ok) in terms.iter().zip(verdicts) {
+        out[t.item] = ok;
+    }
+}
+
+/// Each signature's own verdict, in lanes where the CPU has them.
+fn verify_each(items: &[SigItem<'_>], out: &mut [bool]) {
+    if let Some(lanes) = Lanes::best() {
+        verify_lanes(lanes, RuleSet::Zip215, items, out).expect("Lanes::best is supported");
+        return;
+    }
+    for (it, ok) in items.iter().zip(out.iter_mut()) {
+        *ok = verify(RuleSet::Zip215, it.public_key, it.message, it.signature);
+    }
 }
 
 #[derive(Default)]
@@ -94,25 +115,6 @@ struct Scratch {
     points: Vec<EdwardsPoint>,
     key_coeff: Vec<Option<Scalar>>,
     touched: Vec<usize>,
-}
-
-fn resolve(items: &[SigItem<'_>], terms: &[Term], keys: &[EdwardsPoint], scratch: &mut Scratch, out: &mut [bool]) {
-    if terms.len() < SINGLE_BELOW {
-        for t in terms {
-            let it = &items[t.item];
-            out[t.item] = verify(RuleSet::Zip215, it.public_key, it.message, it.signature);
-        }
-        return;
-    }
-    if equation_holds(terms, keys, scratch) {
-        for t in terms {
-            out[t.item] = true;
-        }
-        return;
-    }
-    let (left, right) = terms.split_at(terms.len() / 2);
-    resolve(items, left, keys, scratch, out);
-    resolve(items, right, keys, scratch, out);
 }
 
 /// The batch equation over `terms`, with fresh random coefficients.

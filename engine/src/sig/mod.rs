@@ -15,7 +15,7 @@ mod sizer;
 
 pub use batch::verify_zip215_batch;
 pub use line::{SigLine, parse_sig_line};
-pub use sizer::BatchSizer;
+pub use sizer::{BatchSizer, Method};
 
 use rayon::prelude::*;
 use std::fmt;
@@ -110,8 +110,9 @@ impl SigItem<'_> {
 }
 
 /// Verifies `items` across rayon workers; `out[i]` is item i's verdict,
-/// exactly [`verify`]'s. zip215 runs batches of `batch` signatures (see
-/// [`batch`]); strict verifies one at a time.
+/// exactly [`verify`]'s. zip215 runs batch equations over `batch`
+/// signatures (see [`batch`]); strict runs in lanes ([`lanes`]) where the CPU
+/// has them, else one signature at a time.
 pub fn verify_many(rules: RuleSet, items: &[SigItem<'_>], out: &mut [bool], batch: usize) {
     assert_eq!(items.len(), out.len());
     let batch = batch.max(1);
@@ -120,23 +121,42 @@ pub fn verify_many(rules: RuleSet, items: &[SigItem<'_>], out: &mut [bool], batc
             .par_chunks(batch)
             .zip(out.par_chunks_mut(batch))
             .for_each(|(items, out)| verify_zip215_batch(items, out)),
-        RuleSet::Strict => items
-            .par_iter()
-            .zip(out.par_iter_mut())
-            .with_min_len(16)
-            .for_each(|(it, ok)| *ok = verify(RuleSet::Strict, it.public_key, it.message, it.signature)),
+        RuleSet::Strict => verify_many_in_lanes(rules, items, out),
     }
 }
 
-/// [`verify_many`] with the batch size chosen, and then learned from the
-/// measured time, by `sizer`.
+/// Verifies `items` across rayon workers, each signature on its own in the
+/// fastest lanes this CPU has (one at a time with the reference verifier
+/// where it has none); `out[i]` is exactly [`verify`]'s verdict.
+pub fn verify_many_in_lanes(rules: RuleSet, items: &[SigItem<'_>], out: &mut [bool]) {
+    assert_eq!(items.len(), out.len());
+    let Some(best) = lanes::Lanes::best() else {
+        return items
+            .par_iter()
+            .zip(out.par_iter_mut())
+            .with_min_len(16)
+            .for_each(|(it, ok)| *ok = verify(rules, it.public_key, it.message, it.signature));
+    };
+    // Chunks of whole lane groups, a few per worker.
+    let per_worker = items.len().div_ceil(4 * rayon::current_num_threads());
+    let chunk = per_worker.clamp(64, 1024).next_multiple_of(best.width());
+    items.par_chunks(chunk).zip(out.par_chunks_mut(chunk)).for_each(|(items, out)| {
+        lanes::verify_lanes(best, rules, items, out).expect("Lanes::best is supported");
+    });
+}
+
+/// [`verify_many`] or [`verify_many_in_lanes`], and the batch size, chosen
+/// and then learned from the measured time by `sizer`.
 pub fn verify_many_tuned(rules: RuleSet, items: &[SigItem<'_>], out: &mut [bool], sizer: &mut BatchSizer) {
     if rules == RuleSet::Strict || items.is_empty() {
         return verify_many(rules, items, out, 1);
     }
     let choice = sizer.choose(items.len(), rayon::current_num_threads());
     let started = Instant::now();
-    verify_many(rules, items, out, choice.size);
+    match choice.method {
+        Method::Lanes => verify_many_in_lanes(rules, items, out),
+        Method::Batch(size) => verify_many(rules, items, out, size),
+    }
     sizer.record(choice, items.len(), started.elapsed());
 }
 

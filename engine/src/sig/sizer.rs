@@ -15,69 +15,94 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// What sizers learned so far in this process.
-static LEARNED: Mutex<[Option<f64>; CANDIDATES.len()]> = Mutex::new([None; CANDIDATES.len()]);
+static LEARNED: Mutex<[Option<f64>; SLOTS]> = Mutex::new([None; SLOTS]);
 
 /// Batch sizes worth trying (the bench covers 1..4096).
 pub const CANDIDATES: [usize; 7] = [64, 128, 256, 512, 1024, 2048, 4096];
+/// The slot that measures [`Method::Lanes`].
+const LANES: usize = CANDIDATES.len();
+const SLOTS: usize = CANDIDATES.len() + 1;
+
+/// How a run of zip215 signatures is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Each signature on its own, in SIMD lanes ([`super::verify_many_in_lanes`]).
+    Lanes,
+    /// Batch equations over this many signatures ([`super::verify_many`]).
+    Batch(usize),
+}
 
 #[derive(Debug, Clone)]
 pub struct BatchSizer {
     fixed: Option<usize>,
-    /// Nanoseconds per signature per candidate, once measured.
-    cost: [Option<f64>; CANDIDATES.len()],
+    /// Whether [`Method::Lanes`] is a candidate (the CPU has lanes).
+    lanes: bool,
+    /// Nanoseconds per signature per slot (candidate sizes, then lanes), once measured.
+    cost: [Option<f64>; SLOTS],
     calls: u64,
     next_probe: usize,
 }
 
-/// A size to use now, and which candidate it measures (if any).
+/// A method to use now, and which slot it measures (if any).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Choice {
-    pub size: usize,
+    pub method: Method,
     slot: Option<usize>,
 }
 
 impl Default for BatchSizer {
     fn default() -> Self {
-        BatchSizer { fixed: None, cost: [None; CANDIDATES.len()], calls: 0, next_probe: 0 }
+        BatchSizer {
+            fixed: None,
+            lanes: super::lanes::Lanes::best().is_some(),
+            cost: [None; SLOTS],
+            calls: 0,
+            next_probe: 0,
+        }
     }
 }
 
 impl BatchSizer {
-    /// Learns the size from measurements, starting from what earlier
-    /// sizers of this process learned.
+    /// Learns the method and size from measurements, starting from what
+    /// earlier sizers of this process learned.
     pub fn new() -> Self {
         let cost = *LEARNED.lock().unwrap_or_else(|e| e.into_inner());
         BatchSizer { cost, ..Self::default() }
     }
 
-    /// Always uses `size` (benches, tests, `--batch-size`).
+    /// Always uses batches of `size` (benches, tests, `--batch-size`).
     pub fn fixed(size: usize) -> Self {
         BatchSizer { fixed: Some(size.max(1)), ..Self::default() }
     }
 
-    /// The size to use for `total` signatures over `threads` workers.
+    /// The method to use for `total` signatures over `threads` workers.
     pub fn choose(&mut self, total: usize, threads: usize) -> Choice {
         if let Some(size) = self.fixed {
-            return Choice { size, slot: None };
+            return Choice { method: Method::Batch(size), slot: None };
         }
         self.calls += 1;
+        if self.lanes && self.cost[LANES].is_none() {
+            return Choice { method: Method::Lanes, slot: Some(LANES) };
+        }
         // A chunk larger than this would leave a worker idle.
         let cap = total.div_ceil(threads.max(1)).max(1);
-        let fits = |i: &usize| CANDIDATES[*i] <= cap;
-        let best = self.best_slot(usize::MAX);
+        let fits = |i: &usize| *i == LANES || CANDIDATES[*i] <= cap;
+        let best_batch = self.best_batch_slot(usize::MAX);
         // Throughput rises with size up to a peak: walk down from the
         // largest size only while each smaller one keeps winning.
-        let worth_trying =
-            |i: usize| self.cost[i].is_none() && (i + 1 == CANDIDATES.len() || !fits(&(i + 1)) || best == Some(i + 1));
+        let worth_trying = |i: usize| {
+            self.cost[i].is_none() && (i + 1 == CANDIDATES.len() || !fits(&(i + 1)) || best_batch == Some(i + 1))
+        };
         let unmeasured = (0..CANDIDATES.len()).rev().filter(fits).find(|&i| worth_trying(i));
         let slot = unmeasured.or_else(|| {
             if self.calls.is_multiple_of(8) {
-                // Re-measure a neighbour of the best, or the best itself.
-                let b = self.best_slot(cap)?;
+                // Re-measure lanes, a neighbour of the best size, or the best size.
+                let b = self.best_batch_slot(cap)?;
                 self.next_probe += 1;
-                let i = match self.next_probe % 3 {
+                let i = match self.next_probe % 4 {
                     0 => b.saturating_sub(1),
                     1 => (b + 1).min(CANDIDATES.len() - 1),
+                    2 if self.lanes => LANES,
                     _ => b,
                 };
                 Some(i).filter(fits)
@@ -85,17 +110,24 @@ impl BatchSizer {
                 self.best_slot(cap)
             }
         });
-        let (size, slot) = match slot {
-            Some(i) => (CANDIDATES[i], Some(i)),
-            None => (self.best_slot(cap).map_or(cap, |i| CANDIDATES[i]), None),
+        let (method, slot) = match slot {
+            Some(LANES) => (Method::Lanes, Some(LANES)),
+            Some(i) => (Method::Batch(CANDIDATES[i]), Some(i)),
+            None => (Method::Batch(self.best_batch_slot(cap).map_or(cap, |i| CANDIDATES[i])), None),
         };
-        // Spread evenly: a whole number of chunks per worker.
-        let threads = threads.max(1);
-        let chunks = total.div_ceil(size).div_ceil(threads) * threads;
-        Choice { size: total.div_ceil(chunks).max(1), slot }
+        let method = match method {
+            // Spread evenly: a whole number of chunks per worker.
+            Method::Batch(size) => {
+                let threads = threads.max(1);
+                let chunks = total.div_ceil(size).div_ceil(threads) * threads;
+                Method::Batch(total.div_ceil(chunks).max(1))
+            }
+            lanes => lanes,
+        };
+        Choice { method, slot }
     }
 
-    /// Records how long `sigs` signatures took at `choice`.
+    /// Records how long `sigs` signatures took with `choice`.
     pub fn record(&mut self, choice: Choice, sigs: usize, elapsed: Duration) {
         let Some(i) = choice.slot else { return };
         if sigs == 0 {
@@ -109,17 +141,26 @@ impl BatchSizer {
         LEARNED.lock().unwrap_or_else(|e| e.into_inner())[i] = self.cost[i];
     }
 
-    /// The fastest size measured so far.
-    pub fn best(&self) -> Option<usize> {
-        self.fixed.or_else(|| self.best_slot(usize::MAX).map(|i| CANDIDATES[i]))
+    /// The fastest method measured so far.
+    pub fn best(&self) -> Option<Method> {
+        if let Some(size) = self.fixed {
+            return Some(Method::Batch(size));
+        }
+        self.best_slot(usize::MAX).map(|i| if i == LANES { Method::Lanes } else { Method::Batch(CANDIDATES[i]) })
     }
 
+    /// The fastest slot measured so far, lanes included.
     fn best_slot(&self, cap: usize) -> Option<usize> {
-        (0..CANDIDATES.len())
-            .filter(|&i| CANDIDATES[i] <= cap)
-            .filter_map(|i| self.cost[i].map(|c| (i, c)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(i, _)| i)
+        let lanes = self.cost[LANES].filter(|_| self.lanes).map(|c| (LANES, c));
+        self.batch_costs(cap).chain(lanes).min_by(|a, b| a.1.total_cmp(&b.1)).map(|(i, _)| i)
+    }
+
+    fn best_batch_slot(&self, cap: usize) -> Option<usize> {
+        self.batch_costs(cap).min_by(|a, b| a.1.total_cmp(&b.1)).map(|(i, _)| i)
+    }
+
+    fn batch_costs(&self, cap: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        (0..CANDIDATES.len()).filter(move |&i| CANDIDATES[i] <= cap).filter_map(|i| self.cost[i].map(|c| (i, c)))
     }
 }
 
@@ -127,9 +168,16 @@ impl BatchSizer {
 mod tests {
     use super::*;
 
+    fn size(c: Choice) -> usize {
+        match c.method {
+            Method::Batch(n) => n,
+            Method::Lanes => panic!("lanes chosen: {c:?}"),
+        }
+    }
+
     #[test]
     fn tries_every_candidate_largest_first_then_keeps_the_fastest() {
-        let mut s = BatchSizer::default();
+        let mut s = BatchSizer { lanes: false, ..BatchSizer::default() };
         let mut tried = Vec::new();
         for _ in 0..5 {
             let c = s.choose(1 << 20, 2);
@@ -140,7 +188,7 @@ mod tests {
         }
         // 4096, 2048, 1024, 512 each improve; 256 is worse, so 128 and 64 are never tried.
         assert_eq!(tried, [4096, 2048, 1024, 512, 256]);
-        assert_eq!(s.best(), Some(512));
+        assert_eq!(s.best(), Some(Method::Batch(512)));
         let sizes: Vec<usize> = (0..12).map(|_| CANDIDATES[s.choose(1 << 20, 2).slot.unwrap()]).collect();
         assert!(sizes.iter().filter(|&&x| x == 512).count() >= 10, "{sizes:?}");
         assert!(!sizes.contains(&64) && !sizes.contains(&128), "{sizes:?}");
@@ -148,13 +196,39 @@ mod tests {
 
     #[test]
     fn never_starves_workers_and_fixed_is_fixed() {
-        let mut s = BatchSizer::default();
-        assert_eq!(s.choose(100, 2).size, 50);
-        assert!(s.choose(1000, 2).size <= 500);
+        let mut s = BatchSizer { lanes: false, ..BatchSizer::default() };
+        assert_eq!(size(s.choose(100, 2)), 50);
+        assert!(size(s.choose(1000, 2)) <= 500);
         // 20,000 signatures on 2 workers: chunks come in pairs.
         let c = s.choose(20_000, 2);
-        assert_eq!(20_000usize.div_ceil(c.size) % 2, 0, "{c:?}");
+        assert_eq!(20_000usize.div_ceil(size(c)) % 2, 0, "{c:?}");
         let mut f = BatchSizer::fixed(77);
-        assert_eq!(f.choose(10, 2).size, 77);
+        assert_eq!(size(f.choose(10, 2)), 77);
+    }
+
+    #[test]
+    fn lanes_are_measured_first_and_kept_while_fastest_with_batches_re_measured() {
+        let mut s = BatchSizer { lanes: true, ..BatchSizer::default() };
+        let c = s.choose(1 << 20, 2);
+        assert_eq!(c.method, Method::Lanes);
+        s.record(c, 1000, Duration::from_micros(10_000)); // 10 µs a signature
+        // Every batch size is slower (12 µs) than lanes.
+        let mut methods = Vec::new();
+        for _ in 0..40 {
+            let c = s.choose(1 << 20, 2);
+            methods.push(c.method);
+            let ns = if c.method == Method::Lanes { 10_000 } else { 12_000 };
+            s.record(c, 1000, Duration::from_nanos(ns * 1000));
+        }
+        assert_eq!(s.best(), Some(Method::Lanes));
+        let lanes = methods.iter().filter(|&&m| m == Method::Lanes).count();
+        assert!(lanes >= 28, "{methods:?}");
+        // Batches got faster (the invalid signatures stopped): they win.
+        for _ in 0..200 {
+            let c = s.choose(1 << 20, 2);
+            let ns = if c.method == Method::Lanes { 10_000 } else { 5_000 };
+            s.record(c, 1000, Duration::from_nanos(ns * 1000));
+        }
+        assert!(matches!(s.best(), Some(Method::Batch(_))), "{:?}", s.best());
     }
 }
