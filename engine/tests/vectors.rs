@@ -20,6 +20,7 @@ use rand_chacha::ChaCha20Rng;
 use serde_json::Value;
 use sha2::{Digest, Sha512};
 use std::collections::{BTreeMap, BTreeSet};
+use vigil_engine::sig::lanes::verify_lanes;
 use vigil_engine::sig::{RuleSet, SigItem, verify, verify_many, verify_zip215_batch};
 
 mod common;
@@ -88,6 +89,12 @@ fn check_all_paths(what: &str, rules: RuleSet, cases: &[Case], want: &[bool]) {
     for batch in [1, 3, 64, 1000] {
         let got = many(rules, cases, batch, want);
         assert_verdicts(&format!("{what}: verify_many({rules}, batch {batch})"), cases, &got, want);
+    }
+    let items: Vec<SigItem<'_>> = cases.iter().map(Case::item).collect();
+    for lanes in common::lanes::runnable(what) {
+        let mut got: Vec<bool> = want.iter().map(|v| !v).collect();
+        verify_lanes(lanes, rules, &items, &mut got).unwrap();
+        assert_verdicts(&format!("{what}: {lanes} lanes ({rules})"), cases, &got, want);
     }
     if rules == RuleSet::Zip215 {
         for chunk in [cases.len().max(1), 1, 4, 7, 64] {
