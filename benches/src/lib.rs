@@ -56,6 +56,8 @@ pub struct BenchReport {
     pub cpu: String,
     pub cores: usize,
     pub curve_backend: &'static str,
+    /// The signature lanes used (`sig::lanes`), or "none".
+    pub sig_lanes: &'static str,
     /// The GPU adapter measured, if any.
     pub gpu_adapter: Option<String>,
     pub hash_backend: &'static str,
@@ -294,6 +296,28 @@ fn row(stage: &str, unit: &'static str, ours: f64, baseline_name: &str, baseline
     }
 }
 
+/// What a user of ed25519-zebra would write: batches of 64, each signature
+/// of a failed batch checked on its own. Returns how many are valid.
+fn zebra_batch_64(items: &[SigItem<'_>]) -> usize {
+    items
+        .chunks(64)
+        .map(|chunk| {
+            let mut v = ed25519_zebra::batch::Verifier::new();
+            for it in chunk {
+                v.queue((
+                    ed25519_zebra::VerificationKeyBytes::from(*it.public_key),
+                    ed25519_zebra::Signature::from_bytes(it.signature),
+                    it.message,
+                ));
+            }
+            if v.verify(rand::rng()).is_ok() {
+                return chunk.len();
+            }
+            chunk.iter().filter(|it| sig::verify(RuleSet::Zip215, it.public_key, it.message, it.signature)).count()
+        })
+        .sum()
+}
+
 /// Runs every measurement; `progress` hears what is being measured.
 pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> Result<BenchReport, String> {
     let loaded = load_or_generate(opts, progress)?;
@@ -332,7 +356,40 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> Result<BenchReport, 
     };
     let short = &sample[..sample.len().min(4_000)];
     let sig_base_1 = rate(secs, short.len() as u64, || assert!(strict(short)));
-    rows.push(row("signatures, zip215 batch (1 core)", "sig", sig_ours_1, "dalek verify_strict", sig_base_1));
+    rows.push(row("signatures, zip215 (1 core)", "sig", sig_ours_1, "dalek verify_strict", sig_base_1));
+    let zebra_1 = rate(secs, short.len() as u64, || assert_eq!(zebra_batch_64(short), short.len()));
+    rows.push(row("signatures, zip215 (1 core)", "sig", sig_ours_1, "zebra batch of 64", zebra_1));
+    let mut out_strict = vec![false; sample.len()];
+    let strict_lanes_1 = one_thread(|| {
+        rate(secs, sample.len() as u64, || sig::verify_many(RuleSet::Strict, sample, &mut out_strict, 1))
+    });
+    rows.push(row("signatures, strict (1 core)", "sig", strict_lanes_1, "dalek verify_strict", sig_base_1));
+
+    progress("signatures with 1% invalid (one core)");
+    // The same signatures, every hundredth with a flipped message bit.
+    let tampered: Vec<Vec<u8>> = sample
+        .iter()
+        .enumerate()
+        .map(|(i, it)| {
+            let mut m = it.message.to_vec();
+            if i % 100 == 50 {
+                m[0] ^= 1;
+            }
+            m
+        })
+        .collect();
+    let spam: Vec<SigItem<'_>> = sample
+        .iter()
+        .zip(&tampered)
+        .map(|(it, m)| SigItem { public_key: it.public_key, message: m, signature: it.signature })
+        .collect();
+    let mut out = vec![false; spam.len()];
+    let sig_spam_1 = one_thread(|| {
+        let mut sizer = BatchSizer::new();
+        rate(secs, spam.len() as u64, || sig::verify_many_tuned(RuleSet::Zip215, &spam, &mut out, &mut sizer))
+    });
+    assert_eq!(out.iter().filter(|&&ok| !ok).count(), (0..spam.len()).filter(|i| i % 100 == 50).count());
+    rows.push(row("signatures, zip215, 1% invalid (1 core)", "sig", sig_spam_1, "all valid", sig_ours_1));
 
     progress("signatures (all cores)");
     let mut out = vec![false; items.len()];
@@ -406,6 +463,7 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> Result<BenchReport, 
         cpu: cpu_model(),
         cores,
         curve_backend: sig::curve_backend(),
+        sig_lanes: sig::lanes::Lanes::best().map_or("none", |l| l.name()),
         gpu_adapter: opts.gpu.as_ref().map(|g| g.adapter().name.clone()),
         hash_backend: vigil_engine::multihash::backend_name(),
         chain_transactions: n,

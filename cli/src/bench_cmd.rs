@@ -174,8 +174,8 @@ pub fn run_bench(a: BenchArgs) -> Result<u8, Fatal> {
 
 fn print_table(r: &BenchReport) {
     println!(
-        "CPU: {} ({} threads), curve25519-dalek backend: {}, BLAKE3 lanes: {}",
-        r.cpu, r.cores, r.curve_backend, r.hash_backend
+        "CPU: {} ({} threads), curve25519-dalek backend: {}, signature lanes: {}, BLAKE3 lanes: {}",
+        r.cpu, r.cores, r.curve_backend, r.sig_lanes, r.hash_backend
     );
     if let Some(gpu) = &r.gpu_adapter {
         println!("GPU: {gpu}");
