@@ -152,6 +152,16 @@ pub fn verify_many_tuned(rules: RuleSet, items: &[SigItem<'_>], out: &mut [bool]
         return verify_many(rules, items, out, 1);
     }
     let choice = sizer.choose(items.len(), rayon::current_num_threads());
+    if choice.is_first_lanes() && items.len() >= 1024 {
+        // Measure both on this call: lanes on a quarter, then (lanes now
+        // measured) the rest as the sizer picks, so that even a run of one
+        // call compares them.
+        let cut = items.len() / 4;
+        let started = Instant::now();
+        verify_many_in_lanes(rules, &items[..cut], &mut out[..cut]);
+        sizer.record(choice, cut, started.elapsed());
+        return verify_many_tuned(rules, &items[cut..], &mut out[cut..], sizer);
+    }
     let started = Instant::now();
     match choice.method {
         Method::Lanes => verify_many_in_lanes(rules, items, out),

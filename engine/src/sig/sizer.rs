@@ -48,6 +48,15 @@ pub struct BatchSizer {
 pub struct Choice {
     pub method: Method,
     slot: Option<usize>,
+    first: bool,
+}
+
+impl Choice {
+    /// Lanes, never measured before: the caller may measure them on part of
+    /// its signatures and ask again for the rest.
+    pub fn is_first_lanes(&self) -> bool {
+        self.first && self.method == Method::Lanes
+    }
 }
 
 impl Default for BatchSizer {
@@ -78,11 +87,11 @@ impl BatchSizer {
     /// The method to use for `total` signatures over `threads` workers.
     pub fn choose(&mut self, total: usize, threads: usize) -> Choice {
         if let Some(size) = self.fixed {
-            return Choice { method: Method::Batch(size), slot: None };
+            return Choice { method: Method::Batch(size), slot: None, first: false };
         }
         self.calls += 1;
         if self.lanes && self.cost[LANES].is_none() {
-            return Choice { method: Method::Lanes, slot: Some(LANES) };
+            return Choice { method: Method::Lanes, slot: Some(LANES), first: true };
         }
         // A chunk larger than this would leave a worker idle.
         let cap = total.div_ceil(threads.max(1)).max(1);
@@ -124,7 +133,7 @@ impl BatchSizer {
             }
             lanes => lanes,
         };
-        Choice { method, slot }
+        Choice { method, slot, first: false }
     }
 
     /// Records how long `sigs` signatures took with `choice`.
