@@ -240,10 +240,10 @@ fn verify_group<F: LaneField>(rules: RuleSet, input: &[Prepared], b_table: &[u64
     // four elements, lane-interleaved (word i of lane j at i·n + j).
     let (a, a_ok) = decompress::<F>(&bytes(&|p| p.a)[..n], mask_of(&|p| p.a[31] >> 7 == 1));
     let mut multiples = [a; 8];
-    let a_cached = a.to_cached();
-    multiples[1] = a.double().to_ext();
+    let a_cached = a.cached();
+    multiples[1] = a.double().ext();
     for j in 2..8 {
-        multiples[j] = multiples[j - 1].add(&a_cached).to_ext();
+        multiples[j] = multiples[j - 1].add(&a_cached).ext();
     }
     let entry_words = 4 * w * n;
     let mut a_table = vec![0u64; 17 * entry_words];
@@ -254,7 +254,7 @@ fn verify_group<F: LaneField>(rules: RuleSet, input: &[Prepared], b_table: &[u64
     };
     store(8, &Cached::identity());
     for (j, m) in multiples.iter().enumerate() {
-        let c = m.to_cached();
+        let c = m.cached();
         store(8 - (j + 1), &c);
         store(8 + (j + 1), &c.neg());
     }
@@ -267,10 +267,10 @@ fn verify_group<F: LaneField>(rules: RuleSet, input: &[Prepared], b_table: &[u64
     for i in (0..64).rev() {
         if i != 63 {
             // [16]Q: three doublings to projective, the fourth to extended.
-            let (x, y, z) = q.double().to_projective();
-            let (x, y, z) = double(&x, &y, &z).to_projective();
-            let (x, y, z) = double(&x, &y, &z).to_projective();
-            q = double(&x, &y, &z).to_ext();
+            let (x, y, z) = q.double().projective();
+            let (x, y, z) = double(&x, &y, &z).projective();
+            let (x, y, z) = double(&x, &y, &z).projective();
+            q = double(&x, &y, &z).ext();
         }
         let a_idx: [u64; MAX_LANES] =
             std::array::from_fn(|j| if j < n { (input[j].k[i] + 8) as u64 * entry_words as u64 } else { 0 });
@@ -279,22 +279,22 @@ fn verify_group<F: LaneField>(rules: RuleSet, input: &[Prepared], b_table: &[u64
         let [ypx, ymx, z, t2d] = std::array::from_fn(|k| unsafe {
             F::gather(&a_table, base.add(F::V::splat((k * w * n) as u64)), n as u64)
         });
-        q = q.add(&Cached { ypx, ymx, z, t2d }).to_ext();
+        q = q.add(&Cached { ypx, ymx, z, t2d }).ext();
         let b_idx: [u64; MAX_LANES] =
             std::array::from_fn(|j| if j < n { (input[j].s[i] + 8) as u64 * (3 * w) as u64 } else { 0 });
         let base = F::V::from_slice(&b_idx[..n]);
         // SAFETY: as above, for the basepoint table.
         let [ypx, ymx, xy2d] =
             std::array::from_fn(|k| unsafe { F::gather(b_table, base.add(F::V::splat((k * w) as u64)), 1) });
-        q = q.add_niels(&Niels { ypx, ymx, xy2d }).to_ext();
+        q = q.add_niels(&Niels { ypx, ymx, xy2d }).ext();
     }
 
     let ok = match rules {
         // [8](R' − R) = 0.
-        RuleSet::Zip215 => q.add(&r.to_cached().neg()).to_ext().mul_by_cofactor().is_identity(),
+        RuleSet::Zip215 => q.add(&r.cached().neg()).ext().mul_by_cofactor().is_identity(),
         // Neither A nor R of small order, and R' = R (R is affine).
         RuleSet::Strict => {
-            let small_a = multiples[7].double().to_ext().is_identity();
+            let small_a = multiples[7].double().ext().is_identity();
             let small_r = r.mul_by_cofactor().is_identity();
             let same = q.x.equals(&r.x.mul(&q.z)).and(q.y.equals(&r.y.mul(&q.z)));
             same.and(small_a.or(small_r).eq(F::V::splat(0)))

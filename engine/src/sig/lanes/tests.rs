@@ -118,7 +118,7 @@ fn the_largest_limbs_stay_within_bounds_and_reduce_correctly() {
         let (x, y) = (extreme(a), extreme(b));
         let want_bytes = |f: &Fe<E>| {
             // The same value through fiat: limbs to an integer mod p.
-            let l = &f.to_lanes()[0];
+            let l = &f.lanes()[0];
             let mut acc = [0u8; 32];
             for (i, &limb) in l.iter().enumerate() {
                 let mut unit = [0u8; 32];
@@ -161,7 +161,7 @@ fn decompression_equals_curve25519_dalek() {
         p1[31] |= 0x80;
         p1
     }]);
-    while encs.len() % 4 != 0 {
+    while !encs.len().is_multiple_of(4) {
         encs.push([0; 32]);
     }
     let mut decoded = 0;
@@ -199,7 +199,7 @@ fn radix16_digits_recompose_the_scalar() {
         let want = curve25519_dalek::scalar::Scalar::from_bytes_mod_order(s);
         let mut got = curve25519_dalek::scalar::Scalar::ZERO;
         for &digit in d.iter().rev() {
-            got = got * curve25519_dalek::scalar::Scalar::from(16u8);
+            got *= curve25519_dalek::scalar::Scalar::from(16u8);
             let m = curve25519_dalek::scalar::Scalar::from(digit.unsigned_abs());
             got = if digit < 0 { got - m } else { got + m };
         }
