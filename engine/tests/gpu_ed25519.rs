@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use vigil_engine::gpu::GpuContext;
 use vigil_engine::gpu::ed25519::{Field, GpuEd25519, Kernel};
+use vigil_engine::sig::lanes::verify_lanes;
 use vigil_engine::sig::{RuleSet, SigItem, verify};
 
 const DEFAULT_DIFF_SIGS: usize = 20_000;
@@ -68,6 +69,18 @@ fn gpu_verdicts(ctx: &GpuContext, gpu: &GpuEd25519, items: &[SigItem<'_>]) -> (V
 
 fn cpu_verdicts(rules: RuleSet, items: &[SigItem<'_>]) -> Vec<bool> {
     items.par_iter().map(|it| verify(rules, it.public_key, it.message, it.signature)).collect()
+}
+
+/// The GPU's verdicts equal those of every lane implementation this CPU runs.
+fn assert_lanes_agree(what: &str, rules: RuleSet, items: &[SigItem<'_>], gpu: &[bool]) {
+    for lanes in common::lanes::runnable(what) {
+        let mut got = vec![false; items.len()];
+        got.par_chunks_mut(512).zip(items.par_chunks(512)).for_each(|(out, items)| {
+            verify_lanes(lanes, rules, items, out).unwrap();
+        });
+        assert_same(&format!("{what}, CPU = {lanes} lanes"), rules, items, gpu, &got);
+        eprintln!("  {rules}: GPU == {lanes} lanes on {}", items.len());
+    }
 }
 
 /// Panics naming every item where the GPU differs from the CPU.
@@ -469,6 +482,7 @@ fn gpu_equals_cpu_on_every_shared_vector() {
             for (rules, got) in [(RuleSet::Zip215, &zip), (RuleSet::Strict, &strict)] {
                 let cpu = cpu_verdicts(rules, &items);
                 assert_same(name, rules, &items, got, &cpu);
+                assert_lanes_agree(name, rules, &items, got);
                 // The per-rule API gives the same.
                 assert_eq!(&gpu.verify(&ctx, rules, &items).unwrap(), got, "{name} {rules}: verify vs verify_both");
                 let valid = got.iter().filter(|v| **v).count();
@@ -528,6 +542,7 @@ fn gpu_equals_cpu_on_random_and_mutated_signatures() {
                 .take(50)
                 .collect();
             assert!(wrong.is_empty(), "{rules}: GPU != CPU on {} signatures:\n{}", wrong.len(), wrong.join("\n"));
+            assert_lanes_agree("random and mutated signatures", rules, &items, got);
             let mut counts: BTreeMap<Family, (usize, usize)> = BTreeMap::new();
             for (s, g) in sigs.iter().zip(got.iter()) {
                 let e = counts.entry(s.family).or_default();
