@@ -159,7 +159,8 @@ pub fn verify_many_tuned(rules: RuleSet, items: &[SigItem<'_>], out: &mut [bool]
         let cut = items.len() / 4;
         let started = Instant::now();
         verify_many_in_lanes(rules, &items[..cut], &mut out[..cut]);
-        sizer.record(choice, cut, started.elapsed());
+        let invalid = out[..cut].iter().filter(|&&ok| !ok).count();
+        sizer.record(choice, cut, invalid, started.elapsed());
         return verify_many_tuned(rules, &items[cut..], &mut out[cut..], sizer);
     }
     let started = Instant::now();
@@ -167,7 +168,8 @@ pub fn verify_many_tuned(rules: RuleSet, items: &[SigItem<'_>], out: &mut [bool]
         Method::Lanes => verify_many_in_lanes(rules, items, out),
         Method::Batch(size) => verify_many(rules, items, out, size),
     }
-    sizer.record(choice, items.len(), started.elapsed());
+    let elapsed = started.elapsed();
+    sizer.record(choice, items.len(), out.iter().filter(|&&ok| !ok).count(), elapsed);
 }
 
 /// Which curve25519-dalek backend this process uses for point arithmetic.

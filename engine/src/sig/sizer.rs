@@ -39,6 +39,8 @@ pub struct BatchSizer {
     lanes: bool,
     /// Nanoseconds per signature per slot (candidate sizes, then lanes), once measured.
     cost: [Option<f64>; SLOTS],
+    /// Share of invalid signatures seen lately (an exponential average).
+    invalid_rate: f64,
     calls: u64,
     next_probe: usize,
 }
@@ -65,6 +67,7 @@ impl Default for BatchSizer {
             fixed: None,
             lanes: super::lanes::Lanes::best().is_some(),
             cost: [None; SLOTS],
+            invalid_rate: 0.0,
             calls: 0,
             next_probe: 0,
         }
@@ -136,18 +139,47 @@ impl BatchSizer {
         Choice { method, slot, first: false }
     }
 
-    /// Records how long `sigs` signatures took with `choice`.
-    pub fn record(&mut self, choice: Choice, sigs: usize, elapsed: Duration) {
-        let Some(i) = choice.slot else { return };
+    /// Records how long `sigs` signatures took with `choice`, `invalid` of
+    /// them invalid.
+    ///
+    /// With lanes on this CPU, a failed batch equation sends the whole batch
+    /// to the lanes, so a batch size costs what it costs on valid
+    /// signatures plus, when its equation fails, the lanes' cost: what is
+    /// kept per size is its cost on valid signatures (a call that met
+    /// invalid ones counts less the lanes' share), and the choice adds the lanes' cost times the chance
+    /// that a batch of that size holds an invalid signature at the share
+    /// seen lately. A burst of invalid signatures moves the choice at once
+    /// to smaller batches or to the lanes, and back when it ends.
+    pub fn record(&mut self, choice: Choice, sigs: usize, invalid: usize, elapsed: Duration) {
         if sigs == 0 {
             return;
         }
-        let ns = elapsed.as_nanos() as f64 / sigs as f64;
+        let share = invalid as f64 / sigs as f64;
+        self.invalid_rate = 0.5 * self.invalid_rate + 0.5 * share;
+        let Some(i) = choice.slot else { return };
+        let mut ns = elapsed.as_nanos() as f64 / sigs as f64;
+        if let (true, true, Some(lanes)) = (i != LANES, invalid > 0, self.cost[LANES].filter(|_| self.lanes)) {
+            // Take out what the failed equations cost, as `expected` adds it.
+            let fails = 1.0 - (1.0 - share).powi(CANDIDATES[i] as i32);
+            ns = (ns - fails * lanes).max(0.1 * ns);
+        }
         self.cost[i] = Some(match self.cost[i] {
             Some(old) => 0.5 * old + 0.5 * ns,
             None => ns,
         });
         LEARNED.lock().unwrap_or_else(|e| e.into_inner())[i] = self.cost[i];
+    }
+
+    /// Expected nanoseconds per signature of slot `i` at the share of
+    /// invalid signatures seen lately (see [`BatchSizer::record`]).
+    fn expected(&self, i: usize) -> Option<f64> {
+        let cost = self.cost[i]?;
+        if i == LANES || !self.lanes {
+            return Some(cost);
+        }
+        let lanes = self.cost[LANES]?;
+        let fails = 1.0 - (1.0 - self.invalid_rate).powi(CANDIDATES[i] as i32);
+        Some(cost + fails * lanes)
     }
 
     /// The fastest method measured so far.
@@ -169,7 +201,7 @@ impl BatchSizer {
     }
 
     fn batch_costs(&self, cap: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
-        (0..CANDIDATES.len()).filter(move |&i| CANDIDATES[i] <= cap).filter_map(|i| self.cost[i].map(|c| (i, c)))
+        (0..CANDIDATES.len()).filter(move |&i| CANDIDATES[i] <= cap).filter_map(|i| self.expected(i).map(|c| (i, c)))
     }
 }
 
@@ -193,7 +225,7 @@ mod tests {
             tried.push(CANDIDATES[c.slot.unwrap()]);
             // Pretend time per signature falls with size down to 512, then rises.
             let ns = (CANDIDATES.iter().position(|&x| x == CANDIDATES[c.slot.unwrap()]).unwrap() as i64 - 3).abs() + 10;
-            s.record(c, 1000, Duration::from_nanos(ns as u64 * 1000));
+            s.record(c, 1000, 0, Duration::from_nanos(ns as u64 * 1000));
         }
         // 4096, 2048, 1024, 512 each improve; 256 is worse, so 128 and 64 are never tried.
         assert_eq!(tried, [4096, 2048, 1024, 512, 256]);
@@ -220,14 +252,14 @@ mod tests {
         let mut s = BatchSizer { lanes: true, ..BatchSizer::default() };
         let c = s.choose(1 << 20, 2);
         assert_eq!(c.method, Method::Lanes);
-        s.record(c, 1000, Duration::from_micros(10_000)); // 10 µs a signature
+        s.record(c, 1000, 0, Duration::from_micros(10_000)); // 10 µs a signature
         // Every batch size is slower (12 µs) than lanes.
         let mut methods = Vec::new();
         for _ in 0..40 {
             let c = s.choose(1 << 20, 2);
             methods.push(c.method);
             let ns = if c.method == Method::Lanes { 10_000 } else { 12_000 };
-            s.record(c, 1000, Duration::from_nanos(ns * 1000));
+            s.record(c, 1000, 0, Duration::from_nanos(ns * 1000));
         }
         assert_eq!(s.best(), Some(Method::Lanes));
         let lanes = methods.iter().filter(|&&m| m == Method::Lanes).count();
@@ -236,8 +268,40 @@ mod tests {
         for _ in 0..200 {
             let c = s.choose(1 << 20, 2);
             let ns = if c.method == Method::Lanes { 10_000 } else { 5_000 };
-            s.record(c, 1000, Duration::from_nanos(ns * 1000));
+            s.record(c, 1000, 0, Duration::from_nanos(ns * 1000));
         }
         assert!(matches!(s.best(), Some(Method::Batch(_))), "{:?}", s.best());
+    }
+
+    #[test]
+    fn invalid_signatures_move_the_choice_to_lanes_at_once_and_back() {
+        // Lanes 10 µs a signature; batches on valid signatures from 10 µs
+        // (64) down to 4 µs (4096).
+        let cost = |c: Choice| match c.method {
+            Method::Lanes => 10_000,
+            Method::Batch(n) => 4_000 + 1_000 * (12 - n.ilog2() as u64),
+        };
+        let mut s = BatchSizer { lanes: true, ..BatchSizer::default() };
+        for _ in 0..30 {
+            let c = s.choose(1 << 20, 2);
+            s.record(c, 1000, 0, Duration::from_nanos(cost(c) * 1000));
+        }
+        assert_eq!(s.best(), Some(Method::Batch(4096)));
+        // A call with 1% invalid: a batch of 4096 now nearly always fails
+        // (4 + 10 µs), so the choice moves to the lanes at once.
+        let c = s.choose(1 << 20, 2);
+        s.record(c, 1000, 10, Duration::from_nanos(14_000 * 1000));
+        assert_eq!(s.best(), Some(Method::Lanes));
+        for _ in 0..5 {
+            let c = s.choose(1 << 20, 2);
+            s.record(c, 1000, 10, Duration::from_nanos(cost(c) * 1000));
+        }
+        assert_eq!(s.best(), Some(Method::Lanes));
+        // All valid again: back to the largest batches.
+        for _ in 0..16 {
+            let c = s.choose(1 << 20, 2);
+            s.record(c, 1000, 0, Duration::from_nanos(cost(c) * 1000));
+        }
+        assert_eq!(s.best(), Some(Method::Batch(4096)));
     }
 }
