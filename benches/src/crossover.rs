@@ -8,15 +8,15 @@
 //! The crossover of a share is the smallest batch size measured from which
 //! the GPU wins at that size and every larger one measured: below it the
 //! GPU's fixed cost per call (upload, dispatch, read-back) makes it lose.
-//! Invalid signatures move it: the CPU's batch verifier bisects a batch that
-//! fails (each invalid signature costs it a few more multiscalar
-//! multiplications), the GPU checks every signature alone and does not care.
+//! Invalid signatures move it: a batch equation that fails costs the CPU the
+//! equation plus each signature's own check in lanes, the GPU checks every
+//! signature alone and does not care.
 //! `auto` learns the same thing online (`vigil_engine::hybrid`); its column
 //! shows whether it keeps up with the faster of the two.
 //!
 //! The signatures: 64 signing keys (an IoT chain has few devices), 32-byte
 //! messages (a tx_id); an invalid one has one bit of S flipped (S stays
-//! canonical, so the batch equation fails and the CPU bisects). Invalid
+//! canonical, so the batch equation fails). Invalid
 //! signatures are spread evenly: any prefix of n signatures holds
 //! round(n × share) of them.
 

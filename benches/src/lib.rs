@@ -403,7 +403,7 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> Result<BenchReport, 
         (0..cores).into_par_iter().for_each(|_| assert!(strict(short)));
     });
     rows.push(row(
-        &format!("signatures, zip215 batch ({cores} cores)"),
+        &format!("signatures, zip215 ({cores} cores)"),
         "sig",
         sig_ours_all,
         "dalek verify_strict",

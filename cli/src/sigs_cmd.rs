@@ -23,7 +23,7 @@ const MAX_LINE: usize = (2 << 20) + 4096;
 pub struct SigsArgs {
     /// File of JSON lines, or a stream: - (standard input), a pipe, a FIFO.
     input: PathBuf,
-    /// Rule set: zip215 (batched) or strict (ed25519-dalek verify_strict).
+    /// Rule set: zip215 (ZIP-215, cofactored) or strict (ed25519-dalek verify_strict).
     #[arg(long, default_value = "zip215")]
     rules: RuleSet,
     /// One {"index":i,"valid":bool} line per signature, in input order, then a summary line.

@@ -45,8 +45,8 @@
 //! slower than its cost to the CPU takes nothing. A side's part is never
 //! under 64 signatures, and batches under 128 stay on the CPU. The CPU's
 //! cost is measured on the real signatures, so when a stretch of the chain
-//! holds invalid signatures (the batch verifier then bisects, and gets
-//! slower, while the GPU's cost does not change) the GPU's share grows
+//! holds invalid signatures (failed batch equations then cost the CPU each
+//! signature's own check too, while the GPU's cost does not change) the GPU's share grows
 //! within a few batches, and shrinks back after.
 //!
 //! Learning is online and bounded. The process's first large batch (512
@@ -800,7 +800,7 @@ mod tests {
         }
         let before = s.predict(RuleSet::Zip215, n).gpu_part;
         assert!((n / 4..n / 2).contains(&before), "{before}");
-        // A stretch with invalid signatures: the CPU bisects, 4× slower.
+        // A stretch with invalid signatures: the CPU is 4× slower.
         m.cpu = 4e-5;
         for _ in 0..15 {
             m.batch(&mut s, RuleSet::Zip215, n);
