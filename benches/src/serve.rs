@@ -8,7 +8,8 @@
 //! flight (a new one as each answer arrives); latency is send to answer, per
 //! request. The default loads are a lone client with one request in flight
 //! (latency is then the batching delay plus the work) and 16 clients with 4
-//! each (throughput). One signature in a hundred is invalid.
+//! each (throughput). One signature in a hundred is invalid, unless
+//! `invalid` says otherwise.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct ServeOptions {
     pub request_sigs: usize,
     pub seconds: f64,
     pub gpu: Option<Arc<GpuSigner>>,
+    /// Share of invalid signatures (0 to 1), spread evenly.
+    pub invalid: f64,
 }
 
 impl Default for ServeOptions {
@@ -40,7 +43,14 @@ impl Default for ServeOptions {
                 settings.push((max_batch, Duration::from_micros(delay_us)));
             }
         }
-        ServeOptions { settings, loads: vec![(1, 1), (16, 4)], request_sigs: 16, seconds: 1.0, gpu: None }
+        ServeOptions {
+            settings,
+            loads: vec![(1, 1), (16, 4)],
+            request_sigs: 16,
+            seconds: 1.0,
+            gpu: None,
+            invalid: 0.01,
+        }
     }
 }
 
@@ -73,12 +83,14 @@ pub struct ServeReport {
 
 /// 4,096 signatures by 64 keys over 32-byte messages, one in a hundred
 /// corrupted.
-fn material() -> Vec<Signature> {
+fn material(invalid: f64) -> Vec<Signature> {
     super::signed(4096, 64)
         .into_iter()
         .enumerate()
         .map(|(i, (public_key, message, mut signature))| {
-            if i % 100 == 37 {
+            // Any prefix of n signatures holds round(n × invalid) invalid ones.
+            let bad = |n: usize| (n as f64 * invalid).round() as usize;
+            if bad(i + 1) > bad(i) {
                 signature[5] ^= 1;
             }
             Signature { public_key, signature, message: message.to_vec() }
@@ -149,7 +161,7 @@ fn client(
 }
 
 pub fn run(o: &ServeOptions, progress: &dyn Fn(&str)) -> Result<ServeReport, String> {
-    let sigs = material();
+    let sigs = material(o.invalid);
     let want: Vec<bool> =
         sigs.iter().map(|s| sig::verify(RuleSet::Zip215, &s.public_key, &s.message, &s.signature)).collect();
     progress("direct baseline");

@@ -65,8 +65,8 @@ pub struct BenchArgs {
     /// --crossover: batch sizes (default 256 to 262,144, ×4).
     #[arg(long, value_delimiter = ',', requires = "crossover", value_parser = crate::args::count::<1, { 1 << 24 }>)]
     sizes: Vec<usize>,
-    /// --crossover: shares of invalid signatures (default 0, 0.01, 0.1).
-    #[arg(long, value_delimiter = ',', requires = "crossover", value_parser = share)]
+    /// --crossover: shares of invalid signatures (default 0, 0.01, 0.1); --serve: the share (one, default 0.01).
+    #[arg(long, value_delimiter = ',', value_parser = share)]
     invalid: Vec<f64>,
     /// --kernels: BLAKE3 messages a dispatch.
     #[arg(long, default_value_t = 4_000_000, requires = "kernels", value_parser = crate::args::count::<1, { 1 << 26 }>)]
@@ -104,6 +104,9 @@ fn pair(s: &str) -> Result<(usize, usize), String> {
 }
 
 pub fn run_bench(a: BenchArgs) -> Result<u8, Fatal> {
+    if !a.invalid.is_empty() && !a.serve && !a.crossover {
+        return Err(Fatal("--invalid goes with --serve or --crossover".into()));
+    }
     // The bench measures the GPU alone beside the CPU alone (the hybrid's
     // crossover is `vigil_benches::crossover`).
     let gpu = crate::args::open_backend(a.backend)?.gpu;
@@ -270,7 +273,12 @@ fn run_serve(a: BenchArgs, gpu: Option<std::sync::Arc<vigil_engine::gpu::GpuSign
     if a.request_sigs == 0 || a.loads.iter().any(|l| l.1 == 0) {
         return Err(Fatal("--request-sigs and each load's requests in flight must be at least 1".into()));
     }
-    let mut o = ServeOptions { request_sigs: a.request_sigs, seconds: a.seconds, gpu, ..Default::default() };
+    let invalid = match a.invalid[..] {
+        [] => 0.01,
+        [share] => share,
+        _ => return Err(Fatal("--serve takes one share of invalid signatures (--invalid)".into())),
+    };
+    let mut o = ServeOptions { request_sigs: a.request_sigs, seconds: a.seconds, gpu, invalid, ..Default::default() };
     if !a.settings.is_empty() {
         o.settings = a.settings.iter().map(|&(b, d)| (b, std::time::Duration::from_micros(d as u64))).collect();
     }
@@ -284,8 +292,9 @@ fn run_serve(a: BenchArgs, gpu: Option<std::sync::Arc<vigil_engine::gpu::GpuSign
     }
     println!("CPU: {} ({} threads), backend: {}", r.cpu, r.cores, r.backend);
     println!(
-        "requests of {} signatures over a unix socket (1 in 100 invalid); direct verification of the same (no server): {:.1}k sig/s\n",
+        "requests of {} signatures over a unix socket ({}% invalid); direct verification of the same (no server): {:.1}k sig/s\n",
         r.request_sigs,
+        invalid * 100.0,
         r.direct_signatures_per_second / 1e3
     );
     println!(
