@@ -63,7 +63,7 @@ impl<F: LaneField> Ext<F> {
     }
 
     #[inline(always)]
-    pub fn to_cached(&self) -> Cached<F> {
+    pub fn to_cached(self) -> Cached<F> {
         Cached { ypx: self.y.add(&self.x), ymx: self.y.sub(&self.x), z: self.z, t2d: self.t.mul(&F::constant(&D2)) }
     }
 
@@ -122,13 +122,13 @@ pub(crate) fn double<F: LaneField>(x: &F, y: &F, z: &F) -> Completed<F> {
 
 impl<F: LaneField> Completed<F> {
     #[inline(always)]
-    pub fn to_ext(&self) -> Ext<F> {
+    pub fn to_ext(self) -> Ext<F> {
         Ext { x: self.x.mul(&self.t), y: self.y.mul(&self.z), z: self.z.mul(&self.t), t: self.x.mul(&self.y) }
     }
 
     /// (X : Y : Z) only, for a doubling next.
     #[inline(always)]
-    pub fn to_projective(&self) -> (F, F, F) {
+    pub fn to_projective(self) -> (F, F, F) {
         (self.x.mul(&self.t), self.y.mul(&self.z), self.z.mul(&self.t))
     }
 }

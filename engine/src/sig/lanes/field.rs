@@ -24,7 +24,7 @@ const POS: [u32; 10] = [0, 26, 51, 77, 102, 128, 153, 179, 204, 230];
 /// Width of limb i.
 #[inline(always)]
 const fn width(i: usize) -> u32 {
-    if i % 2 == 0 { 26 } else { 25 }
+    if i.is_multiple_of(2) { 26 } else { 25 }
 }
 
 /// One field element per lane.
@@ -96,7 +96,7 @@ impl<V: Vec64> Fe<V> {
     }
 
     /// Each lane's limbs (as they are, not reduced).
-    pub fn to_lanes(&self) -> Vec<[u64; 10]> {
+    pub fn to_lanes(self) -> Vec<[u64; 10]> {
         let mut out = vec![[0u64; 10]; V::N];
         let mut col = [0u64; 16];
         for i in 0..10 {
@@ -255,7 +255,7 @@ fn times19<V: Vec64>(x: V) -> V {
 
 #[inline(always)]
 fn shr_width<V: Vec64>(x: V, i: usize) -> V {
-    if i % 2 == 0 { x.shr::<26>() } else { x.shr::<25>() }
+    if i.is_multiple_of(2) { x.shr::<26>() } else { x.shr::<25>() }
 }
 
 /// Carries limb sums below 2^64 back to reduced limbs (ref10's order: two

@@ -161,7 +161,7 @@ fn decompression_equals_curve25519_dalek() {
         p1[31] |= 0x80;
         p1
     }]);
-    while encs.len() % 4 != 0 {
+    while !encs.len().is_multiple_of(4) {
         encs.push([0; 32]);
     }
     let mut decoded = 0;
@@ -199,7 +199,7 @@ fn radix16_digits_recompose_the_scalar() {
         let want = curve25519_dalek::scalar::Scalar::from_bytes_mod_order(s);
         let mut got = curve25519_dalek::scalar::Scalar::ZERO;
         for &digit in d.iter().rev() {
-            got = got * curve25519_dalek::scalar::Scalar::from(16u8);
+            got *= curve25519_dalek::scalar::Scalar::from(16u8);
             let m = curve25519_dalek::scalar::Scalar::from(digit.unsigned_abs());
             got = if digit < 0 { got - m } else { got + m };
         }
