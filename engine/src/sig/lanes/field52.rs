@@ -97,7 +97,7 @@ impl<V: Vec52> Fe52<V> {
     }
 
     /// Each lane's limbs (as they are, not reduced).
-    pub fn to_lanes(&self) -> Vec<[u64; 5]> {
+    pub fn to_lanes(self) -> Vec<[u64; 5]> {
         let mut out = vec![[0u64; 5]; V::N];
         let mut col = [0u64; 16];
         for i in 0..5 {

@@ -6,6 +6,7 @@
 
 mod curve;
 mod field;
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // Only the IFMA lanes use it.
 mod field52;
 mod lane_field;
 mod vec64;

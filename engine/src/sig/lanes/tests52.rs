@@ -40,6 +40,9 @@ fn reduce(x: &[u8; 32]) -> [u8; 32] {
     fiat_op("add", x, &[0; 32])
 }
 
+/// The expected bytes of lane j.
+type Reference<'a> = &'a dyn Fn(usize) -> [u8; 32];
+
 fn lanes_of(encs: &[[u8; 32]]) -> F {
     F::from_lanes(&encs.iter().map(limbs_from_bytes).collect::<Vec<_>>())
 }
@@ -91,7 +94,7 @@ fn field_operations_equal_fiat_crypto() {
     for (xa, ya) in xs.chunks(8).zip(ys.chunks(8)) {
         let (x, y) = (lanes_of(xa), lanes_of(ya));
         let (x2, y2) = (x.add(&x), y.add(&y));
-        let ops: [(&str, F, &dyn Fn(usize) -> [u8; 32]); 11] = [
+        let ops: [(&str, F, Reference); 11] = [
             ("mul", x.mul(&y), &|j| fiat_op("mul", &xa[j], &ya[j])),
             ("square", x.square(), &|j| fiat_op("square", &xa[j], &xa[j])),
             ("add", x.add(&y), &|j| fiat_op("add", &xa[j], &ya[j])),
@@ -114,8 +117,8 @@ fn field_operations_equal_fiat_crypto() {
             }
         }
         let (zero, neg) = (x.is_zero(), x.is_negative());
-        for j in 0..8 {
-            let c = reduce(&xa[j]);
+        for (j, x) in xa.iter().enumerate() {
+            let c = reduce(x);
             assert_eq!(zero.0[j] == u64::MAX, c == [0; 32]);
             assert_eq!(neg.0[j] == u64::MAX, c[0] & 1 == 1);
             assert!(zero.0[j] == 0 || zero.0[j] == u64::MAX);
@@ -179,7 +182,7 @@ fn the_largest_limbs_stay_within_bounds_and_reduce_correctly() {
         l[i] = 0;
         patterns.push(l);
     }
-    while patterns.len() % 8 != 0 || patterns.len() < 64 {
+    while !patterns.len().is_multiple_of(8) || patterns.len() < 64 {
         patterns.push(std::array::from_fn(|_| rng.random_range(TOP - 1000..=TOP)));
     }
     // Every pair of patterns, eight at a time.
@@ -284,7 +287,7 @@ fn decompression_equals_curve25519_dalek() {
         encs.push(flipped);
     }
     encs.extend(non_canonical_encodings());
-    while encs.len() % 8 != 0 {
+    while !encs.len().is_multiple_of(8) {
         encs.push([0; 32]);
     }
     let mut decoded = 0;
@@ -463,7 +466,7 @@ fn verify_with<G: LaneField>(rules: RuleSet, items: &[SigItem<'_>], table: &[u64
 #[test]
 fn eight_lanes_match_the_single_verifier_on_fresh_tampered_small_order_and_non_canonical_signatures() {
     let mut data = signatures();
-    if data.len() % 8 == 0 {
+    if data.len().is_multiple_of(8) {
         data.pop(); // A partial group too.
     }
     let items: Vec<SigItem<'_>> =

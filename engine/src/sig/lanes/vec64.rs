@@ -50,6 +50,7 @@ pub(crate) trait Vec64: Copy {
 
 /// A vector with the AVX-512 IFMA multiply-adds (`vpmadd52luq`,
 /// `vpmadd52huq`): the radix-2^51 field [`super::field52`] is built on them.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // Only the IFMA lanes use it.
 pub(crate) trait Vec52: Vec64 {
     /// Per lane: the low 52 bits of `b` times the low 52 bits of `c` (a
     /// 104-bit product), whose low 52 bits are added to `self` (wrapping at
