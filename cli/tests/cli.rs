@@ -393,13 +393,17 @@ fn bench_reports_every_stage_as_json_and_draws_the_plot() {
     let r = &ndjson(&o)[0];
     assert_eq!(r["chain_transactions"], 2000);
     let stages: Vec<&str> = r["rows"].as_array().unwrap().iter().map(|row| row["stage"].as_str().unwrap()).collect();
-    assert_eq!(stages.len(), 5, "{stages:?}");
+    assert_eq!(stages.len(), 8, "{stages:?}");
+    for stage in ["signatures, strict (1 core)", "signatures, zip215, 1% invalid (1 core)"] {
+        assert!(stages.contains(&stage), "{stage}: {stages:?}");
+    }
     for row in r["rows"].as_array().unwrap() {
         assert!(row["ours_per_s"].as_f64().unwrap() > 0.0 && row["ratio"].as_f64().unwrap() > 0.0, "{row}");
     }
     assert!(!r["threads_curve"].as_array().unwrap().is_empty());
     assert_eq!(r["batch_curve"].as_array().unwrap().len(), 7);
     assert!(["serial", "avx2", "avx512ifma"].contains(&r["curve_backend"].as_str().unwrap()));
+    assert!(["none", "avx2", "avx512ifma"].contains(&r["sig_lanes"].as_str().unwrap()), "{}", r["sig_lanes"]);
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("batch size"));
 }

@@ -6,12 +6,16 @@
 
 mod curve;
 mod field;
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // Only the IFMA lanes use it.
+mod field52;
 mod lane_field;
 mod vec64;
 
 use super::{RuleSet, SigItem};
 use curve::{Cached, Ext, Niels, decompress, double};
 use field::Fe;
+#[cfg(target_arch = "x86_64")]
+use field52::Fe52;
 use lane_field::LaneField;
 use std::sync::OnceLock;
 use vec64::{Emu, Vec64};
@@ -20,6 +24,8 @@ use vec64::{Emu, Vec64};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Lanes {
+    /// Eight lanes of AVX-512 IFMA (radix 2^51, `vpmadd52luq`/`vpmadd52huq`).
+    Avx512Ifma,
     /// Four lanes of AVX2 (radix 2^25.5, `vpmuludq`).
     Avx2,
     /// The same arithmetic on plain integers, checking every bound it
@@ -29,10 +35,11 @@ pub enum Lanes {
 
 impl Lanes {
     /// Every implementation, fastest first.
-    pub const ALL: [Lanes; 2] = [Lanes::Avx2, Lanes::Portable];
+    pub const ALL: [Lanes; 3] = [Lanes::Avx512Ifma, Lanes::Avx2, Lanes::Portable];
 
     pub fn name(self) -> &'static str {
         match self {
+            Lanes::Avx512Ifma => "avx512ifma",
             Lanes::Avx2 => "avx2",
             Lanes::Portable => "portable",
         }
@@ -41,6 +48,7 @@ impl Lanes {
     /// Signatures per step.
     pub fn width(self) -> usize {
         match self {
+            Lanes::Avx512Ifma => 8,
             Lanes::Avx2 => 4,
             Lanes::Portable => 4,
         }
@@ -49,6 +57,12 @@ impl Lanes {
     /// Whether this CPU runs it.
     pub fn supported(self) -> bool {
         match self {
+            #[cfg(target_arch = "x86_64")]
+            Lanes::Avx512Ifma => {
+                std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512ifma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Lanes::Avx512Ifma => false,
             #[cfg(target_arch = "x86_64")]
             Lanes::Avx2 => std::is_x86_feature_detected!("avx2"),
             #[cfg(not(target_arch = "x86_64"))]
@@ -105,6 +119,11 @@ fn run(lanes: Lanes, rules: RuleSet, input: &[Prepared]) -> [bool; MAX_LANES] {
     match lanes {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `verify_lanes` checked `supported()`.
+        Lanes::Avx512Ifma => unsafe { run_ifma(rules, input) },
+        #[cfg(not(target_arch = "x86_64"))]
+        Lanes::Avx512Ifma => unreachable!("not supported"),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `verify_lanes` checked `supported()`.
         Lanes::Avx2 => unsafe { run_avx2(rules, input) },
         #[cfg(not(target_arch = "x86_64"))]
         Lanes::Avx2 => unreachable!("not supported"),
@@ -119,6 +138,14 @@ fn run(lanes: Lanes, rules: RuleSet, input: &[Prepared]) -> [bool; MAX_LANES] {
 fn run_avx2(rules: RuleSet, input: &[Prepared]) -> [bool; MAX_LANES] {
     static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
     type F = Fe<vec64::Avx2>;
+    verify_group::<F>(rules, input, TABLE.get_or_init(build_basepoint_table::<F>))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn run_ifma(rules: RuleSet, input: &[Prepared]) -> [bool; MAX_LANES] {
+    static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
+    type F = Fe52<vec64::Avx512Ifma>;
     verify_group::<F>(rules, input, TABLE.get_or_init(build_basepoint_table::<F>))
 }
 
@@ -307,3 +334,5 @@ fn verify_group<F: LaneField>(rules: RuleSet, input: &[Prepared], b_table: &[u64
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests52;

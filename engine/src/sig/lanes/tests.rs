@@ -32,7 +32,7 @@ fn loose(f: &fiat::fiat_25519_tight_field_element) -> fiat::fiat_25519_loose_fie
     out
 }
 
-fn fiat_op(op: &str, a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+pub(super) fn fiat_op(op: &str, a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
     let (fa, fb) = (fiat_fe(a), fiat_fe(b));
     let mut out = fiat::fiat_25519_tight_field_element([0; 5]);
     let mut l = fiat::fiat_25519_loose_field_element([0; 5]);
@@ -58,7 +58,7 @@ fn canonical_bytes(f: &Fe<E>) -> Vec<[u8; 32]> {
 
 /// Random field encodings, with the extremes mixed in: 0, 1, p − 1, p,
 /// 2^255 − 1 (non-canonical), and all-ones limbs.
-fn encodings(rng: &mut ChaCha20Rng, n: usize) -> Vec<[u8; 32]> {
+pub(super) fn encodings(rng: &mut ChaCha20Rng, n: usize) -> Vec<[u8; 32]> {
     let mut p = [0xffu8; 32];
     p[0] = 0xed;
     p[31] = 0x7f;
