@@ -16,7 +16,7 @@
 //!   `square` uses 4·f (below 2^29.1) times 19·f: products below 2^60.4, at
 //!   most six per limb, below 2^63.
 
-use super::lane_field::LaneField;
+use super::lane_field::{LaneField, array};
 use super::vec64::Vec64;
 
 /// Bit position of each limb.
@@ -163,13 +163,13 @@ impl<V: Vec64> LaneField for Fe<V> {
     /// Sum, limb by limb, without carrying (see the module's bounds).
     #[inline(always)]
     fn add(&self, o: &Self) -> Self {
-        Fe(std::array::from_fn(|i| self.0[i].add(o.0[i])))
+        Fe(array!(V::splat(0); 10, |i| self.0[i].add(o.0[i])))
     }
 
     /// `self − o`, reduced.
     #[inline(always)]
     fn sub(&self, o: &Self) -> Self {
-        carry(std::array::from_fn(|i| self.0[i].add(V::splat(FOUR_P[i])).sub(o.0[i])))
+        carry(array!(V::splat(0); 10, |i| self.0[i].add(V::splat(FOUR_P[i])).sub(o.0[i])))
     }
 
     #[inline(always)]
@@ -214,7 +214,7 @@ impl<V: Vec64> LaneField for Fe<V> {
     /// `o` in lanes where `mask` is all ones, `self` elsewhere.
     #[inline(always)]
     fn blend(&self, o: &Self, mask: V) -> Self {
-        Fe(std::array::from_fn(|i| self.0[i].blend(o.0[i], mask)))
+        Fe(array!(V::splat(0); 10, |i| self.0[i].blend(o.0[i], mask)))
     }
 
     #[inline(always)]
@@ -243,7 +243,7 @@ impl<V: Vec64> LaneField for Fe<V> {
     #[inline(always)]
     unsafe fn gather(table: &[u64], base: V, stride: u64) -> Self {
         // SAFETY: the caller keeps every word read inside the table.
-        Fe(std::array::from_fn(|w| unsafe { V::gather(table, base.add(V::splat(w as u64 * stride))) }))
+        Fe(array!(V::splat(0); 10, |w| unsafe { V::gather(table, base.add(V::splat(w as u64 * stride))) }))
     }
 }
 
@@ -262,19 +262,32 @@ fn shr_width<V: Vec64>(x: V, i: usize) -> V {
 /// interleaved chains, then 9 → 0 with the factor 19, then 0 → 1).
 #[inline(always)]
 fn carry<V: Vec64>(mut h: [V; 10]) -> Fe<V> {
-    let mut step = |i: usize| {
-        let c = shr_width(h[i], i);
-        h[i] = h[i].and(V::splat((1 << width(i)) - 1));
-        if i == 9 {
-            h[0] = h[0].add(times19(c));
-        } else {
-            h[i + 1] = h[i + 1].add(c);
-        }
-    };
-    for i in [0, 4, 1, 5, 2, 6, 3, 7, 4, 8, 9, 0] {
-        step(i);
-    }
+    // Written out (a loop over the order is not unrolled, and keeps h in memory).
+    carry_step(&mut h, 0);
+    carry_step(&mut h, 4);
+    carry_step(&mut h, 1);
+    carry_step(&mut h, 5);
+    carry_step(&mut h, 2);
+    carry_step(&mut h, 6);
+    carry_step(&mut h, 3);
+    carry_step(&mut h, 7);
+    carry_step(&mut h, 4);
+    carry_step(&mut h, 8);
+    carry_step(&mut h, 9);
+    carry_step(&mut h, 0);
     Fe(h)
+}
+
+/// Carries limb `i` into the next (9 into 0, times 19).
+#[inline(always)]
+fn carry_step<V: Vec64>(h: &mut [V; 10], i: usize) {
+    let c = shr_width(h[i], i);
+    h[i] = h[i].and(V::splat((1 << width(i)) - 1));
+    if i == 9 {
+        h[0] = h[0].add(times19(c));
+    } else {
+        h[i + 1] = h[i + 1].add(c);
+    }
 }
 
 /// The product of two reduced-or-sum elements, reduced (the module's
@@ -285,8 +298,8 @@ fn carry<V: Vec64>(mut h: [V; 10]) -> Fe<V> {
 #[inline(always)]
 pub(crate) fn mul_limbs<V: Vec64>(f: &[V; 10], g: &[V; 10]) -> [V; 10] {
     let c19 = V::splat(19);
-    let g19: [V; 10] = std::array::from_fn(|j| g[j].mul32(c19));
-    let f2: [V; 10] = std::array::from_fn(|i| f[i].add(f[i]));
+    let g19: [V; 10] = array!(V::splat(0); 10, |j| g[j].mul32(c19));
+    let f2: [V; 10] = array!(V::splat(0); 10, |i| f[i].add(f[i]));
     #[rustfmt::skip]
     let h = [
         f[0].mul32(g[0])
@@ -397,9 +410,9 @@ pub(crate) fn mul_limbs<V: Vec64>(f: &[V; 10], g: &[V; 10]) -> [V; 10] {
 #[inline(always)]
 pub(crate) fn square_limbs<V: Vec64>(f: &[V; 10]) -> [V; 10] {
     let c19 = V::splat(19);
-    let f2: [V; 10] = std::array::from_fn(|i| f[i].add(f[i]));
-    let f4: [V; 10] = std::array::from_fn(|i| f2[i].add(f2[i]));
-    let f19: [V; 10] = std::array::from_fn(|j| f[j].mul32(c19));
+    let f2: [V; 10] = array!(V::splat(0); 10, |i| f[i].add(f[i]));
+    let f4: [V; 10] = array!(V::splat(0); 10, |i| f2[i].add(f2[i]));
+    let f19: [V; 10] = array!(V::splat(0); 10, |j| f[j].mul32(c19));
     #[rustfmt::skip]
     let h = [
         f[0].mul32(f[0])

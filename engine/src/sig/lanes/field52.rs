@@ -31,7 +31,7 @@
 //!   5·2^52 + 2·5·2^50.01 < 2^55. Columns 5..9 wrap past 2^255 and come
 //!   back times 19: below 20·2^55 < 2^59.4, and [`carry`] reduces them.
 
-use super::lane_field::LaneField;
+use super::lane_field::{LaneField, array};
 use super::vec64::Vec52;
 
 /// 2^51 − 1.
@@ -166,13 +166,13 @@ impl<V: Vec52> LaneField for Fe52<V> {
     /// values would not fit the multiply-adds' 52-bit operands).
     #[inline(always)]
     fn add(&self, o: &Self) -> Self {
-        carry(std::array::from_fn(|i| self.0[i].add(o.0[i])))
+        carry(array!(V::splat(0); 5, |i| self.0[i].add(o.0[i])))
     }
 
     /// `self − o`, reduced.
     #[inline(always)]
     fn sub(&self, o: &Self) -> Self {
-        carry(std::array::from_fn(|i| self.0[i].add(V::splat(TWO_P[i])).sub(o.0[i])))
+        carry(array!(V::splat(0); 5, |i| self.0[i].add(V::splat(TWO_P[i])).sub(o.0[i])))
     }
 
     #[inline(always)]
@@ -210,7 +210,7 @@ impl<V: Vec52> LaneField for Fe52<V> {
 
     #[inline(always)]
     fn blend(&self, o: &Self, mask: V) -> Self {
-        Fe52(std::array::from_fn(|i| self.0[i].blend(o.0[i], mask)))
+        Fe52(array!(V::splat(0); 5, |i| self.0[i].blend(o.0[i], mask)))
     }
 
     #[inline(always)]
@@ -239,7 +239,7 @@ impl<V: Vec52> LaneField for Fe52<V> {
     #[inline(always)]
     unsafe fn gather(table: &[u64], base: V, stride: u64) -> Self {
         // SAFETY: the caller keeps every word read inside the table.
-        Fe52(std::array::from_fn(|w| unsafe { V::gather(table, base.add(V::splat(w as u64 * stride))) }))
+        Fe52(array!(V::splat(0); 5, |w| unsafe { V::gather(table, base.add(V::splat(w as u64 * stride))) }))
     }
 }
 
@@ -260,7 +260,7 @@ fn twice<V: Vec52>(x: V) -> V {
 #[inline(always)]
 fn carry<V: Vec52>(h: [V; 5]) -> Fe52<V> {
     let mask = V::splat(MASK);
-    let c: [V; 5] = std::array::from_fn(|i| h[i].shr::<51>());
+    let c: [V; 5] = array!(V::splat(0); 5, |i| h[i].shr::<51>());
     Fe52([
         h[0].and(mask).add(times19(c[4])),
         h[1].and(mask).add(c[0]),

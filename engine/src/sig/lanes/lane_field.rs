@@ -10,6 +10,20 @@
 
 use super::vec64::Vec64;
 
+/// `[init; n]` with element i set to `e` (for i in 0..n): an array built by a
+/// loop, not by `std::array::from_fn`, whose closure the compiler may leave
+/// out of line, without the target features of the lane code around it.
+macro_rules! array {
+    ($init:expr; $n:expr, |$i:ident| $e:expr) => {{
+        let mut out = [$init; $n];
+        for $i in 0..$n {
+            out[$i] = $e;
+        }
+        out
+    }};
+}
+pub(crate) use array;
+
 pub(crate) trait LaneField: Copy {
     /// Masks (all ones or zero per lane) and table indices.
     type V: Vec64;

@@ -16,7 +16,7 @@ use curve::{Cached, Ext, Niels, decompress, double};
 use field::Fe;
 #[cfg(target_arch = "x86_64")]
 use field52::Fe52;
-use lane_field::LaneField;
+use lane_field::{LaneField, array};
 use std::sync::OnceLock;
 use vec64::{Emu, Vec64};
 
@@ -300,20 +300,32 @@ fn verify_group<F: LaneField>(rules: RuleSet, input: &[Prepared], b_table: &[u64
             q = double(&x, &y, &z).ext();
         }
         let a_idx: [u64; MAX_LANES] =
-            std::array::from_fn(|j| if j < n { (input[j].k[i] + 8) as u64 * entry_words as u64 } else { 0 });
+            array!(0; MAX_LANES, |j| if j < n { (input[j].k[i] + 8) as u64 * entry_words as u64 } else { 0 });
         let base = F::V::from_slice(&a_idx[..n]).add(lane);
         // SAFETY: digits are in −8..=8, so every entry read is in the table.
-        let [ypx, ymx, z, t2d] = std::array::from_fn(|k| unsafe {
-            F::gather(&a_table, base.add(F::V::splat((k * w * n) as u64)), n as u64)
-        });
-        q = q.add(&Cached { ypx, ymx, z, t2d }).ext();
+        let (stride, t, step) = (n as u64, &a_table[..], F::V::splat((w * n) as u64));
+        let entry = unsafe {
+            Cached {
+                ypx: F::gather(t, base, stride),
+                ymx: F::gather(t, base.add(step), stride),
+                z: F::gather(t, base.add(step).add(step), stride),
+                t2d: F::gather(t, base.add(step).add(step).add(step), stride),
+            }
+        };
+        q = q.add(&entry).ext();
         let b_idx: [u64; MAX_LANES] =
-            std::array::from_fn(|j| if j < n { (input[j].s[i] + 8) as u64 * (3 * w) as u64 } else { 0 });
+            array!(0; MAX_LANES, |j| if j < n { (input[j].s[i] + 8) as u64 * (3 * w) as u64 } else { 0 });
         let base = F::V::from_slice(&b_idx[..n]);
         // SAFETY: as above, for the basepoint table.
-        let [ypx, ymx, xy2d] =
-            std::array::from_fn(|k| unsafe { F::gather(b_table, base.add(F::V::splat((k * w) as u64)), 1) });
-        q = q.add_niels(&Niels { ypx, ymx, xy2d }).ext();
+        let step = F::V::splat(w as u64);
+        let entry = unsafe {
+            Niels {
+                ypx: F::gather(b_table, base, 1),
+                ymx: F::gather(b_table, base.add(step), 1),
+                xy2d: F::gather(b_table, base.add(step).add(step), 1),
+            }
+        };
+        q = q.add_niels(&entry).ext();
     }
 
     let ok = match rules {
