@@ -297,8 +297,9 @@ fn row(stage: &str, unit: &'static str, ours: f64, baseline_name: &str, baseline
 }
 
 /// What a user of ed25519-zebra would write: batches of 64, each signature
-/// of a failed batch checked on its own. Returns how many are valid.
-fn zebra_batch_64(items: &[SigItem<'_>]) -> usize {
+/// of a failed batch checked on its own. Returns how many are valid. (The
+/// baseline of `vigil bench`, `sig_jsonl` and the `sigs` criterion bench.)
+pub fn zebra_batch_64(items: &[SigItem<'_>]) -> usize {
     items
         .chunks(64)
         .map(|chunk| {

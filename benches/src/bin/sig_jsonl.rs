@@ -68,23 +68,7 @@ fn rate(who: &str, path: &str) {
         "dalek-strict" => {
             items.iter().filter(|it| verify(RuleSet::Strict, it.public_key, it.message, it.signature)).count()
         }
-        "zebra-batch64" => items
-            .chunks(64)
-            .map(|chunk| {
-                let mut v = ed25519_zebra::batch::Verifier::new();
-                for it in chunk {
-                    v.queue((
-                        ed25519_zebra::VerificationKeyBytes::from(*it.public_key),
-                        ed25519_zebra::Signature::from_bytes(it.signature),
-                        it.message,
-                    ));
-                }
-                if v.verify(rand::rng()).is_ok() {
-                    return chunk.len();
-                }
-                chunk.iter().filter(|it| verify(RuleSet::Zip215, it.public_key, it.message, it.signature)).count()
-            })
-            .sum(),
+        "zebra-batch64" => vigil_benches::zebra_batch_64(&items),
         "vigil-verify-only" => {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a thread");
             let mut out = vec![false; items.len()];
