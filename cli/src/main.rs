@@ -7,6 +7,7 @@ mod devices_cmd;
 mod gen_cmd;
 mod inspect_cmd;
 mod lines;
+mod log;
 mod serve_cmd;
 mod sigs_cmd;
 mod verify_cmd;
@@ -85,6 +86,7 @@ impl<E: std::fmt::Display> From<E> for Fatal {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::init();
     // A mapped segment that shrinks under a run is reported by name with
     // exit 2, not a bare "Bus error" (vigil_engine::input::sigbus).
     if let Err(e) = vigil_engine::input::sigbus::install_handler() {

@@ -298,7 +298,7 @@ fn wait_for_writer(file: &File, path: &Path, first: &mut Vec<u8>) -> io::Result<
         }
         if n == 0 {
             if !told {
-                eprintln!("vigil: {}: a FIFO with no writer yet; waiting for one", path.display());
+                tracing::info!("{}: a FIFO with no writer yet; waiting for one", path.display());
                 told = true;
             }
             continue;

@@ -12,7 +12,7 @@ use crate::format::TxView;
 use crate::hash::{self, Digest};
 use rayon::prelude::*;
 
-const SOURCE: &str = include_str!("../../../shaders/blake3.wgsl");
+const SOURCE: &str = vigil_shaders::BLAKE3;
 /// Invocations per workgroup (the shader's `@workgroup_size`).
 const WORKGROUP: usize = 64;
 /// Messages per dispatch: bounded so no dispatch runs long enough to meet a

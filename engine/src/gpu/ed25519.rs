@@ -25,11 +25,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use wgpu::util::DeviceExt;
 
-/// The curve and verification code, after one of the limb layers.
-const CURVE: &str =
-    concat!(include_str!("../../../shaders/field25519.wgsl"), include_str!("../../../shaders/ed25519.wgsl"));
-const LIMBS_U32: &str = include_str!("../../../shaders/field25519_u32.wgsl");
-const LIMBS_U64: &str = include_str!("../../../shaders/field25519_u64.wgsl");
+const LIMBS_U32: &str = vigil_shaders::FIELD25519_U32;
+const LIMBS_U64: &str = vigil_shaders::FIELD25519_U64;
 /// Signatures per dispatch: bounded so no dispatch runs long enough to meet a
 /// driver's watchdog.
 const MAX_PER_DISPATCH: usize = 1 << 18;
@@ -102,7 +99,8 @@ impl Kernel {
             Field::U32 => LIMBS_U32,
             Field::U64 => LIMBS_U64,
         };
-        format!("{limbs}\n{CURVE}")
+        // The curve and verification code, after one of the limb layers.
+        format!("{limbs}\n{}{}", vigil_shaders::FIELD25519, vigil_shaders::ED25519)
     }
 
     fn groups(&self, n: usize) -> u32 {
