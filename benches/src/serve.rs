@@ -17,10 +17,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use vigil_client::{Client, Request, Response, Rules, Signature};
 use vigil_engine::gpu::GpuSigner;
-use vigil_engine::server::{self, Address, Listener, ServerConfig};
 use vigil_engine::sig::{self, BatchSizer, RuleSet, SigItem};
 use vigil_engine::verify::verify_signatures;
 use vigil_engine::{Validator, ValidatorConfig};
+use vigil_server::{self as server, Address, Listener, ServerConfig};
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {

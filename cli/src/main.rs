@@ -1,23 +1,18 @@
 //! `vigil`: argument parsing and presentation over `vigil-engine`. No
 //! validation logic lives here.
 
-mod args;
 mod bench_cmd;
 mod devices_cmd;
 mod gen_cmd;
 mod inspect_cmd;
 mod lines;
-mod log;
 mod serve_cmd;
 mod sigs_cmd;
 mod verify_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-
-/// Exit codes: 0 all valid, 1 something invalid or malformed, 2 usage or I/O error.
-pub const EXIT_INVALID: u8 = 1;
-pub const EXIT_ERROR: u8 = 2;
+use vigil_cli::{EXIT_ERROR, EXIT_INVALID, Fatal, args, init_threads, log};
 
 #[derive(Parser)]
 #[command(name = "vigil", version, about = "GPU- and SIMD-accelerated block validation (chain format v1)")]
@@ -75,15 +70,6 @@ struct StitchArgs {
     chain: Vec<std::path::PathBuf>,
 }
 
-/// A run-stopping error: printed as one line, exit code 2.
-pub struct Fatal(pub String);
-
-impl<E: std::fmt::Display> From<E> for Fatal {
-    fn from(e: E) -> Self {
-        Fatal(e.to_string())
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     log::init();
@@ -110,7 +96,7 @@ fn main() -> ExitCode {
         Command::Gen(a) => gen_cmd::run(a),
         Command::Inspect(a) => inspect_cmd::run(a),
         Command::Sigs(a) => sigs_cmd::run(a),
-        Command::Bench(a) => bench_cmd::run_bench(a),
+        Command::Bench(a) => bench_cmd::forward(a),
         Command::Devices(a) => devices_cmd::run(a),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Stitch(a) => verify_cmd::stitch(&a.summaries, a.json, &a.chain),
@@ -123,16 +109,4 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
-}
-
-/// Sizes rayon's global pool: `threads` workers, or all cores when `None`.
-pub fn init_threads(threads: Option<usize>) -> Result<(), Fatal> {
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = threads {
-        if n == 0 {
-            return Err(Fatal("--threads must be at least 1".into()));
-        }
-        builder = builder.num_threads(n);
-    }
-    Ok(builder.build_global()?)
 }

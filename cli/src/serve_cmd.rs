@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use vigil_engine::server::{self, Address, Listener, ServerConfig};
 use vigil_engine::{RuleSet, Validator, ValidatorConfig};
+use vigil_server::{self as server, Address, Listener, ServerConfig};
 
 #[derive(Args)]
 pub struct ServeArgs {

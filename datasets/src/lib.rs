@@ -50,11 +50,11 @@ use std::io::{self, BufWriter, Write};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use vigil_engine::Rule;
-use vigil_engine::format::{
-    BlockHeader, HEADER_LEN, MAGIC, MAX_PAYLOAD_LEN, MAX_TX_COUNT, TX_OVERHEAD, TxHeader, VERSION, write_unsigned_tx,
+use vigil_format::hash::{Digest, block_hash, leaf, merkle_root_in_place, tx_id};
+use vigil_format::{
+    BlockHeader, HEADER_LEN, MAGIC, MAX_PAYLOAD_LEN, MAX_TX_COUNT, Rule, TX_OVERHEAD, TxHeader, VERSION,
+    write_unsigned_tx,
 };
-use vigil_engine::hash::{Digest, block_hash, leaf, merkle_root_in_place, tx_id};
 
 /// Timestamp of the genesis block: 2026-01-01T00:00:00Z.
 pub const GENESIS_TIMESTAMP_MS: u64 = 1_767_225_600_000;

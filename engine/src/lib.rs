@@ -1,21 +1,27 @@
-//! vigil's engine: chain format v1, hashing, signature checking, chain rules
-//! and the streaming verifier. The `vigil` CLI is a thin layer over this
-//! crate; a node embedding it gets exactly what the CLI gets.
+//! vigil's engine: the verification pipeline for chain format v1 (input,
+//! framing, hashing, signatures on CPU lanes or GPU, chain rules, reports),
+//! the streaming [`Verifier`], the node-facing [`Validator`] and sharding.
+//! The `vigil` CLI, the coprocessor server (`vigil-server`) and the C ABI
+//! (`vigil-capi`) are thin layers over this crate: a node embedding it gets
+//! exactly what they get.
 
-pub mod chain;
-pub mod format;
-pub mod frame;
-pub mod gpu;
-pub mod hash;
-pub mod hybrid;
+// The pipeline, in the order the data flows through it (verify.rs has the
+// picture): the format's views and hashes come from `vigil-format`.
+pub use vigil_format as format;
 pub mod input;
-pub mod multihash;
-pub mod report;
-pub mod server;
-pub mod shard;
+pub mod frame;
+pub mod hash;
+pub mod multihash; // the hash stage's SIMD lanes
 pub mod sig;
-pub mod validator;
+pub mod gpu;
+pub mod hybrid;
+pub mod chain;
+pub mod report;
+
+// What drives the pipeline: a whole chain, a node's requests, a shard.
 pub mod verify;
+pub mod validator;
+pub mod shard;
 
 pub use chain::ChainState;
 pub use format::{BlockHeader, BlockView, Malformation, TxHeader, TxView};

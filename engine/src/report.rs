@@ -3,74 +3,10 @@
 
 use crate::format::Malformation;
 use crate::hash::Digest;
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
-/// The validity rules of FORMAT.md, in the order of its table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Rule {
-    Malformed,
-    ChainId,
-    Height,
-    PrevHash,
-    Timestamp,
-    TxRoot,
-    BlockSignature,
-    TxSignature,
-    TxTimestamp,
-    Nonce,
-}
-
-impl Rule {
-    pub const ALL: [Rule; 10] = [
-        Rule::Malformed,
-        Rule::ChainId,
-        Rule::Height,
-        Rule::PrevHash,
-        Rule::Timestamp,
-        Rule::TxRoot,
-        Rule::BlockSignature,
-        Rule::TxSignature,
-        Rule::TxTimestamp,
-        Rule::Nonce,
-    ];
-
-    /// The rule's name in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Rule::Malformed => "malformed",
-            Rule::ChainId => "chain_id",
-            Rule::Height => "height",
-            Rule::PrevHash => "prev_hash",
-            Rule::Timestamp => "timestamp",
-            Rule::TxRoot => "tx_root",
-            Rule::BlockSignature => "block_signature",
-            Rule::TxSignature => "tx_signature",
-            Rule::TxTimestamp => "tx_timestamp",
-            Rule::Nonce => "nonce",
-        }
-    }
-
-    /// Whether the rule is about one transaction (its failures carry `tx`).
-    pub fn is_per_transaction(self) -> bool {
-        matches!(self, Rule::TxSignature | Rule::TxTimestamp | Rule::Nonce)
-    }
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Rule {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Rule::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| format!("unknown rule {s:?}"))
-    }
-}
+pub use vigil_format::{Rule, UnknownRule};
 
 /// One rule a block breaks. `tx` is the transaction's index in its block,
 /// for per-transaction rules only.

@@ -1290,7 +1290,7 @@ pub fn stitch_with_chain(paths: &[PathBuf], chain: Option<(&[PathBuf], IoMode)>)
                     let rule = f
                         .rule
                         .parse::<Rule>()
-                        .map_err(|e| StitchError::Inconsistent { path: p.clone(), problem: e })?;
+                        .map_err(|e| StitchError::Inconsistent { path: p.clone(), problem: e.to_string() })?;
                     Ok(Failure { rule, tx: f.tx, detail: f.detail.clone() })
                 })
                 .collect::<Result<Vec<_>, StitchError>>()?;

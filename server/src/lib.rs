@@ -19,9 +19,6 @@
 //! read is answered; after `shutdown_grace` the validator is flushed, reads
 //! are cut and writes get one more second, then [`serve`] returns.
 
-use crate::report::Rule;
-use crate::sig::RuleSet;
-use crate::validator::{BlockVerdict, Pending, Request, SigBatch, SubmitError, Validator, Verdict};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, ToSocketAddrs};
@@ -31,6 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
+use vigil_engine::report::Rule;
+use vigil_engine::sig::RuleSet;
+use vigil_engine::validator::{BlockVerdict, Pending, Request, SigBatch, SubmitError, Validator, Verdict};
 use vigil_protocol::transport::Stream;
 use vigil_protocol::{self as proto, ErrorCode, FrameError, Header, PREFIX_LEN, Response};
 
@@ -792,7 +792,7 @@ fn hash(id: u64, key: Option<[u8; 32]>, count: usize, view: proto::RequestView) 
         refs.clear();
         refs.extend(messages.by_ref().take(out.len()));
         match key {
-            Some(key) => crate::multihash::keyed_hash_many(&key, &refs, out),
+            Some(key) => vigil_engine::multihash::keyed_hash_many(&key, &refs, out),
             None => {
                 for (d, m) in out.iter_mut().zip(&refs) {
                     *d = *blake3::hash(m).as_bytes();

@@ -7,6 +7,12 @@
 use bytemuck::{Pod, Zeroable};
 use std::fmt;
 
+pub mod hash;
+mod rule;
+
+pub use hash::Digest;
+pub use rule::{Rule, UnknownRule};
+
 pub const MAGIC: [u8; 4] = *b"VBLK";
 pub const VERSION: u16 = 1;
 /// Bytes of a block header.
@@ -156,7 +162,10 @@ impl fmt::Display for Malformation {
             HeaderTruncated { left } => {
                 write!(f, "header does not fit: {left} bytes left in the file, a header is {HEADER_LEN}")
             }
-            BadMagic(m) => write!(f, "bad magic {}", hex::encode(m)),
+            BadMagic(m) => {
+                f.write_str("bad magic ")?;
+                m.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
             BadVersion(v) => write!(f, "version {v}, not {VERSION}"),
             BadFlags(v) => write!(f, "flags {v:#06x}, not 0"),
             TooManyTransactions(n) => write!(f, "tx_count {n} > {MAX_TX_COUNT}"),

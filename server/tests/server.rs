@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 use vigil_client::{Client, ErrorCode, Outcome, Request, Response, Rules, Signature};
 use vigil_datasets::{Fault, GenConfig, generate};
 use vigil_engine::format::blocks;
-use vigil_engine::server::{self, Address, Listener, ServerConfig, ServerCounters};
 use vigil_engine::sig::{self, RuleSet};
 use vigil_engine::{BlockReport, CollectSink, Validator, ValidatorConfig, Verifier, VerifyOptions};
+use vigil_server::{self as server, Address, Listener, ServerConfig, ServerCounters};
 
-mod common;
-use common::sig_cases::{Sig, generate_all};
+/// The engine tests' signature cases (valid, every mutation family).
+#[path = "../../engine/tests/common/sig_cases.rs"]
+mod sig_cases;
+use sig_cases::{Sig, generate_all};
 
 struct Running {
     address: String,
