@@ -12,6 +12,7 @@
 //! }
 //! ```
 
+#![warn(missing_docs)]
 use std::io::{self, BufReader, BufWriter, Write};
 use vigil_protocol::transport::{Address, Stream};
 pub use vigil_protocol::{
@@ -19,24 +20,55 @@ pub use vigil_protocol::{
 };
 use vigil_protocol::{DecodeError, FrameError, read_frame};
 
+/// What can go wrong talking to a server.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
+    /// The address is neither `unix:PATH` nor `tcp:HOST:PORT`; holds it.
     #[error("{0:?}: expected unix:PATH or tcp:HOST:PORT")]
     BadAddress(String),
+    /// The connection could not be made.
     #[error("connecting to {address}: {source}")]
-    Connect { address: String, source: io::Error },
+    Connect {
+        /// The address, as given.
+        address: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// Writing to the socket failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// A response frame could not be read (the stream is out of step).
     #[error("reading a response: {0}")]
     Frame(#[from] FrameError),
+    /// The server closed the connection between frames.
     #[error("the server closed the connection")]
     Closed,
+    /// A response body did not decode.
     #[error("response {id}: {source}")]
-    Decode { id: u64, source: DecodeError },
+    Decode {
+        /// The response's id.
+        id: u64,
+        /// Why it did not decode.
+        source: DecodeError,
+    },
+    /// The server answered with an `error` response (or, for `auth`,
+    /// anything but `authenticated`).
     #[error("the server refused: {} ({message})", code.name())]
-    Refused { code: ErrorCode, message: String },
+    Refused {
+        /// The response's error code.
+        code: ErrorCode,
+        /// The response's message.
+        message: String,
+    },
+    /// A response came for another request than the one awaited.
     #[error("expected the response to request {want}, got {got}")]
-    WrongId { want: u64, got: u64 },
+    WrongId {
+        /// The id awaited.
+        want: u64,
+        /// The id that came.
+        got: u64,
+    },
 }
 
 /// The sending half: numbers requests and writes them.
@@ -62,6 +94,7 @@ impl Sender {
         Ok(id)
     }
 
+    /// Pushes out the requests [`Sender::queue`] buffered.
     pub fn flush(&mut self) -> Result<(), ClientError> {
         Ok(self.out.flush()?)
     }

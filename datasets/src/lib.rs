@@ -35,6 +35,7 @@
 //! A block that must carry a per-transaction fault gets one transaction if
 //! its drawn count is 0.
 
+#![warn(missing_docs)]
 mod payload;
 mod rng;
 
@@ -52,7 +53,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use vigil_format::hash::{Digest, block_hash, leaf, merkle_root_in_place, tx_id};
 use vigil_format::{
-    BlockHeader, HEADER_LEN, MAGIC, MAX_PAYLOAD_LEN, MAX_TX_COUNT, Rule, TX_OVERHEAD, TxHeader, VERSION,
+    BlockHeader, HEADER_LEN, MAGIC, MAX_PAYLOAD_LEN, MAX_TX_COUNT, Rule, TX_OVERHEAD, TxHeader, UnknownRule, VERSION,
     write_unsigned_tx,
 };
 
@@ -73,7 +74,10 @@ const KEY_CACHE_SENDERS: u32 = 1 << 16;
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenConfig {
+    /// Everything generated (keys, counts, payloads) derives from this:
+    /// the same config writes the same bytes.
     pub seed: u64,
+    /// Number of blocks in the chain (genesis included).
     pub blocks: u64,
     /// Each block's transaction count is drawn uniformly from this.
     pub txs_per_block: RangeInclusive<u32>,
@@ -84,6 +88,8 @@ pub struct GenConfig {
     /// Start a new segment file when the next block would push the current
     /// one past this many bytes (a file always holds at least one block).
     pub segment_size: u64,
+    /// Violations to inject, at most one per rule and height; the rest of
+    /// the chain is valid.
     pub faults: Vec<Fault>,
 }
 
@@ -106,17 +112,49 @@ impl Default for GenConfig {
 /// `tx_signature@5`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fault {
+    /// The rule the block will break.
     pub rule: Rule,
+    /// The block's chain position (0-based).
     pub height: u64,
 }
 
+/// A string that is not a [`Fault`] (`RULE@HEIGHT`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FaultParseError {
+    /// No `@` in the string (held whole).
+    #[error("fault {0:?}: expected RULE@HEIGHT, e.g. tx_signature@5")]
+    NoAt(String),
+    /// The part before `@` is not a rule name.
+    #[error("fault {fault:?}: {source}")]
+    Rule {
+        /// The whole string.
+        fault: String,
+        /// Why the rule name was refused.
+        source: UnknownRule,
+    },
+    /// The part after `@` is not a `u64`.
+    #[error("fault {fault:?}: height {height:?}: {source}")]
+    Height {
+        /// The whole string.
+        fault: String,
+        /// The part after `@`.
+        height: String,
+        /// Why it does not parse.
+        source: std::num::ParseIntError,
+    },
+}
+
 impl FromStr for Fault {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (rule, height) =
-            s.split_once('@').ok_or_else(|| format!("fault {s:?}: expected RULE@HEIGHT, e.g. tx_signature@5"))?;
-        let rule = rule.parse::<Rule>().map_err(|e| format!("fault {s:?}: {e}"))?;
-        let height = height.parse::<u64>().map_err(|e| format!("fault {s:?}: height {height:?}: {e}"))?;
+    type Err = FaultParseError;
+    fn from_str(s: &str) -> Result<Self, FaultParseError> {
+        let (rule, height) = s.split_once('@').ok_or_else(|| FaultParseError::NoAt(s.to_owned()))?;
+        let rule = rule.parse::<Rule>().map_err(|source| FaultParseError::Rule { fault: s.to_owned(), source })?;
+        let height = height.parse::<u64>().map_err(|source| FaultParseError::Height {
+            fault: s.to_owned(),
+            height: height.to_owned(),
+            source,
+        })?;
         Ok(Fault { rule, height })
     }
 }
@@ -143,7 +181,9 @@ impl Fault {
 
 /// What [`generate`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Manifest {
+    /// The chain id every block carries (derived from the seed).
     pub chain_id: Digest,
     /// Public key of the single block proposer (the only authority).
     pub proposer: [u8; 32],
@@ -160,7 +200,9 @@ pub struct Manifest {
     pub bytes: u64,
 }
 
+/// Where one block of the chain was written, and what it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BlockInfo {
     /// Index into [`Manifest::files`].
     pub file: usize,
@@ -168,32 +210,47 @@ pub struct BlockInfo {
     pub offset: u64,
     /// The height stored in the header.
     pub height: u64,
+    /// Transactions in its body.
     pub tx_count: u32,
+    /// Its block hash.
     pub hash: Digest,
 }
 
 /// Where the verifier will report an injected fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InjectedFault {
+    /// The rule broken.
     pub rule: Rule,
     /// Chain position (0-based), as given.
     pub height: u64,
     /// Index into [`Manifest::files`] of the block reported: for `malformed`
     /// the truncated copy, otherwise the block itself.
     pub file: usize,
+    /// Byte offset of that block in that file.
     pub offset: u64,
     /// The transaction's index in its block, for per-transaction rules.
     pub tx: Option<u32>,
 }
 
+/// Why [`generate`] wrote nothing, or stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GenError {
+    /// The [`GenConfig`] asks for something impossible (the message says what).
     #[error("invalid generator config: {0}")]
     Config(String),
+    /// The output directory already holds `.vblk` files.
     #[error("{}: already holds .vblk files; not overwriting a chain", .0.display())]
     ChainExists(PathBuf),
+    /// Creating or writing a file failed.
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> GenError + '_ {

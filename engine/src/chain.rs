@@ -11,14 +11,18 @@ use std::collections::HashMap;
 /// What a later block is checked against: the last well-formed block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parent {
+    /// Its stored height.
     pub height: u64,
+    /// Its block hash (what the next `prev_hash` must be).
     pub hash: Digest,
+    /// Its `timestamp_ms` (the next block's may not be earlier).
     pub timestamp_ms: u64,
 }
 
 /// What the parallel stages found for one block.
 #[derive(Debug, Clone)]
 pub struct BlockFacts {
+    /// The block hash.
     pub hash: Digest,
     /// The Merkle root of the body as computed.
     pub computed_root: Digest,
@@ -36,6 +40,7 @@ pub struct BlockFacts {
 pub struct NonceMiss {
     /// Index of the transaction in what was checked (a block, or a batch).
     pub index: u32,
+    /// The nonce it carries.
     pub nonce: u64,
     /// What was expected; `None` once the sender used 2^64 − 1.
     pub expected: Option<u64>,
@@ -72,7 +77,9 @@ fn shard_of(sender: &[u8; 32]) -> usize {
 pub struct FirstNonce {
     /// Index of the transaction in what was checked.
     pub index: u32,
+    /// Its sender's public key.
     pub sender: [u8; 32],
+    /// The nonce it carries.
     pub nonce: u64,
 }
 
@@ -123,6 +130,8 @@ pub struct ChainState {
 }
 
 impl ChainState {
+    /// A state for a run from the start of the chain; `chain_id` pins the
+    /// chain id (else the first well-formed block's is taken).
     pub fn new(chain_id: Option<Digest>) -> Self {
         ChainState { chain_id, ..Default::default() }
     }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 /// Where the frame stage reads from.
 #[derive(Clone, Copy)]
 pub enum Source<'a> {
+    /// A whole regular file (mapped or read, per [`IoMode`]).
     File(&'a Path),
     /// Bytes `start..end` of a file, cut at block boundaries (or `end` at
     /// the end of the file): framed exactly as they are in the whole file.
@@ -29,6 +30,7 @@ pub enum Source<'a> {
 /// A whole file's bytes, shared by all its batches.
 #[derive(Clone)]
 pub enum Whole<'a> {
+    /// A memory map of the file.
     Mapped(Arc<Mapped>),
     /// Held by the caller.
     Borrowed(&'a [u8]),
@@ -36,6 +38,7 @@ pub enum Whole<'a> {
 
 /// The bytes a batch's blocks live in.
 pub enum Data<'a> {
+    /// The whole file (mmap mode, or bytes given): blocks are not copied.
     Whole(Whole<'a>),
     /// Just this batch's blocks, read from the file.
     Owned(Vec<u8>),
@@ -51,6 +54,7 @@ impl Whole<'_> {
 }
 
 impl Data<'_> {
+    /// The bytes [`Framed::start`] indexes.
     pub fn bytes(&self) -> &[u8] {
         match self {
             Data::Whole(w) => w.bytes(),
@@ -63,17 +67,23 @@ impl Data<'_> {
 /// batch's data.
 #[derive(Debug, Clone, Copy)]
 pub struct Framed {
+    /// Byte offset of the block in its file.
     pub offset: u64,
+    /// Where the block starts in [`Batch::data`].
     pub start: usize,
+    /// The block's length in bytes, header and body.
     pub len: usize,
 }
 
 /// Blocks framed together, all from one file.
 pub struct Batch<'a> {
+    /// The file the blocks come from, as reports name it.
     pub file: Arc<Path>,
     /// The first batch of its file (every file sends at least one).
     pub first_of_file: bool,
+    /// The bytes the blocks live in.
     pub data: Data<'a>,
+    /// The batch's well-formed blocks, in file order.
     pub blocks: Vec<Framed>,
     /// Where each transaction starts in its block's body, all the batch's
     /// transactions in order, found while checking the bodies.
@@ -84,12 +94,15 @@ pub struct Batch<'a> {
     /// File bytes this batch accounts for: its blocks, and after a
     /// malformed block the rest of the file.
     pub bytes: u64,
+    /// The malformed block after this batch's blocks, if one ends the file
+    /// here: its byte offset in the file and why.
     pub malformed: Option<(u64, Malformation)>,
     /// Page-aligned range of a mapping that no later batch needs.
     release: Option<(usize, usize)>,
 }
 
 impl Batch<'_> {
+    /// The batch's blocks, viewed in place, in order.
     pub fn views(&self) -> Vec<BlockView<'_>> {
         let data = self.data.bytes();
         self.blocks
@@ -130,7 +143,11 @@ impl Batch<'_> {
 /// Batch limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// A batch takes no more blocks once it holds this many transactions
+    /// (so its last block may take it over; the first batches of a run
+    /// start smaller and ramp up to this).
     pub txs: usize,
+    /// A batch takes no more blocks once they span this many file bytes.
     pub bytes: usize,
 }
 

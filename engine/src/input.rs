@@ -41,28 +41,72 @@ pub enum IoMode {
 
 /// Errors that stop a run (as opposed to verdicts about the chain).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InputError {
+    /// A path that does not exist.
     #[error("{}: no such file or directory", .0.display())]
     Missing(PathBuf),
+    /// A symbolic link to nothing.
     #[error("{}: dangling symbolic link", .0.display())]
     Dangling(PathBuf),
+    /// A directory given as a chain holds no `*.vblk` file.
     #[error("{}: directory holds no .vblk file", .0.display())]
     EmptyDirectory(PathBuf),
+    /// A `*.vblk` entry of a chain directory that is not a regular file.
     #[error("{}: {what}, not a regular file; a chain directory holds only segment files named *.vblk", path.display())]
-    NotASegment { path: PathBuf, what: &'static str },
+    NotASegment {
+        /// The entry.
+        path: PathBuf,
+        /// What it is instead (`a directory`, `a FIFO`, ...).
+        what: &'static str,
+    },
+    /// A stream or special file given where only a regular file will do.
     #[error("{}: {what}; {needs} needs regular files it can read more than once", path.display())]
-    NotAFile { path: PathBuf, what: &'static str, needs: &'static str },
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead (`a FIFO`, ...).
+        what: &'static str,
+        /// What needs a regular file (a command or option, for the message).
+        needs: &'static str,
+    },
+    /// Opening, mapping or reading failed.
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A file's size changed while it was read (plain reads).
     #[error("{}: file changed size while being read (was {expected} bytes)", path.display())]
-    Changed { path: PathBuf, expected: u64 },
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// Its size when opened, in bytes.
+        expected: u64,
+    },
+    /// The same file given twice (directly, through a directory or a link).
     #[error("{}: given twice{}; a chain holds each segment once", path.display(), same_as(.first, .path))]
-    Duplicate { path: PathBuf, first: PathBuf },
+    Duplicate {
+        /// The second mention.
+        path: PathBuf,
+        /// The first mention of the same file.
+        first: PathBuf,
+    },
+    /// A block read from a stream is over [`MAX_STREAM_BLOCK`] bytes.
     #[error(
         "{}: the block at offset {offset} is {size} bytes; a block read from a stream may be at most {} MiB (save the stream to a file and verify that)",
         path.display(), MAX_STREAM_BLOCK >> 20
     )]
-    StreamBlockTooLarge { path: PathBuf, offset: u64, size: u64 },
+    StreamBlockTooLarge {
+        /// The stream.
+        path: PathBuf,
+        /// The block's byte offset in the stream.
+        offset: u64,
+        /// Its length (header and body), in bytes.
+        size: u64,
+    },
 }
 
 fn same_as(first: &Path, path: &Path) -> String {
@@ -94,6 +138,7 @@ pub enum ChainInput {
 }
 
 impl ChainInput {
+    /// The path, as given (or found in a directory).
     pub fn path(&self) -> &Path {
         match self {
             ChainInput::File(p) | ChainInput::Stream(p) => p,
@@ -142,6 +187,7 @@ fn metadata(path: &Path) -> Result<std::fs::Metadata, InputError> {
 pub enum PathKind {
     /// A regular file (mapped or read; its length known).
     File,
+    /// A directory: the chain is its `*.vblk` files, sorted by name.
     Directory,
     /// `-` (standard input), a pipe, a FIFO, a device: read once as a stream.
     Stream,
@@ -372,11 +418,15 @@ pub fn read_bounded_line<R: io::BufRead>(reader: &mut R, line: &mut Vec<u8>, max
 /// A whole segment file's bytes, mapped or read, for tools that walk one
 /// file (tests, benches).
 pub enum Segment {
+    /// Memory-mapped ([`IoMode::Mmap`], a non-empty file).
     Mapped(sigbus::Mapped),
+    /// Read into memory ([`IoMode::Read`], or an empty file).
     Read(Vec<u8>),
 }
 
 impl Segment {
+    /// Opens a regular file (anything else is [`InputError::NotAFile`]) and
+    /// maps or reads all of it.
     pub fn open(path: &Path, io: IoMode) -> Result<Segment, InputError> {
         let mut file = File::open(path).map_err(io_error(path))?;
         let meta = file.metadata().map_err(io_error(path))?;
@@ -395,6 +445,7 @@ impl Segment {
         Ok(Segment::Mapped(sigbus::Mapped::map(&file, path).map_err(io_error(path))?))
     }
 
+    /// The whole file.
     pub fn bytes(&self) -> &[u8] {
         match self {
             Segment::Mapped(m) => m,

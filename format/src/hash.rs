@@ -4,6 +4,7 @@
 
 use crate::BlockHeader;
 
+/// A 32-byte BLAKE3 output: a hash, a Merkle node or a key.
 pub type Digest = [u8; 32];
 
 /// `blake3::derive_key("vigil v1 transaction id", b"")`.

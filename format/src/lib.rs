@@ -4,6 +4,7 @@
 //! and `bytemuck` can view it at any offset of a mapped file without copying.
 //! Accessors decode the little-endian integers on demand.
 
+#![warn(missing_docs)]
 use bytemuck::{Pod, Zeroable};
 use std::fmt;
 
@@ -13,7 +14,9 @@ mod rule;
 pub use hash::Digest;
 pub use rule::{Rule, UnknownRule};
 
+/// The first four bytes of every block header: ASCII `VBLK`.
 pub const MAGIC: [u8; 4] = *b"VBLK";
+/// The one format version this crate reads and writes (header `version`).
 pub const VERSION: u16 = 1;
 /// Bytes of a block header.
 pub const HEADER_LEN: usize = 224;
@@ -21,27 +24,42 @@ pub const HEADER_LEN: usize = 224;
 pub const HASHED_HEADER_LEN: usize = 160;
 /// Bytes of a transaction before its payload.
 pub const TX_FIXED_LEN: usize = 56;
+/// Bytes of an ed25519 signature (`R ‖ S`), in headers and transactions.
 pub const SIGNATURE_LEN: usize = 64;
 /// A transaction is `TX_OVERHEAD + payload_len` bytes.
 pub const TX_OVERHEAD: usize = TX_FIXED_LEN + SIGNATURE_LEN;
+/// The largest `payload_len` a well-formed transaction may have, in bytes.
 pub const MAX_PAYLOAD_LEN: u32 = 65_536;
+/// The largest `tx_count` a well-formed block header may have.
 pub const MAX_TX_COUNT: u32 = 1_048_576;
 
 /// The 224-byte block header.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
 pub struct BlockHeader {
+    /// [`MAGIC`].
     pub magic: [u8; 4],
+    /// Format version, `u16`; must be [`VERSION`].
     pub version: [u8; 2],
+    /// `u16`; must be 0 (no flag is defined yet).
     pub flags: [u8; 2],
+    /// Identifies the network; every block of a chain carries the same one.
     pub chain_id: [u8; 32],
+    /// `u64`: position in the chain, 0 for the genesis block.
     pub height: [u8; 8],
+    /// `u64`: block time, milliseconds since 1970-01-01 UTC.
     pub timestamp_ms: [u8; 8],
+    /// The parent's block hash; all zeros for the genesis block.
     pub prev_hash: [u8; 32],
+    /// Merkle root of the body's transactions ([`hash::merkle_root_in_place`]).
     pub tx_root: [u8; 32],
+    /// `u32`: how many transactions the body holds, at most [`MAX_TX_COUNT`].
     pub tx_count: [u8; 4],
+    /// `u32`: the body's length in bytes.
     pub body_len: [u8; 4],
+    /// Ed25519 public key of the block's producer.
     pub proposer: [u8; 32],
+    /// Ed25519 signature by `proposer` over the 32-byte block hash.
     pub proposer_sig: [u8; 64],
 }
 
@@ -49,11 +67,17 @@ pub struct BlockHeader {
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
 pub struct TxHeader {
+    /// Ed25519 public key of the device that produced the record (its identity).
     pub sender: [u8; 32],
+    /// `u64`: the sender's sequence number, 0, 1, 2, ... over the chain.
     pub nonce: [u8; 8],
+    /// `u64`: when the record was produced, milliseconds since the epoch.
     pub timestamp_ms: [u8; 8],
+    /// `u16`: record type for the application; validation never reads it.
     pub kind: [u8; 2],
+    /// `u16`; must be 0.
     pub reserved: [u8; 2],
+    /// `u32`: payload length in bytes, at most [`MAX_PAYLOAD_LEN`].
     pub payload_len: [u8; 4],
 }
 
@@ -63,21 +87,27 @@ const _: () = assert!(size_of::<TxHeader>() == TX_FIXED_LEN);
 const _: () = assert!(std::mem::align_of::<TxHeader>() == 1);
 
 impl BlockHeader {
+    /// The `version` field, decoded.
     pub fn version(&self) -> u16 {
         u16::from_le_bytes(self.version)
     }
+    /// The `flags` field, decoded.
     pub fn flags(&self) -> u16 {
         u16::from_le_bytes(self.flags)
     }
+    /// The `height` field, decoded.
     pub fn height(&self) -> u64 {
         u64::from_le_bytes(self.height)
     }
+    /// The `timestamp_ms` field (milliseconds since the epoch), decoded.
     pub fn timestamp_ms(&self) -> u64 {
         u64::from_le_bytes(self.timestamp_ms)
     }
+    /// The `tx_count` field, decoded.
     pub fn tx_count(&self) -> u32 {
         u32::from_le_bytes(self.tx_count)
     }
+    /// The `body_len` field (bytes), decoded.
     pub fn body_len(&self) -> u32 {
         u32::from_le_bytes(self.body_len)
     }
@@ -85,12 +115,14 @@ impl BlockHeader {
     pub fn hashed_bytes(&self) -> &[u8] {
         &bytemuck::bytes_of(self)[..HASHED_HEADER_LEN]
     }
+    /// All 224 bytes, as stored.
     pub fn as_bytes(&self) -> &[u8; HEADER_LEN] {
         bytemuck::cast_ref(self)
     }
 }
 
 impl TxHeader {
+    /// A fixed part with `reserved` 0; integers are encoded little-endian.
     pub fn new(sender: [u8; 32], nonce: u64, timestamp_ms: u64, kind: u16, payload_len: u32) -> Self {
         TxHeader {
             sender,
@@ -101,18 +133,23 @@ impl TxHeader {
             payload_len: payload_len.to_le_bytes(),
         }
     }
+    /// The `nonce` field, decoded.
     pub fn nonce(&self) -> u64 {
         u64::from_le_bytes(self.nonce)
     }
+    /// The `timestamp_ms` field (milliseconds since the epoch), decoded.
     pub fn timestamp_ms(&self) -> u64 {
         u64::from_le_bytes(self.timestamp_ms)
     }
+    /// The `kind` field, decoded.
     pub fn kind(&self) -> u16 {
         u16::from_le_bytes(self.kind)
     }
+    /// The `reserved` field, decoded (0 in a well-formed transaction).
     pub fn reserved(&self) -> u16 {
         u16::from_le_bytes(self.reserved)
     }
+    /// The `payload_len` field (bytes), decoded.
     pub fn payload_len(&self) -> u32 {
         u32::from_le_bytes(self.payload_len)
     }
@@ -120,18 +157,71 @@ impl TxHeader {
 
 /// Why a block is `malformed`. Offsets are byte offsets in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Malformation {
-    HeaderTruncated { left: u64 },
+    /// Fewer than [`HEADER_LEN`] bytes are left in the file.
+    HeaderTruncated {
+        /// Bytes left from the block's start.
+        left: u64,
+    },
+    /// The header does not start with [`MAGIC`]; holds what it starts with.
     BadMagic([u8; 4]),
+    /// The header's `version` is not [`VERSION`].
     BadVersion(u16),
+    /// The header's `flags` are not 0.
     BadFlags(u16),
+    /// The header's `tx_count` is over [`MAX_TX_COUNT`].
     TooManyTransactions(u32),
-    BodyTruncated { body_len: u32, left: u64 },
-    TxFixedPartPastBody { tx: u32, offset: u64, tx_count: u32 },
-    TxReserved { tx: u32, offset: u64, reserved: u16 },
-    TxPayloadTooLong { tx: u32, offset: u64, payload_len: u32 },
-    TxPastBody { tx: u32, offset: u64, payload_len: u32 },
-    TrailingBodyBytes { left: usize, tx_count: u32 },
+    /// The body runs past the end of the file.
+    BodyTruncated {
+        /// The header's `body_len`.
+        body_len: u32,
+        /// Bytes left in the file after the header.
+        left: u64,
+    },
+    /// Transaction `tx`'s 56-byte fixed part runs past `body_len`.
+    TxFixedPartPastBody {
+        /// Index of the transaction in the body.
+        tx: u32,
+        /// Where it starts in the file.
+        offset: u64,
+        /// The header's `tx_count`.
+        tx_count: u32,
+    },
+    /// Transaction `tx`'s `reserved` field is not 0.
+    TxReserved {
+        /// Index of the transaction in the body.
+        tx: u32,
+        /// Where it starts in the file.
+        offset: u64,
+        /// The value found.
+        reserved: u16,
+    },
+    /// Transaction `tx`'s `payload_len` is over [`MAX_PAYLOAD_LEN`].
+    TxPayloadTooLong {
+        /// Index of the transaction in the body.
+        tx: u32,
+        /// Where it starts in the file.
+        offset: u64,
+        /// The value found.
+        payload_len: u32,
+    },
+    /// Transaction `tx`'s payload or signature runs past `body_len`.
+    TxPastBody {
+        /// Index of the transaction in the body.
+        tx: u32,
+        /// Where it starts in the file.
+        offset: u64,
+        /// Its `payload_len`.
+        payload_len: u32,
+    },
+    /// Bytes are left in the body after its `tx_count` transactions.
+    TrailingBodyBytes {
+        /// How many bytes.
+        left: usize,
+        /// The header's `tx_count`.
+        tx_count: u32,
+    },
 }
 
 impl Malformation {
@@ -266,7 +356,9 @@ pub fn walk_body(
 /// A well-formed block, borrowed from the bytes that hold it.
 #[derive(Clone, Copy)]
 pub struct BlockView<'a> {
+    /// The checked header.
     pub header: &'a BlockHeader,
+    /// The `body_len` bytes after it: `tx_count` well-formed transactions.
     pub body: &'a [u8],
 }
 
@@ -288,10 +380,12 @@ impl<'a> BlockView<'a> {
         TxIter { body: self.body, pos: 0 }
     }
 
+    /// Bytes of the whole block: header and body.
     pub fn len(&self) -> usize {
         HEADER_LEN + self.body.len()
     }
 
+    /// Always `false`: a block has at least its header.
     pub fn is_empty(&self) -> bool {
         false
     }
@@ -305,9 +399,11 @@ pub struct TxView<'a> {
 }
 
 impl<'a> TxView<'a> {
+    /// The 56-byte fixed part.
     pub fn header(&self) -> &'a TxHeader {
         bytemuck::from_bytes(&self.bytes[..TX_FIXED_LEN])
     }
+    /// The `payload_len` bytes of the record, opaque to validation.
     pub fn payload(&self) -> &'a [u8] {
         &self.bytes[TX_FIXED_LEN..self.bytes.len() - SIGNATURE_LEN]
     }
@@ -315,6 +411,7 @@ impl<'a> TxView<'a> {
     pub fn signed_part(&self) -> &'a [u8] {
         &self.bytes[..self.bytes.len() - SIGNATURE_LEN]
     }
+    /// The sender's ed25519 signature over the transaction's `tx_id`.
     pub fn signature(&self) -> &'a [u8; 64] {
         self.bytes[self.bytes.len() - SIGNATURE_LEN..].try_into().expect("64 bytes")
     }
@@ -357,6 +454,7 @@ pub fn blocks(file: &[u8]) -> Blocks<'_> {
     Blocks { file, pos: 0, done: false }
 }
 
+/// The iterator of [`blocks`].
 pub struct Blocks<'a> {
     file: &'a [u8],
     pos: usize,

@@ -6,19 +6,30 @@ use std::str::FromStr;
 /// The validity rules of FORMAT.md, in the order of its table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
+    /// The block is not well formed: it cannot be framed ([`Malformation`](crate::Malformation)).
     Malformed,
+    /// `chain_id` is not the chain's (the pinned one, else the first block's).
     ChainId,
+    /// `height` is not the parent's height + 1.
     Height,
+    /// `prev_hash` is not the parent's block hash.
     PrevHash,
+    /// `timestamp_ms` is earlier than the parent's.
     Timestamp,
+    /// `tx_root` is not the Merkle root of the body.
     TxRoot,
+    /// `proposer_sig` does not verify, or `proposer` is not an authority.
     BlockSignature,
+    /// A transaction's signature does not verify.
     TxSignature,
+    /// A transaction's `timestamp_ms` is later than its block's.
     TxTimestamp,
+    /// A transaction does not carry the nonce its sender is expected to use next.
     Nonce,
 }
 
 impl Rule {
+    /// Every rule, in the order of the table (the order reports use).
     pub const ALL: [Rule; 10] = [
         Rule::Malformed,
         Rule::ChainId,

@@ -16,10 +16,12 @@
 //! Decoding never panics and never allocates more than the bytes it was
 //! given justify: counts are checked against what is left of the body.
 
+#![warn(missing_docs)]
 pub mod transport;
 
 use std::io::{self, Read, Write};
 
+/// The protocol version every frame carries; others get `bad_version`.
 pub const VERSION: u8 = 1;
 /// Bytes of a frame after the length field and before the body.
 pub const HEADER_LEN: usize = 12;
@@ -30,16 +32,27 @@ pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
 
 /// Frame kinds: requests, and each request's response kind (request | 0x80).
 pub mod kind {
+    /// Request: one block to check in its chain.
     pub const SUBMIT_BLOCK: u8 = 0x01;
+    /// Request: a list of ed25519 signatures to verify.
     pub const VERIFY_SIGNATURES: u8 = 0x02;
+    /// Request: messages to hash with BLAKE3, plain or keyed.
     pub const HASH: u8 = 0x03;
+    /// Request: the server's counters and settings.
     pub const STATUS: u8 = 0x04;
+    /// Request: the token of a server started with `--token-file`.
     pub const AUTH: u8 = 0x05;
+    /// Response to [`SUBMIT_BLOCK`].
     pub const BLOCK_VERDICT: u8 = 0x81;
+    /// Response to [`VERIFY_SIGNATURES`].
     pub const SIGNATURE_VERDICTS: u8 = 0x82;
+    /// Response to [`HASH`].
     pub const DIGESTS: u8 = 0x83;
+    /// Response to [`STATUS`]: a JSON object.
     pub const STATUS_REPORT: u8 = 0x84;
+    /// Response to [`AUTH`] when the token is right.
     pub const AUTHENTICATED: u8 = 0x85;
+    /// Response to any request that fails: a code and a message.
     pub const ERROR: u8 = 0xff;
 }
 
@@ -62,13 +75,18 @@ pub const RULE_NAMES: [&str; 10] = [
 pub struct Header {
     /// The length field: `HEADER_LEN` + body bytes.
     pub length: u32,
+    /// Protocol version; [`VERSION`] in every valid frame.
     pub version: u8,
+    /// What the body is: one of [`kind`].
     pub kind: u8,
+    /// 0 in every valid frame (no flag is defined yet).
     pub flags: u16,
+    /// Chosen by the client; the response to a request carries the same id.
     pub id: u64,
 }
 
 impl Header {
+    /// Decodes the length field and header; checks nothing (see [`Header::body_len`]).
     pub fn parse(prefix: &[u8; PREFIX_LEN]) -> Header {
         Header {
             length: u32::from_le_bytes(prefix[0..4].try_into().expect("4 bytes")),
@@ -96,7 +114,9 @@ impl Header {
 /// A whole frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// The length field and fixed part, as read.
     pub header: Header,
+    /// `header.length - HEADER_LEN` bytes, not yet decoded.
     pub body: Vec<u8>,
 }
 
@@ -104,12 +124,24 @@ pub struct Frame {
 /// and the connection must close.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
+    /// The length field is under [`HEADER_LEN`] (`frame_too_short`).
     #[error("frame length {length} is shorter than the {HEADER_LEN}-byte header")]
-    TooShort { length: u32 },
+    TooShort {
+        /// The length field.
+        length: u32,
+    },
+    /// The length field is over the reader's limit (`frame_too_large`).
     #[error("frame length {length} is over the limit of {max} bytes")]
-    TooLarge { length: u32, max: usize },
+    TooLarge {
+        /// The length field.
+        length: u32,
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// The stream ended after part of a frame.
     #[error("connection closed in the middle of a frame")]
     Truncated,
+    /// Reading the stream failed.
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -164,6 +196,7 @@ pub fn read_frame(r: &mut impl Read, max_frame: usize) -> Result<Option<Frame>, 
     Ok(Some(Frame { header, body }))
 }
 
+/// Encodes one frame and writes it whole.
 pub fn write_frame(w: &mut impl Write, kind: u8, id: u64, body: &[u8]) -> io::Result<()> {
     w.write_all(&encode_frame(kind, id, body))
 }
@@ -171,15 +204,20 @@ pub fn write_frame(w: &mut impl Write, kind: u8, id: u64, body: &[u8]) -> io::Re
 /// Signature rules of a `verify_signatures` request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rules {
+    /// ZIP-215, the chain's rules (ed25519-zebra); wire value 0.
     Zip215 = 0,
+    /// ed25519-dalek's `verify_strict`; wire value 1.
     Strict = 1,
 }
 
 /// One signature to verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
+    /// The signer's ed25519 public key, as encoded.
     pub public_key: [u8; 32],
+    /// `R ‖ S`.
     pub signature: [u8; 64],
+    /// The signed message, any length.
     pub message: Vec<u8>,
 }
 
@@ -188,15 +226,21 @@ pub struct Signature {
 pub enum Request {
     /// One block, format v1 bytes.
     SubmitBlock(Vec<u8>),
+    /// Verify each signature; answered with one verdict per signature.
     VerifySignatures {
+        /// Which ed25519 rules to apply.
         rules: Rules,
+        /// The signatures, in the order the verdicts come back.
         signatures: Vec<Signature>,
     },
     /// BLAKE3 of each message, keyed when `key` is set.
     Hash {
+        /// The BLAKE3 key, for keyed mode (format v1's hashes are keyed).
         key: Option<[u8; 32]>,
+        /// The messages, in the order the digests come back.
         messages: Vec<Vec<u8>>,
     },
+    /// Ask for the server's counters and settings.
     Status,
     /// The shared secret of a server started with `--token-file`: the first
     /// frame of every connection to such a server.
@@ -208,25 +252,49 @@ pub enum Request {
 /// on the wire. [`Request::decode`] is this, copied out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestView<'a> {
+    /// See [`Request::SubmitBlock`]: the whole body.
     SubmitBlock(&'a [u8]),
-    VerifySignatures { rules: Rules, count: usize, items: &'a [u8] },
-    Hash { key: Option<[u8; 32]>, count: usize, items: &'a [u8] },
+    /// See [`Request::VerifySignatures`]; [`RequestView::signatures`] walks it.
+    VerifySignatures {
+        /// Which ed25519 rules to apply.
+        rules: Rules,
+        /// How many signatures `items` holds.
+        count: usize,
+        /// The checked list, after the count field.
+        items: &'a [u8],
+    },
+    /// See [`Request::Hash`]; [`RequestView::messages`] walks it.
+    Hash {
+        /// The BLAKE3 key, for keyed mode.
+        key: Option<[u8; 32]>,
+        /// How many messages `items` holds.
+        count: usize,
+        /// The checked list, after the count field.
+        items: &'a [u8],
+    },
+    /// See [`Request::Status`].
     Status,
+    /// See [`Request::Auth`]: the token.
     Auth(&'a [u8]),
 }
 
 /// A signature of a [`RequestView::VerifySignatures`], borrowed from the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignatureRef<'a> {
+    /// The signer's ed25519 public key, as encoded.
     pub public_key: &'a [u8; 32],
+    /// `R ‖ S`.
     pub signature: &'a [u8; 64],
+    /// The signed message.
     pub message: &'a [u8],
 }
 
 /// What a checked block is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// Passes every rule. Applied to its chain.
     Valid = 0,
+    /// Breaks at least one rule (see `failures`). Applied to its chain all the same.
     Invalid = 1,
     /// Not a well-formed block; `message` says why. Not applied.
     Malformed = 2,
@@ -243,23 +311,31 @@ pub struct Failure {
     pub rule: u8,
     /// The transaction's index in the block, for per-transaction rules.
     pub tx: Option<u32>,
+    /// What was wrong, as `vigil verify` words it.
     pub detail: String,
 }
 
 impl Failure {
+    /// The rule's name in reports, or `"unknown"` for an index past [`RULE_NAMES`].
     pub fn rule_name(&self) -> &'static str {
         RULE_NAMES.get(self.rule as usize).copied().unwrap_or("unknown")
     }
 }
 
+/// The answer to a `submit_block` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockVerdict {
+    /// Whether the block was checked, and how it fared.
     pub outcome: Outcome,
     /// 0-based index of the block in its chain (checked blocks only).
     pub position: u64,
+    /// The header's height (0 when not checked).
     pub height: u64,
+    /// The block hash (zeros when not checked).
     pub hash: [u8; 32],
+    /// The header's `tx_count`.
     pub tx_count: u32,
+    /// Every rule the block breaks, in FORMAT.md's order; empty when valid.
     pub failures: Vec<Failure>,
     /// Why a block was not checked (empty for checked blocks).
     pub message: String,
@@ -268,14 +344,23 @@ pub struct BlockVerdict {
 /// Error codes of an `error` response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
+    /// The frame's version is not [`VERSION`]. The connection stays open.
     BadVersion = 1,
+    /// The frame's flags are not 0. The connection stays open.
     BadFlags = 2,
+    /// The frame's kind is not a request kind. The connection stays open.
     UnknownKind = 3,
+    /// The body does not decode ([`DecodeError`]). The connection stays open.
     BadBody = 4,
+    /// Sent with id 0 when `--max-connections` are open; then closed.
     Overloaded = 5,
+    /// The server is stopping and takes no new work.
     ShuttingDown = 6,
+    /// The length field is over `--max-frame`; then closed.
     FrameTooLarge = 7,
+    /// The length field is under [`HEADER_LEN`]; then closed.
     FrameTooShort = 8,
+    /// The server failed to compute an answer. The connection stays open.
     Internal = 9,
     /// The response would be larger than the server's `--max-frame`; it is
     /// refused before it is computed.
@@ -286,6 +371,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in order of its wire value.
     pub const ALL: [ErrorCode; 11] = [
         ErrorCode::BadVersion,
         ErrorCode::BadFlags,
@@ -300,10 +386,12 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
     ];
 
+    /// The code with this wire value, if any.
     pub fn from_u16(v: u16) -> Option<ErrorCode> {
         ErrorCode::ALL.into_iter().find(|c| *c as u16 == v)
     }
 
+    /// The code's name in PROTOCOL.md (`bad_body`, ...).
     pub fn name(self) -> &'static str {
         match self {
             ErrorCode::BadVersion => "bad_version",
@@ -324,16 +412,21 @@ impl ErrorCode {
 /// A response body, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
+    /// Answers `submit_block`.
     BlockVerdict(BlockVerdict),
     /// One verdict per signature, in request order.
     SignatureVerdicts(Vec<bool>),
+    /// One 32-byte BLAKE3 digest per message, in request order.
     Digests(Vec<[u8; 32]>),
     /// A JSON object (see PROTOCOL.md).
     Status(String),
     /// The `auth` token was right: the connection may send requests.
     Authenticated,
+    /// The request failed.
     Error {
+        /// What kind of failure.
         code: ErrorCode,
+        /// Details, for people.
         message: String,
     },
 }
@@ -341,14 +434,36 @@ pub enum Response {
 /// A body that does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// The kind is not one this decoder knows (a request kind for
+    /// requests, a response kind for responses).
     #[error("unknown frame kind {0:#04x}")]
     UnknownKind(u8),
+    /// The body ends too early.
     #[error("body ends at byte {at} but {need} more bytes are needed for {what}")]
-    Short { what: &'static str, at: usize, need: usize },
+    Short {
+        /// The field being read.
+        what: &'static str,
+        /// Its byte offset in the body.
+        at: usize,
+        /// How many bytes are missing.
+        need: usize,
+    },
+    /// A field holds a value the protocol does not allow.
     #[error("{what} at byte {at}: {problem}")]
-    Invalid { what: &'static str, at: usize, problem: String },
+    Invalid {
+        /// The field.
+        what: &'static str,
+        /// Its byte offset in the body.
+        at: usize,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Bytes are left after the body's content.
     #[error("{left} bytes after the end of the body's content")]
-    Trailing { left: usize },
+    Trailing {
+        /// How many.
+        left: usize,
+    },
 }
 
 /// Reads a body front to back.
@@ -436,6 +551,7 @@ fn put_string(out: &mut Vec<u8>, s: &str) {
 }
 
 impl Request {
+    /// The frame kind of this request ([`kind`]).
     pub fn kind(&self) -> u8 {
         match self {
             Request::SubmitBlock(_) => kind::SUBMIT_BLOCK,
@@ -446,6 +562,7 @@ impl Request {
         }
     }
 
+    /// The body bytes, without the frame prefix.
     pub fn encode_body(&self) -> Vec<u8> {
         match self {
             Request::SubmitBlock(block) => block.clone(),
@@ -486,6 +603,8 @@ impl Request {
         encode_frame(self.kind(), id, &self.encode_body())
     }
 
+    /// Decodes a request body of frame kind `kind`, copying its lists out
+    /// ([`RequestView::parse`] checks it in place).
     pub fn decode(kind: u8, body: &[u8]) -> Result<Request, DecodeError> {
         Ok(match RequestView::parse(kind, body)? {
             RequestView::SubmitBlock(block) => Request::SubmitBlock(block.to_vec()),
@@ -598,6 +717,7 @@ impl<'a> RequestView<'a> {
 }
 
 impl Response {
+    /// The frame kind of this response ([`kind`]).
     pub fn kind(&self) -> u8 {
         match self {
             Response::BlockVerdict(_) => kind::BLOCK_VERDICT,
@@ -609,10 +729,12 @@ impl Response {
         }
     }
 
+    /// An `error` response.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
         Response::Error { code, message: message.into() }
     }
 
+    /// The body bytes, without the frame prefix.
     pub fn encode_body(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_body_into(&mut out);
@@ -663,6 +785,8 @@ impl Response {
         out
     }
 
+    /// Decodes a response body of frame kind `kind`: every count and length
+    /// is checked, and nothing may be left over.
     pub fn decode(kind: u8, body: &[u8]) -> Result<Response, DecodeError> {
         let mut c = Cursor::new(body);
         let response = match kind {

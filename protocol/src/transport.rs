@@ -12,22 +12,36 @@ use std::time::Duration;
 /// `tcp:HOST:PORT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {
+    /// `unix:PATH`: a unix-domain socket at this path.
     Unix(PathBuf),
+    /// `tcp:HOST:PORT`, kept as `HOST:PORT` for the resolver.
     Tcp(String),
 }
 
+/// A string that is not an [`Address`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddressError {
+    /// `unix:` with nothing after it.
+    #[error("unix: needs a path, as in unix:/run/vigil.sock")]
+    EmptyUnixPath,
+    /// Neither `unix:` nor `tcp:`; holds the string.
+    #[error("{0:?}: expected unix:PATH or tcp:HOST:PORT")]
+    UnknownScheme(String),
+}
+
 impl std::str::FromStr for Address {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Address, String> {
+    type Err = AddressError;
+    fn from_str(s: &str) -> Result<Address, AddressError> {
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
-                return Err("unix: needs a path, as in unix:/run/vigil.sock".into());
+                return Err(AddressError::EmptyUnixPath);
             }
             Ok(Address::Unix(PathBuf::from(path)))
         } else if let Some(hp) = s.strip_prefix("tcp:") {
             Ok(Address::Tcp(hp.to_owned()))
         } else {
-            Err(format!("{s:?}: expected unix:PATH or tcp:HOST:PORT"))
+            Err(AddressError::UnknownScheme(s.to_owned()))
         }
     }
 }
@@ -44,11 +58,14 @@ impl std::fmt::Display for Address {
 /// A connected socket, unix or TCP (TCP with Nagle's delay off: frames are
 /// small and answers are awaited).
 pub enum Stream {
+    /// A unix-domain socket.
     Unix(UnixStream),
+    /// A TCP socket.
     Tcp(TcpStream),
 }
 
 impl Stream {
+    /// Connects to `address` (a TCP stream gets Nagle's delay off).
     pub fn connect(address: &Address) -> io::Result<Stream> {
         match address {
             Address::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
@@ -62,6 +79,7 @@ impl Stream {
         Ok(Stream::Tcp(s))
     }
 
+    /// Another handle to the same socket (the same connection).
     pub fn try_clone(&self) -> io::Result<Stream> {
         Ok(match self {
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
@@ -93,6 +111,7 @@ impl Stream {
         }
     }
 
+    /// Shuts down reading, writing or both, for every handle of the socket.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             Stream::Unix(s) => s.shutdown(how),

@@ -19,6 +19,7 @@
 //! read is answered; after `shutdown_grace` the validator is flushed, reads
 //! are cut and writes get one more second, then [`serve`] returns.
 
+#![warn(missing_docs)]
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, ToSocketAddrs};
@@ -36,16 +37,34 @@ use vigil_protocol::{self as proto, ErrorCode, FrameError, Header, PREFIX_LEN, R
 
 pub use vigil_protocol::transport::Address;
 
+/// Why [`Listener::bind`] could not listen.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ListenError {
+    /// Resolving, binding or setting up the socket failed.
     #[error("{address}: {source}")]
-    Io { address: String, source: io::Error },
+    Io {
+        /// The address, as given.
+        address: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// A TCP address that is not loopback, without `allow_remote`.
     #[error(
         "{address} resolves to {addr}, which is not a loopback address; pass --allow-remote (with --token-file) to serve other machines"
     )]
-    NotLoopback { address: String, addr: SocketAddr },
+    NotLoopback {
+        /// The address, as given.
+        address: String,
+        /// What it resolved to.
+        addr: SocketAddr,
+    },
+    /// A TCP address that resolves to nothing.
     #[error("{address}: resolves to no address")]
-    NoAddress { address: String },
+    NoAddress {
+        /// The address, as given.
+        address: String,
+    },
 }
 
 /// Permissions of a unix socket unless told otherwise: owner only.
@@ -127,7 +146,9 @@ pub const RESERVED_FILES: u64 = 32;
 
 /// A bound listening socket.
 pub enum Listener {
+    /// A unix socket and its path, removed when the listener is dropped.
     Unix(UnixListener, PathBuf),
+    /// A TCP socket.
     Tcp(TcpListener),
 }
 
@@ -202,6 +223,8 @@ impl Drop for Listener {
     }
 }
 
+/// The limits and timeouts of [`serve`]; `Default` gives `vigil serve`'s
+/// defaults.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// The largest frame accepted (length field), and the largest response
@@ -285,12 +308,17 @@ impl ServerConfig {
 
 /// The server's own counters (the validator has its own).
 #[derive(Debug, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct ServerCounters {
+    /// Connections open now.
     pub connections_open: AtomicU64,
+    /// Connections served since start (refused ones not counted).
     pub connections_total: AtomicU64,
     /// Connections refused for `max_connections`.
     pub connections_refused: AtomicU64,
+    /// Frames read whole.
     pub frames: AtomicU64,
+    /// Responses written (delivered to the socket).
     pub responses: AtomicU64,
     /// Error responses, by any cause.
     pub error_responses: AtomicU64,
@@ -301,14 +329,17 @@ pub struct ServerCounters {
     pub undelivered: AtomicU64,
     /// Bytes charged now against `max_buffered`, and the most ever.
     pub buffered_bytes: AtomicU64,
+    /// The most bytes ever charged against `max_buffered` at once.
     pub buffered_peak: AtomicU64,
     /// Requests read and not yet answered, all connections; and the most
     /// one connection ever held (never over `max_in_flight`).
     pub requests_held: AtomicU64,
+    /// The most requests one connection ever held at once.
     pub held_peak: AtomicU64,
     /// Connections closed for `idle_timeout` or `frame_timeout`, and for
     /// `write_timeout`.
     pub read_timeouts: AtomicU64,
+    /// Connections closed for `write_timeout`.
     pub write_timeouts: AtomicU64,
     /// Connections refused for a missing or wrong token.
     pub unauthorized: AtomicU64,

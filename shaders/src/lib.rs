@@ -4,6 +4,8 @@
 //! The curve code is assembled at load time: one limb layer
 //! ([`FIELD25519_U32`] or [`FIELD25519_U64`]), then [`FIELD25519`] and
 //! [`ED25519`].
+
+#![warn(missing_docs)]
 #![doc = include_str!("../README.md")]
 #![no_std]
 

@@ -37,6 +37,7 @@ impl Lanes {
     /// Every implementation, fastest first.
     pub const ALL: [Lanes; 3] = [Lanes::Avx512Ifma, Lanes::Avx2, Lanes::Portable];
 
+    /// The name `--lanes` and reports use (`avx512ifma`, `avx2`, `portable`).
     pub fn name(self) -> &'static str {
         match self {
             Lanes::Avx512Ifma => "avx512ifma",
