@@ -24,7 +24,7 @@ use vigil_engine::sig::{RuleSet, SigItem, verify};
 const DEFAULT_DIFF_SIGS: usize = 20_000;
 
 mod common;
-use common::shared::{read_vectors as read, unhex, vectors_json as json};
+use common::data::{read_vectors as read, unhex, vectors_json as json};
 use common::sig_cases::*;
 
 // ---------------------------------------------------------------------------

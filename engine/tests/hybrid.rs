@@ -139,7 +139,7 @@ fn report(files: &[PathBuf], rules: RuleSet, gpu: Option<Arc<GpuSigner>>, gpu_mo
 #[test]
 fn verifier_with_the_hybrid_reports_exactly_what_the_cpu_reports_on_every_conformance_file() {
     let Some(gpu) = gpu() else { return };
-    let chains = common::shared::conformance_chains();
+    let chains = common::data::conformance_chains();
     let shares = [0.5, 1.0, 0.3, 0.0, 0.9];
     for (i, files) in chains.iter().enumerate() {
         for rules in RuleSet::ALL {
@@ -161,7 +161,7 @@ fn verifier_with_the_hybrid_reports_exactly_what_the_cpu_reports_on_every_confor
 #[test]
 fn validator_with_the_hybrid_answers_what_the_cpu_answers() {
     let Some(gpu) = gpu() else { return };
-    let chains = common::shared::conformance_chains();
+    let chains = common::data::conformance_chains();
     let config = ValidatorConfig { gpu: Some(gpu), gpu_mode: GpuMode::Split(0.25), ..ValidatorConfig::default() };
     let validator = Validator::new(config);
     assert!(validator.status().backend.starts_with("auto: cpu + gpu"), "{}", validator.status().backend);
