@@ -8,6 +8,7 @@ use crate::verify::VerifyOptions;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The `format` field of every summary.
 pub const SUMMARY_FORMAT: &str = "vigil-shard-summary";
 
 /// 2: byte digests (`spans`) and the summary's own `checksum`.
@@ -17,18 +18,22 @@ pub const SUMMARY_VERSION: u32 = 2;
 /// are equal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Input {
+    /// The chain's files, in order.
     pub files: Vec<FileStamp>,
     /// Well-formed blocks and transactions in the whole chain (the walk).
     pub blocks: u64,
+    /// Transactions in those blocks.
     pub transactions: u64,
     /// The chain's id (pinned, or the first block's); hex.
     pub chain_id: Option<String>,
     /// Signature rules and the authority set (BLAKE3 of the sorted keys).
     pub rules: String,
+    /// BLAKE3 (hex) of the sorted authority keys, when a set is given.
     pub authorities: Option<String>,
 }
 
 impl Input {
+    /// What a range of `walk` verified with `opts` is computed from.
     pub fn new(walk: &Walk, opts: &VerifyOptions) -> Input {
         let files = walk.stamps();
         let authorities = opts.authorities.as_ref().map(|set| {
@@ -70,16 +75,22 @@ impl Input {
 /// A block at a range's edge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Edge {
+    /// Its position.
     pub position: u64,
+    /// Its height.
     pub height: u64,
+    /// Its hash (hex).
     pub hash: String,
+    /// Its parent's hash as it names it (hex).
     pub prev_hash: String,
+    /// Its timestamp, milliseconds.
     pub timestamp_ms: u64,
 }
 
 /// A sender seen in the range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SenderEntry {
+    /// The sender's public key (hex).
     pub key: String,
     /// Its first transaction in the range, `[position, tx index, nonce]`;
     /// its nonce is left to the stitch in ranges that start mid-chain.
@@ -88,10 +99,14 @@ pub struct SenderEntry {
     pub next: Option<u64>,
 }
 
+/// A rule a block fails, as a summary records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureEntry {
+    /// The rule's name (as `vigil verify` prints it).
     pub rule: String,
+    /// The transaction's index in its block, or `None` for a block rule.
     pub tx: Option<u32>,
+    /// What failed.
     pub detail: String,
 }
 
@@ -101,46 +116,74 @@ pub struct FailureEntry {
 pub struct BlockEntry {
     /// Index into `input.files`.
     pub file: u32,
+    /// Its offset in the file.
     pub offset: u64,
+    /// Its position.
     pub position: u64,
+    /// Its height.
     pub height: u64,
+    /// Its hash (hex).
     pub hash: String,
+    /// Its transaction count.
     pub tx_count: u32,
+    /// The rules it fails, in the verifier's order.
     pub failures: Vec<FailureEntry>,
 }
 
+/// A malformed block in the range (it ends its file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MalformedEntry {
+    /// Index into `input.files`.
     pub file: u32,
+    /// Its offset in the file.
     pub offset: u64,
+    /// Why it does not frame.
     pub detail: String,
 }
 
+/// A range's counts; the stitch sums them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
+    /// Files counted (those whose first item is in the range).
     pub files: u64,
+    /// Well-formed blocks verified.
     pub blocks: u64,
+    /// Malformed blocks.
     pub malformed: u64,
+    /// Transactions verified.
     pub transactions: u64,
+    /// Signatures checked: every transaction's and every block's.
     pub signatures: u64,
+    /// Bytes of the files read.
     pub bytes: u64,
 }
 
 /// What one range leaves for the stitch (`--summary FILE`), JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardSummary {
+    /// Always [`SUMMARY_FORMAT`].
     pub format: String,
+    /// Always [`SUMMARY_VERSION`].
     pub version: u32,
+    /// What the range was computed from.
     pub input: Input,
+    /// The range verified (its end normalized: `None` to the chain's end).
     pub range: Range,
     /// `[index, count]` when the range is a shard.
     pub shard: Option<(u32, u32)>,
+    /// The range's first block.
     pub first: Option<Edge>,
+    /// The range's last block.
     pub last: Option<Edge>,
+    /// Every sender seen in the range, sorted by key.
     pub senders: Vec<SenderEntry>,
+    /// The blocks the stitch needs.
     pub blocks: Vec<BlockEntry>,
+    /// The malformed blocks in the range.
     pub malformed: Vec<MalformedEntry>,
+    /// The range's counts.
     pub totals: Totals,
+    /// Seconds the range took to verify.
     pub seconds: f64,
     /// The bytes the range verified: per file touched, the span and its
     /// BLAKE3. The ranges of one chain tile every file exactly.
@@ -156,9 +199,13 @@ pub struct ShardSummary {
 /// their BLAKE3 (hex).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpanDigest {
+    /// Index into `input.files`.
     pub file: u32,
+    /// The span's first byte.
     pub start: u64,
+    /// The byte past the span.
     pub end: u64,
+    /// BLAKE3 of the span (hex).
     pub blake3: String,
 }
 

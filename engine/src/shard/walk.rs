@@ -47,10 +47,12 @@ pub struct Walk {
 }
 
 impl Walk {
+    /// The chain's well-formed blocks.
     pub fn blocks(&self) -> u64 {
         self.blocks.len() as u64
     }
 
+    /// The transactions in those blocks.
     pub fn transactions(&self) -> u64 {
         self.blocks.iter().map(|b| u64::from(b.txs)).sum()
     }
