@@ -217,6 +217,6 @@ pub fn shard_from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<(u32, u32)
                 .into(),
         );
     };
-    check_shard(i, n)?;
+    check_shard(i, n).map_err(|e| e.to_string())?;
     Ok((i, n))
 }
