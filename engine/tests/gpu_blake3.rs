@@ -13,7 +13,7 @@ use vigil_engine::hash;
 mod common;
 
 fn context() -> Option<GpuContext> {
-    let ctx = common::gpu::or_skip(GpuContext::new())?;
+    let ctx = common::gpu::or_skip(GpuContext::with_options(&common::gpu::options()))?;
     eprintln!("GPU adapter: {} ({}, {})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type);
     Some(ctx)
 }

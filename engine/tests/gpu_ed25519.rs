@@ -31,7 +31,7 @@ use common::sig_cases::*;
 // Set-up
 
 fn context() -> Option<GpuContext> {
-    let ctx = common::gpu::or_skip(GpuContext::new())?;
+    let ctx = common::gpu::or_skip(GpuContext::with_options(&common::gpu::options()))?;
     eprintln!("GPU adapter: {} ({}, {})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type);
     Some(ctx)
 }

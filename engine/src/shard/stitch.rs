@@ -163,7 +163,7 @@ pub enum Inconsistency {
     NoBlockBefore,
     /// A rule name this vigil does not know.
     #[error("{0}")]
-    Rule(String),
+    Rule(crate::report::UnknownRule),
 }
 
 /// How the summaries' spans fail to tile the chain's bytes
