@@ -5,6 +5,9 @@
 # Here, on a machine with Rust:      benches/gpu.sh build
 #   builds the release binary into gpu-run/ (stripped; git-ignored), prepares
 #   .gl/ (the Vulkan loader: ../shared/gpu/prepare.sh) and prints what to run.
+#   ../shared/gpu/ is the developers' recipe for the lent GPU machine, beside
+#   the checkout and not part of the repository: only this developer-only
+#   script uses it; no test, CI step or build reads ../shared.
 # There, on the GPU machine (no Rust, no network), with .gl and gpu-run carried:
 #   source .gl/env.sh && benches/gpu.sh run [TRANSACTIONS]     (default 10^7)
 #   lists the adapters, measures the kernels with their inputs on the device
@@ -40,6 +43,7 @@ build)
   done
   # target/ holds this checkout's build again.
   [ -z "${AB_REFS:-}" ] || cargo build --release -q -p vigil
+  # Developer-only: the device recipe in ../shared/gpu (outside the repository).
   [ -f .gl/env.sh ] || bash ../shared/gpu/prepare.sh
   echo "carry .gl and gpu-run; run: source .gl/env.sh && benches/gpu.sh run 10000000"
   ;;

@@ -2,7 +2,7 @@
 //! signatures and each batch size, signatures per second on the CPU (all
 //! cores, `sig::verify_many_tuned`, what `--backend cpu` runs), on the GPU
 //! alone (`GpuSigner::verify`, what `--backend gpu` runs) and split between
-//! both (`hybrid::verify_signatures`, what `--backend auto` runs), on the
+//! both (`Signer` in `GpuMode::Hybrid`, what `--backend auto` runs), on the
 //! same signatures in the same run.
 //!
 //! The crossover of a share is the smallest batch size measured from which
@@ -22,9 +22,10 @@
 
 use serde::Serialize;
 use std::fmt;
+use std::sync::Arc;
+use vigil_engine::GpuMode;
 use vigil_engine::gpu::GpuSigner;
-use vigil_engine::hybrid::{self, HybridSplitter};
-use vigil_engine::sig::{self, BatchSizer, RuleSet, SigItem};
+use vigil_engine::sig::{self, BatchSizer, RuleSet, SigItem, Signer, SignerConfig};
 
 /// One batch size at one share of invalid signatures.
 #[derive(Debug, Clone, Serialize)]
@@ -123,7 +124,7 @@ impl Material {
 }
 
 /// [`crossover_under`] for zip215 (the chain's rule), quietly.
-pub fn crossover(gpu: &GpuSigner, secs_per_point: f64, sizes: &[usize], invalid_shares: &[f64]) -> CrossoverTable {
+pub fn crossover(gpu: &Arc<GpuSigner>, secs_per_point: f64, sizes: &[usize], invalid_shares: &[f64]) -> CrossoverTable {
     crossover_under(gpu, RuleSet::Zip215, secs_per_point, sizes, invalid_shares, &|_| {})
 }
 
@@ -132,7 +133,7 @@ pub fn crossover(gpu: &GpuSigner, secs_per_point: f64, sizes: &[usize], invalid_
 /// hears each point. Sizes are measured ascending; zero sizes and shares
 /// outside 0..=1 are left out.
 pub fn crossover_under(
-    gpu: &GpuSigner,
+    gpu: &Arc<GpuSigner>,
     rules: RuleSet,
     secs_per_point: f64,
     sizes: &[usize],
@@ -148,6 +149,8 @@ pub fn crossover_under(
     let material = Material::new(largest);
     let mut points = Vec::new();
     let mut disagreements = 0;
+    // `auto` as the CLI runs it: one signer learning over every point.
+    let mut auto = Signer::new(SignerConfig::gpu(gpu.clone(), GpuMode::Hybrid));
     for &share in &invalid_shares {
         let signatures = material.with_invalid(share);
         let all: Vec<SigItem<'_>> = (0..largest)
@@ -176,10 +179,7 @@ pub fn crossover_under(
                     0.0
                 }
             };
-            let mut splitter = HybridSplitter::new();
-            let auto_per_s = super::rate(secs_per_point, size as u64, || {
-                hybrid::verify_signatures(gpu, rules, items, &mut sizer, &mut splitter)
-            });
+            let auto_per_s = super::rate(secs_per_point, size as u64, || auto.verify(rules, items));
             points.push(CrossoverPoint { size, invalid_share: share, cpu_per_s, gpu_per_s, auto_per_s });
         }
     }

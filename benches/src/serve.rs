@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use vigil_client::{Client, Request, Response, Rules, Signature};
+use vigil_engine::GpuMode;
 use vigil_engine::gpu::GpuSigner;
-use vigil_engine::sig::{self, BatchSizer, RuleSet, SigItem};
-use vigil_engine::verify::verify_signatures;
+use vigil_engine::sig::{self, RuleSet, SigItem, Signer, SignerConfig};
 use vigil_engine::{Validator, ValidatorConfig};
 use vigil_server::{self as server, Address, Listener, ServerConfig};
 
@@ -98,17 +98,17 @@ fn material(invalid: f64) -> Vec<Signature> {
         .collect()
 }
 
-fn direct_rate(sigs: &[Signature], seconds: f64, gpu: Option<&GpuSigner>) -> f64 {
+fn direct_rate(sigs: &[Signature], seconds: f64, gpu: Option<Arc<GpuSigner>>) -> f64 {
     let items: Vec<SigItem<'_>> = sigs
         .iter()
         .map(|s| SigItem { public_key: &s.public_key, message: &s.message, signature: &s.signature })
         .collect();
-    let mut sizer = BatchSizer::new();
+    let mut signer = Signer::new(SignerConfig::default().with_gpu(gpu, GpuMode::Only));
     let started = Instant::now();
     let mut done = 0u64;
     while done == 0 || started.elapsed().as_secs_f64() < seconds {
         // What the validator's worker runs on a batch.
-        verify_signatures(gpu, RuleSet::Zip215, &items, &mut sizer);
+        signer.verify(RuleSet::Zip215, &items);
         done += items.len() as u64;
     }
     done as f64 / started.elapsed().as_secs_f64()
@@ -165,7 +165,7 @@ pub fn run(o: &ServeOptions, progress: &dyn Fn(&str)) -> Result<ServeReport, Str
     let want: Vec<bool> =
         sigs.iter().map(|s| sig::verify(RuleSet::Zip215, &s.public_key, &s.message, &s.signature)).collect();
     progress("direct baseline");
-    let direct = direct_rate(&sigs, o.seconds, o.gpu.as_deref());
+    let direct = direct_rate(&sigs, o.seconds, o.gpu.clone());
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for &(clients, depth) in &o.loads {

@@ -1,9 +1,10 @@
-//! The C side of libvigil: compiles examples/c/example.c and tests/c/abi.c
-//! with the system C compiler (`$CC`, else `cc`) against include/vigil.h and
-//! the libvigil cdylib this `cargo test` built, runs them and checks what
-//! they print: the example's verdicts on the RFC 8032 signatures and on the
-//! first block of the bundled sample chain, and the constants, struct
-//! layouts and functions C sees against the Rust ones.
+//! The C side of libvigil: compiles the C example (the repository's
+//! `examples/c/example.c`) and tests/c/abi.c with the system C compiler
+//! (`$CC`, else `cc`) against include/vigil.h and the libvigil cdylib this
+//! `cargo test` built, runs them and checks what they print: the example's
+//! verdicts on the RFC 8032 signatures and on the first block of the bundled
+//! sample chain, and the constants, struct layouts and functions C sees
+//! against the Rust ones.
 //!
 //! Without a C compiler these tests fail, unless VIGIL_SKIP_C=1 (then they
 //! say loudly that they skip).
@@ -125,10 +126,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Compiles the example into `dir`.
+/// Compiles the example (the repository's `examples/c/example.c`) into `dir`.
 fn example(cc: &str, dir: &Path) -> PathBuf {
     let exe = dir.join("example");
-    compile(cc, &Path::new(MANIFEST_DIR).join("examples/c/example.c"), &exe);
+    compile(cc, &Path::new(MANIFEST_DIR).join("../examples/c/example.c"), &exe);
     exe
 }
 
@@ -331,15 +332,30 @@ fn header_functions() -> BTreeSet<String> {
     out
 }
 
-/// The functions src/lib.rs exports: `extern "C" fn NAME`.
+/// The functions the crate's sources (src/ and its modules) export:
+/// `extern "C" fn NAME`.
 fn rust_exports() -> BTreeSet<String> {
-    let text = std::fs::read_to_string(Path::new(MANIFEST_DIR).join("src/lib.rs")).unwrap();
-    text.match_indices("extern \"C\" fn ")
-        .map(|(i, m)| {
-            let rest = &text[i + m.len()..];
-            rest[..rest.find('(').unwrap()].to_owned()
-        })
-        .collect()
+    let mut out = BTreeSet::new();
+    let mut dirs = vec![Path::new(MANIFEST_DIR).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (i, m) in text.match_indices("extern \"C\" fn ") {
+                let rest = &text[i + m.len()..];
+                let name = rest[..rest.find('(').unwrap()].to_owned();
+                assert!(out.insert(name.clone()), "{name} is defined twice");
+            }
+        }
+    }
+    out
 }
 
 /// Needs no C compiler: the header and the crate declare the same functions.

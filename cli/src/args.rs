@@ -4,7 +4,8 @@ use crate::Fatal;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use vigil_engine::GpuMode;
-use vigil_engine::gpu::GpuSigner;
+use vigil_engine::gpu::ed25519::Kernel;
+use vigil_engine::gpu::{GpuError, GpuOptions, GpuSigner, default_cache_dir};
 use vigil_engine::shard::check_shard;
 
 /// Where signatures are verified.
@@ -34,15 +35,38 @@ fn hybrid_forced() -> bool {
     std::env::var("VIGIL_HYBRID").is_ok_and(|v| v == "1")
 }
 
+/// Opens the best GPU as the environment says: `VIGIL_GPU_KERNEL` (a
+/// kernel build, `FIELD[:WORKGROUP[:checked|unchecked]]`), and the pipeline
+/// cache in `$VIGIL_CACHE_DIR`, `$XDG_CACHE_HOME/vigil` or
+/// `~/.cache/vigil`. A build that does not parse, or that the adapter
+/// cannot run, is said and replaced by the fastest.
+pub fn open_gpu() -> Result<GpuSigner, GpuError> {
+    let mut options = GpuOptions::new().with_cache_dir(default_cache_dir(|k| std::env::var_os(k)));
+    let requested = std::env::var("VIGIL_GPU_KERNEL").ok().filter(|v| !v.is_empty());
+    let parsed = requested.as_deref().map(str::parse::<Kernel>);
+    if let Some(Ok(kernel)) = &parsed {
+        options = options.with_kernel(Some(*kernel));
+    }
+    let gpu = GpuSigner::open_with(&options)?;
+    match (requested, parsed) {
+        (Some(v), Some(Err(e))) => eprintln!("vigil: VIGIL_GPU_KERNEL={v}: {e}; using {}", gpu.kernel()),
+        (Some(v), Some(Ok(kernel))) if kernel != gpu.kernel() => {
+            eprintln!("vigil: VIGIL_GPU_KERNEL={v}: the adapter has no SHADER_INT64; using {}", gpu.kernel())
+        }
+        _ => {}
+    }
+    Ok(gpu)
+}
+
 /// Opens what `backend` asks for: no GPU means the CPU.
 pub fn open_backend(backend: Backend) -> Result<Opened, Fatal> {
     match backend {
         Backend::Cpu => Ok(Opened::default()),
-        Backend::Gpu => match GpuSigner::open() {
+        Backend::Gpu => match open_gpu() {
             Ok(gpu) => Ok(Opened { gpu: Some(Arc::new(gpu)), mode: GpuMode::Only }),
             Err(e) => Err(Fatal(format!("--backend gpu: {e}"))),
         },
-        Backend::Auto => match GpuSigner::open() {
+        Backend::Auto => match open_gpu() {
             Ok(gpu) if !gpu.is_software() => Ok(Opened { gpu: Some(Arc::new(gpu)), mode: GpuMode::Hybrid }),
             Ok(gpu) if hybrid_forced() => {
                 eprintln!(
@@ -217,6 +241,6 @@ pub fn shard_from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<(u32, u32)
                 .into(),
         );
     };
-    check_shard(i, n)?;
+    check_shard(i, n).map_err(|e| e.to_string())?;
     Ok((i, n))
 }

@@ -8,9 +8,8 @@ use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
-use vigil_engine::hybrid::HybridSplitter;
-use vigil_engine::sig::{BatchSizer, RuleSet, SigItem, SigLine, parse_sig_line};
-use vigil_engine::verify::SigBackend;
+use vigil_engine::GpuMode;
+use vigil_engine::sig::{RuleSet, SigItem, SigLine, Signer, SignerConfig, parse_sig_line};
 
 /// Signatures read, verified and printed at a time (memory stays bounded).
 const CHUNK: usize = 16 * 1024;
@@ -43,10 +42,13 @@ pub struct SigsArgs {
 pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
     init_threads(a.threads)?;
     let opened = args::open_backend(a.backend)?;
-    let backend = SigBackend::new(opened.gpu.as_deref(), opened.mode);
+    // `--backend gpu` fails loudly rather than falling back: the signer
+    // redoes a failed GPU call on the CPU and counts it, and the first
+    // failure ends the run with its error.
+    let gpu_or_nothing = opened.gpu.is_some() && opened.mode == GpuMode::Only;
+    let mut signer =
+        Signer::new(SignerConfig::default().with_gpu(opened.gpu, opened.mode).with_batch_size(a.batch_size));
     let mut lines = Lines::open(&a.input, "signatures", MAX_LINE)?;
-    let mut sizer = a.batch_size.map_or_else(BatchSizer::new, BatchSizer::fixed);
-    let mut splitter = HybridSplitter::new();
     let mut out = std::io::stdout().lock();
     let started = Instant::now();
     let (mut total, mut invalid) = (0u64, Vec::new());
@@ -71,10 +73,9 @@ pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
             .map(|p| SigItem { public_key: &p.public_key, message: &p.message, signature: &p.signature })
             .collect();
         verdicts.clear();
-        match backend {
-            // `--backend gpu` fails loudly rather than falling back.
-            SigBackend::Gpu(gpu) => verdicts.extend(gpu.verify(a.rules, &items)?),
-            _ => verdicts.extend(backend.verify(a.rules, &items, &mut sizer, &mut splitter)),
+        verdicts.extend(signer.verify(a.rules, &items));
+        if gpu_or_nothing && let Some(failure) = signer.last_gpu_failure() {
+            return Err(Fatal(failure.to_string()));
         }
         for &valid in &verdicts {
             if a.json {

@@ -308,11 +308,9 @@ fn inspect_lists_headers_and_transactions() {
     assert_eq!(code(&vigil(&["inspect", s(&file), "--height", "999"])), 1);
 }
 
+/// The public ed25519 vectors, kept in the repository (`datasets/vectors`).
 fn vectors() -> PathBuf {
-    let dir = match std::env::var_os("VIGIL_SHARED") {
-        Some(shared) => PathBuf::from(shared).join("vectors"),
-        None => workspace().join("../shared/vectors"),
-    };
+    let dir = workspace().join("datasets/vectors");
     assert!(dir.is_dir(), "vectors missing at {}", dir.display());
     dir
 }

@@ -39,10 +39,9 @@
 use crate::format::{BlockView, Malformation, check_header};
 use crate::gpu::GpuSigner;
 use crate::hash::Digest;
-use crate::hybrid::HybridSplitter;
 use crate::report::{BlockReport, CollectSink};
-use crate::sig::{BatchSizer, RuleSet, SigItem};
-use crate::verify::{GpuMode, SigBackend, Verifier, VerifyOptions};
+use crate::sig::{RuleSet, SharedSigner, SigItem, Signer, SignerConfig, SignerStats};
+use crate::verify::{GpuMode, Verifier, VerifyOptions};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -321,6 +320,8 @@ struct Shared {
     room: Condvar,
     counters: Counters,
     started: Instant,
+    /// Verifies every signature, requests' and blocks', and learns how.
+    signer: SharedSigner,
 }
 
 impl Shared {
@@ -345,6 +346,7 @@ impl std::fmt::Debug for Validator {
 impl Validator {
     pub fn new(mut config: ValidatorConfig) -> Validator {
         config.max_delay = config.max_delay.min(MAX_DELAY);
+        let signer = Signer::new(SignerConfig::default().with_gpu(config.gpu.clone(), config.gpu_mode)).shared();
         let shared = Arc::new(Shared {
             config,
             queue: Mutex::new(Queue::default()),
@@ -352,6 +354,7 @@ impl Validator {
             room: Condvar::new(),
             counters: Counters::default(),
             started: Instant::now(),
+            signer,
         });
         let worker_shared = Arc::clone(&shared);
         let worker = std::thread::Builder::new()
@@ -423,6 +426,12 @@ impl Validator {
         Ok(Pending { rx })
     }
 
+    /// Its signer's counters so far: where signatures were verified, GPU
+    /// failures and CPU fallbacks (waits for a batch in progress).
+    pub fn signer_stats(&self) -> SignerStats {
+        self.shared.signer.lock().unwrap_or_else(PoisonError::into_inner).stats()
+    }
+
     pub fn status(&self) -> ValidatorStatus {
         let s = &self.shared;
         let c = &s.counters;
@@ -489,19 +498,16 @@ impl Drop for Validator {
     }
 }
 
-/// The worker thread's state: the chains, the signature batch sizer and
-/// the CPU/GPU splitter.
+/// The worker thread's state: the chains (whose verifiers share the
+/// validator's signer).
 struct Worker {
     shared: Arc<Shared>,
     chains: HashMap<Digest, Verifier>,
-    sizer: BatchSizer,
-    splitter: HybridSplitter,
 }
 
 impl Worker {
     fn new(shared: Arc<Shared>) -> Worker {
-        let splitter = shared.config.gpu_mode.splitter();
-        Worker { shared, chains: HashMap::new(), sizer: BatchSizer::new(), splitter }
+        Worker { shared, chains: HashMap::new() }
     }
 
     fn run(mut self) {
@@ -573,9 +579,7 @@ impl Worker {
     /// back per request.
     fn signatures(&mut self, rules: RuleSet, requests: Vec<(SigBatch, crossbeam_channel::Sender<Verdict>)>) {
         let items: Vec<SigItem<'_>> = requests.iter().flat_map(|(b, _)| b.items()).collect();
-        let config = &self.shared.config;
-        let backend = SigBackend::new(config.gpu.as_deref(), config.gpu_mode);
-        let verdicts = backend.verify(rules, &items, &mut self.sizer, &mut self.splitter);
+        let verdicts = self.shared.signer.lock().unwrap_or_else(PoisonError::into_inner).verify(rules, &items);
         let c = &self.shared.counters;
         c.signatures.fetch_add(items.len() as u64, Relaxed);
         c.signatures_checked.fetch_add(items.len() as u64, Relaxed);
@@ -626,7 +630,7 @@ impl Worker {
                     gpu_mode: config.gpu_mode,
                     ..VerifyOptions::default()
                 };
-                self.chains.insert(key, Verifier::new(opts));
+                self.chains.insert(key, Verifier::with_signer(opts, self.shared.signer.clone()));
                 if config.chain_id.is_none() {
                     new_chains.push(key);
                 }

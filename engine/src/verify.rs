@@ -30,16 +30,16 @@ use crate::format::BlockView;
 use crate::frame::{Batch, Limits, Source, frame_all};
 use crate::gpu::GpuSigner;
 use crate::hash::{self, Digest};
-use crate::hybrid::{self, HybridSplitter};
 use crate::in_pool;
 use crate::input::{ChainInput, InputError, IoMode};
 use crate::report::{BlockRef, BlockReport, Discontinuity, MalformedReport, ReportSink, Rule, SenderFirst, Summary};
-use crate::sig::{self, BatchSizer, RuleSet, SigItem};
+pub use crate::sig::GpuMode;
+use crate::sig::{RuleSet, SharedSigner, SigItem, Signer, SignerConfig, SignerStats};
 use crossbeam_channel::bounded;
 use rayon::prelude::*;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -94,66 +94,6 @@ impl Default for VerifyOptions {
     }
 }
 
-/// How a GPU given to the verifier (or the validator) is used. Verdicts are
-/// the same either way.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum GpuMode {
-    /// Every signature batch on the GPU (`--backend gpu`).
-    #[default]
-    Only,
-    /// Each batch split between the GPU and the CPU by measured throughput,
-    /// small batches on the CPU alone (`--backend auto`): see
-    /// [`crate::hybrid`].
-    Hybrid,
-    /// Each batch split with this fixed share (0 to 1) for the GPU, nothing
-    /// learned: for tests and measurements.
-    Split(f64),
-}
-
-impl GpuMode {
-    /// The splitter this mode starts with.
-    pub fn splitter(self) -> HybridSplitter {
-        match self {
-            GpuMode::Split(share) => HybridSplitter::fixed(share),
-            GpuMode::Only | GpuMode::Hybrid => HybridSplitter::new(),
-        }
-    }
-}
-
-/// Where one batch of signatures is verified.
-#[derive(Debug, Clone, Copy)]
-pub enum SigBackend<'a> {
-    Cpu,
-    Gpu(&'a GpuSigner),
-    Hybrid(&'a GpuSigner),
-}
-
-impl<'a> SigBackend<'a> {
-    pub fn new(gpu: Option<&'a GpuSigner>, mode: GpuMode) -> Self {
-        match (gpu, mode) {
-            (None, _) => SigBackend::Cpu,
-            (Some(gpu), GpuMode::Only) => SigBackend::Gpu(gpu),
-            (Some(gpu), GpuMode::Hybrid | GpuMode::Split(_)) => SigBackend::Hybrid(gpu),
-        }
-    }
-
-    /// One verdict per item, exactly [`sig::verify`]'s, learning batch sizes
-    /// and splits into `sizer` and `splitter`.
-    pub fn verify(
-        self,
-        rules: RuleSet,
-        items: &[SigItem<'_>],
-        sizer: &mut BatchSizer,
-        splitter: &mut HybridSplitter,
-    ) -> Vec<bool> {
-        match self {
-            SigBackend::Cpu => verify_signatures(None, rules, items, sizer),
-            SigBackend::Gpu(gpu) => verify_signatures(Some(gpu), rules, items, sizer),
-            SigBackend::Hybrid(gpu) => hybrid::verify_signatures(gpu, rules, items, sizer, splitter),
-        }
-    }
-}
-
 /// Batches in flight between two stages.
 const QUEUE: usize = 2;
 /// Transactions hashed together by one task.
@@ -174,15 +114,6 @@ struct Computed {
     block_ok: Vec<bool>,
 }
 
-/// `VIGIL_STAGE_TIMES=1`: each run prints on stderr the busy time of each
-/// pipeline stage (a stage waiting for its neighbours is not busy; one
-/// waiting for rayon workers that another stage keeps busy is), to find
-/// the stage that bounds it.
-fn stage_times_wanted() -> bool {
-    static WANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *WANTED.get_or_init(|| std::env::var("VIGIL_STAGE_TIMES").is_ok_and(|v| v == "1"))
-}
-
 /// Verifies a chain, carrying chain state across calls.
 pub struct Verifier {
     opts: VerifyOptions,
@@ -190,20 +121,29 @@ pub struct Verifier {
     chain: ChainState,
     totals: Summary,
     started: Instant,
-    sizer: BatchSizer,
-    splitter: HybridSplitter,
+    /// Verifies the signatures (and learns how best to), perhaps shared.
+    signer: SharedSigner,
     /// The file of the last well-formed block: a block from another file
     /// is its file's first, checked for continuing it.
     tip_file: Option<Arc<Path>>,
 }
 
 impl Verifier {
+    /// A verifier with a signer of its own, made from `opts` (`gpu`,
+    /// `gpu_mode`, `batch_size`).
     pub fn new(opts: VerifyOptions) -> Self {
+        let config = SignerConfig::default().with_gpu(opts.gpu.clone(), opts.gpu_mode).with_batch_size(opts.batch_size);
+        Verifier::with_signer(opts, Signer::new(config).shared())
+    }
+
+    /// A verifier whose signatures go through `signer` (shared with other
+    /// users, one batch at a time: what it learns serves them all);
+    /// `opts.gpu`, `gpu_mode` and `batch_size` are then not used.
+    pub fn with_signer(opts: VerifyOptions, signer: SharedSigner) -> Self {
         let pool = opts.threads.and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok());
         Verifier {
             chain: if opts.mid_chain { ChainState::mid_chain(opts.chain_id) } else { ChainState::new(opts.chain_id) },
-            sizer: opts.batch_size.map_or_else(BatchSizer::new, BatchSizer::fixed),
-            splitter: opts.gpu_mode.splitter(),
+            signer,
             pool,
             tip_file: None,
             totals: Summary::default(),
@@ -212,8 +152,19 @@ impl Verifier {
         }
     }
 
+    /// The chain state so far.
     pub fn chain(&self) -> &ChainState {
         &self.chain
+    }
+
+    /// The signer its signatures go through.
+    pub fn signer(&self) -> &SharedSigner {
+        &self.signer
+    }
+
+    /// The signer's counters so far (GPU calls, failures, fallbacks).
+    pub fn signer_stats(&self) -> SignerStats {
+        self.signer.lock().unwrap_or_else(PoisonError::into_inner).stats()
     }
 
     /// Totals so far (`seconds` since the verifier was created).
@@ -262,15 +213,14 @@ impl Verifier {
     }
 
     fn run(&mut self, sources: &[Source<'_>], sink: &mut dyn ReportSink) -> Result<(), InputError> {
-        let gpu = self.opts.gpu.is_some();
+        let gpu = self.signer.lock().unwrap_or_else(PoisonError::into_inner).gpu().cloned();
         let limits = Limits {
-            txs: self.opts.max_batch_txs.unwrap_or(if gpu { 256 << 10 } else { 32 << 10 }),
-            bytes: self.opts.max_batch_bytes.unwrap_or(if gpu { 128 << 20 } else { 32 << 20 }),
+            txs: self.opts.max_batch_txs.unwrap_or(if gpu.is_some() { 256 << 10 } else { 32 << 10 }),
+            bytes: self.opts.max_batch_bytes.unwrap_or(if gpu.is_some() { 128 << 20 } else { 32 << 20 }),
         };
         let (io, rules) = (self.opts.io, self.opts.rules);
-        let (gpu, gpu_mode) = (self.opts.gpu.clone(), self.opts.gpu_mode);
-        let Verifier { pool, sizer, splitter, .. } = self;
-        let (pool, sizer, splitter) = (&*pool, sizer, splitter);
+        let Verifier { pool, signer, .. } = self;
+        let (pool, signer) = (&*pool, &*signer);
         let wall = Instant::now();
         std::thread::scope(|scope| {
             let (framed_tx, framed_rx) = bounded(QUEUE);
@@ -301,14 +251,14 @@ impl Verifier {
                 }
                 busy
             });
-            let signer = scope.spawn(move || {
+            let sig_stage = scope.spawn(move || {
                 let mut busy = Duration::ZERO;
-                let backend = SigBackend::new(gpu.as_deref(), gpu_mode);
                 for item in hashed_rx {
                     let t = Instant::now();
                     let item = item.map(|(batch, hashed): (Batch<'_>, Hashed)| {
-                        let computed =
-                            in_pool(pool.as_ref(), || verify_batch(&batch, hashed, rules, backend, sizer, splitter));
+                        let mut guard = signer.lock().unwrap_or_else(PoisonError::into_inner);
+                        let signer: &mut Signer = &mut guard;
+                        let computed = in_pool(pool.as_ref(), || verify_batch(&batch, hashed, rules, signer));
                         (batch, computed)
                     });
                     busy += t.elapsed();
@@ -328,20 +278,25 @@ impl Verifier {
                 chain += t.elapsed();
                 sink.progress(&Summary { seconds: self.started.elapsed().as_secs_f64(), ..self.totals.clone() });
             }
-            if stage_times_wanted() {
+            // Each run's busy time of each pipeline stage (a stage waiting
+            // for its neighbours is not busy; one waiting for rayon workers
+            // that another stage keeps busy is), to find the stage that
+            // bounds it (the CLI: VIGIL_STAGE_TIMES=1).
+            if tracing::enabled!(target: "vigil::stages", tracing::Level::DEBUG) {
                 let frame = framer.join().unwrap_or_default();
                 let hash = hasher.join().unwrap_or_default();
-                let signatures = signer.join().unwrap_or_default();
-                eprintln!(
-                    "vigil: busy seconds of {:.3} s: frame {:.3}, hash {:.3}, signatures {:.3}, chain rules {:.3}",
+                let signatures = sig_stage.join().unwrap_or_default();
+                tracing::debug!(
+                    target: "vigil::stages",
+                    "busy seconds of {:.3} s: frame {:.3}, hash {:.3}, signatures {:.3}, chain rules {:.3}",
                     wall.elapsed().as_secs_f64(),
                     frame.as_secs_f64(),
                     hash.as_secs_f64(),
                     signatures.as_secs_f64(),
                     chain.as_secs_f64()
                 );
-                if let Some(gpu) = &self.opts.gpu {
-                    eprintln!("vigil: GPU signature calls so far: {}", gpu.call_stats());
+                if let Some(gpu) = &gpu {
+                    tracing::debug!(target: "vigil::stages", "GPU signature calls so far: {}", gpu.call_stats());
                 }
             }
             Ok(())
@@ -386,14 +341,7 @@ fn hash_batch(batch: &Batch<'_>) -> Hashed {
 
 /// The signature stage for one batch: all its signatures, transactions' and
 /// blocks', together.
-fn verify_batch(
-    batch: &Batch<'_>,
-    hashed: Hashed,
-    rules: RuleSet,
-    backend: SigBackend<'_>,
-    sizer: &mut BatchSizer,
-    splitter: &mut HybridSplitter,
-) -> Computed {
+fn verify_batch(batch: &Batch<'_>, hashed: Hashed, rules: RuleSet, signer: &mut Signer) -> Computed {
     let views = batch.views();
     let txs = batch.txs(&views);
     let Hashed { digests, tx_ids } = hashed;
@@ -407,28 +355,9 @@ fn verify_batch(
             signature: &view.header.proposer_sig,
         }))
         .collect();
-    let mut verdicts = backend.verify(rules, &items, sizer, splitter);
+    let mut verdicts = signer.verify(rules, &items);
     let block_ok = verdicts.split_off(txs.len());
     Computed { digests, tx_ok: verdicts, block_ok }
-}
-
-/// One verdict per item, on the GPU when there is one (a batch the GPU
-/// fails to run is verified on the CPU: same verdicts); never split (for
-/// that, [`SigBackend::Hybrid`]).
-pub fn verify_signatures(
-    gpu: Option<&GpuSigner>,
-    rules: RuleSet,
-    items: &[SigItem<'_>],
-    sizer: &mut BatchSizer,
-) -> Vec<bool> {
-    match gpu.map(|gpu| gpu.verify(rules, items)) {
-        Some(Ok(verdicts)) => verdicts,
-        _ => {
-            let mut verdicts = vec![false; items.len()];
-            sig::verify_many_tuned(rules, items, &mut verdicts, sizer);
-            verdicts
-        }
-    }
 }
 
 /// The chain-rule stage for one batch: nonces for the whole batch, then each

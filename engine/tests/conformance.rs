@@ -1,6 +1,6 @@
-//! The engine against the conformance files of `../shared/datasets/`, made
-//! by an independent implementation of FORMAT.md. Read in place; a missing
-//! directory fails the test (it is beside the checkout in CI too).
+//! The engine against the conformance files in `datasets/conformance/`, made
+//! by an independent implementation of the chain format (docs/FORMAT.md).
+//! Read in place from the repository; a missing directory fails the test.
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -12,7 +12,7 @@ use vigil_engine::{CollectSink, IoMode, RuleSet, Verifier, VerifyOptions, expand
 mod common;
 
 fn conformance_dir() -> PathBuf {
-    common::shared::shared("datasets/conformance")
+    common::data::conformance()
 }
 
 fn load(path: &Path) -> Value {

@@ -13,7 +13,7 @@ use vigil_engine::hash;
 mod common;
 
 fn context() -> Option<GpuContext> {
-    let ctx = common::gpu::or_skip(GpuContext::new())?;
+    let ctx = common::gpu::or_skip(GpuContext::with_options(&common::gpu::options()))?;
     eprintln!("GPU adapter: {} ({}, {})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type);
     Some(ctx)
 }
@@ -73,7 +73,7 @@ fn gpu_blake3_equals_the_crate_on_every_length_and_random_batches() {
 fn gpu_block_digests_equal_the_cpus_on_the_conformance_chain() {
     let Some(ctx) = context() else { return };
     let gpu = GpuBlake3::new(&ctx);
-    let dir = common::shared::shared("datasets/conformance/valid");
+    let dir = common::data::conformance().join("valid");
     let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "vblk"));
     files.sort();

@@ -24,9 +24,9 @@ fn report(files: &[PathBuf], rules: RuleSet, gpu: Option<Arc<GpuSigner>>) -> Rep
 
 #[test]
 fn gpu_backend_reports_exactly_what_the_cpu_reports_on_every_conformance_file() {
-    let Some(gpu) = common::gpu::or_skip(GpuSigner::open()).map(Arc::new) else { return };
+    let Some(gpu) = common::gpu::or_skip(GpuSigner::open_with(&common::gpu::options())).map(Arc::new) else { return };
     eprintln!("GPU adapter: {}", gpu.adapter().name);
-    let chains = common::shared::conformance_chains();
+    let chains = common::data::conformance_chains();
     for files in &chains {
         for rules in RuleSet::ALL {
             let cpu = report(files, rules, None);

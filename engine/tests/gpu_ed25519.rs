@@ -24,14 +24,14 @@ use vigil_engine::sig::{RuleSet, SigItem, verify};
 const DEFAULT_DIFF_SIGS: usize = 20_000;
 
 mod common;
-use common::shared::{read_vectors as read, unhex, vectors_json as json};
+use common::data::{read_vectors as read, unhex, vectors_json as json};
 use common::sig_cases::*;
 
 // ---------------------------------------------------------------------------
 // Set-up
 
 fn context() -> Option<GpuContext> {
-    let ctx = common::gpu::or_skip(GpuContext::new())?;
+    let ctx = common::gpu::or_skip(GpuContext::with_options(&common::gpu::options()))?;
     eprintln!("GPU adapter: {} ({}, {})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type);
     Some(ctx)
 }

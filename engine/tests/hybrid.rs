@@ -14,8 +14,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use vigil_engine::gpu::GpuSigner;
-use vigil_engine::hybrid::{self, HybridSplitter};
-use vigil_engine::sig::{self, BatchSizer, SigItem};
+use vigil_engine::sig::{self, SigItem, Signer, SignerConfig};
 use vigil_engine::{
     BlockVerdict, CollectSink, GpuMode, Request, RuleSet, SigBatch, Validator, ValidatorConfig, Verdict, Verifier,
     VerifyOptions,
@@ -31,7 +30,7 @@ const SEED: u64 = 0x6879_6272_6964; // "hybrid"
 fn gpu() -> Option<Arc<GpuSigner>> {
     static GPU: OnceLock<Option<Arc<GpuSigner>>> = OnceLock::new();
     let gpu = GPU.get_or_init(|| {
-        let gpu = common::gpu::or_skip(GpuSigner::open()).map(Arc::new);
+        let gpu = common::gpu::or_skip(GpuSigner::open_with(&common::gpu::options())).map(Arc::new);
         if let Some(gpu) = &gpu {
             eprintln!("GPU adapter: {} (software: {})", gpu.adapter().name, gpu.is_software());
         }
@@ -56,8 +55,16 @@ fn want(rules: RuleSet, sigs: &[Sig]) -> Vec<bool> {
         .collect()
 }
 
-fn hybrid_verdicts(gpu: &GpuSigner, rules: RuleSet, items: &[SigItem<'_>], splitter: &mut HybridSplitter) -> Vec<bool> {
-    hybrid::verify_signatures(gpu, rules, items, &mut BatchSizer::new(), splitter)
+/// The verdicts of a fresh signer splitting each batch with `share` for the
+/// GPU; checks its counters add up.
+fn hybrid_verdicts(gpu: &Arc<GpuSigner>, rules: RuleSet, items: &[SigItem<'_>], share: f64) -> Vec<bool> {
+    let mut signer = Signer::new(SignerConfig::gpu(gpu.clone(), GpuMode::Split(share)));
+    let verdicts = signer.verify(rules, items);
+    let stats = signer.stats();
+    assert_eq!(stats.signatures, items.len() as u64);
+    assert_eq!(stats.gpu_signatures + stats.cpu_signatures, items.len() as u64, "{stats:?}");
+    assert_eq!(stats.gpu_failures, 0, "{:?}", signer.last_gpu_failure());
+    verdicts
 }
 
 fn assert_same(what: &str, rules: RuleSet, sigs: &[Sig], got: &[bool], want: &[bool]) {
@@ -89,7 +96,7 @@ fn hybrid_verdicts_equal_the_cpu_at_every_split_and_batch_size() {
                     // Different windows of the mix for different cases.
                     let start = (n * 7 + (share * 100.0) as usize) % (sigs.len() - n + 1);
                     let window = start..start + n;
-                    let got = hybrid_verdicts(&gpu, rules, &items[window.clone()], &mut HybridSplitter::fixed(share));
+                    let got = hybrid_verdicts(&gpu, rules, &items[window.clone()], share);
                     let what = format!("{n} signatures from {start}, GPU share {share}");
                     assert_same(&what, rules, &sigs[window.clone()], &got, &want[window]);
                     on_gpu += (n as f64 * share).round() as usize;
@@ -109,15 +116,15 @@ fn the_learning_splitter_gives_the_cpu_verdicts_batch_after_batch() {
         let want = want(rules, &sigs);
         // One splitter learning over batches of varied sizes, as a run does
         // (on lavapipe it learns to leave the GPU out but for probes).
-        let mut splitter = HybridSplitter::new();
-        let mut sizer = BatchSizer::new();
+        let mut signer = Signer::new(SignerConfig::gpu(gpu.clone(), GpuMode::Hybrid));
         let mut start = 0;
         for n in [300, 5, 200, 130, 1, 400, 64, 100].into_iter().cycle().take(12) {
             let window = start..(start + n).min(sigs.len());
-            let got = hybrid::verify_signatures(&gpu, rules, &items[window.clone()], &mut sizer, &mut splitter);
+            let got = signer.verify(rules, &items[window.clone()]);
             assert_same(&format!("batch {window:?}"), rules, &sigs[window.clone()], &got, &want[window.clone()]);
             start = if window.end == sigs.len() { 0 } else { window.end };
         }
+        let splitter = signer.splitter();
         let (alone, beside) = splitter.gpu_models();
         assert!(alone.or(beside).is_some(), "the GPU was calibrated");
         eprintln!(
@@ -126,6 +133,9 @@ fn the_learning_splitter_gives_the_cpu_verdicts_batch_after_batch() {
             splitter.cpu_rates(rules),
             splitter.crossover(rules)
         );
+        let stats = signer.stats();
+        assert!(stats.gpu_calls > 0 && stats.gpu_signatures > 0, "{stats:?}");
+        assert_eq!(stats.gpu_failures, 0, "{:?}", signer.last_gpu_failure());
     }
 }
 
@@ -139,7 +149,7 @@ fn report(files: &[PathBuf], rules: RuleSet, gpu: Option<Arc<GpuSigner>>, gpu_mo
 #[test]
 fn verifier_with_the_hybrid_reports_exactly_what_the_cpu_reports_on_every_conformance_file() {
     let Some(gpu) = gpu() else { return };
-    let chains = common::shared::conformance_chains();
+    let chains = common::data::conformance_chains();
     let shares = [0.5, 1.0, 0.3, 0.0, 0.9];
     for (i, files) in chains.iter().enumerate() {
         for rules in RuleSet::ALL {
@@ -161,7 +171,7 @@ fn verifier_with_the_hybrid_reports_exactly_what_the_cpu_reports_on_every_confor
 #[test]
 fn validator_with_the_hybrid_answers_what_the_cpu_answers() {
     let Some(gpu) = gpu() else { return };
-    let chains = common::shared::conformance_chains();
+    let chains = common::data::conformance_chains();
     let config = ValidatorConfig { gpu: Some(gpu), gpu_mode: GpuMode::Split(0.25), ..ValidatorConfig::default() };
     let validator = Validator::new(config);
     assert!(validator.status().backend.starts_with("auto: cpu + gpu"), "{}", validator.status().backend);
@@ -200,4 +210,10 @@ fn validator_with_the_hybrid_answers_what_the_cpu_answers() {
         let Verdict::Signatures(got) = pending.wait() else { panic!("not signatures") };
         assert_same("a signature request", rules, chunk, &got, &want(rules, chunk));
     }
+    // The requests' and the blocks' signatures went through the validator's
+    // one signer, a share of them on the GPU, none failing.
+    let stats = validator.signer_stats();
+    assert!(stats.signatures >= 400 && stats.gpu_signatures > 0, "{stats:?}");
+    assert_eq!(stats.gpu_signatures + stats.cpu_signatures, stats.signatures, "{stats:?}");
+    assert_eq!((stats.gpu_failures, stats.cpu_fallbacks), (0, 0), "{stats:?}");
 }

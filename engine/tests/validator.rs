@@ -20,7 +20,7 @@ mod common;
 use common::sig_cases::{Sig, generate_all};
 
 fn conformance(sub: &str) -> PathBuf {
-    common::shared::shared("datasets/conformance").join(sub)
+    common::data::conformance().join(sub)
 }
 
 /// Every chain of the conformance set: the valid one (several files) and

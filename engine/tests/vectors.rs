@@ -1,5 +1,5 @@
 //! The signature module against public ed25519 test vectors, read in place
-//! from `../shared/vectors/` (see its README): RFC 8032 `sign.input`,
+//! from `datasets/vectors/` (see its README): RFC 8032 `sign.input`,
 //! ed25519-speccheck's 12 edge cases with their expected ZIP-215 (Zebra) and
 //! strict (dalek `verify_strict`) verdicts, and Wycheproof's ed25519 tests.
 //!
@@ -24,7 +24,7 @@ use vigil_engine::sig::lanes::verify_lanes;
 use vigil_engine::sig::{RuleSet, SigItem, verify, verify_many, verify_zip215_batch};
 
 mod common;
-use common::shared::{read_vectors as read, unhex, vectors_json as json};
+use common::data::{read_vectors as read, unhex, vectors_json as json};
 
 fn hex_str(v: &Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("expected a hex string, got {v}"))

@@ -15,13 +15,10 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The independent implementation's conformance chains (`../shared`, or
-/// `$VIGIL_SHARED`).
+/// The independent implementation's conformance chains, kept in the
+/// repository (`datasets/conformance`).
 pub fn conformance() -> PathBuf {
-    let dir = match std::env::var_os("VIGIL_SHARED") {
-        Some(shared) => PathBuf::from(shared).join("datasets/conformance"),
-        None => workspace().join("../shared/datasets/conformance"),
-    };
+    let dir = workspace().join("datasets/conformance");
     assert!(dir.is_dir(), "conformance data missing at {}", dir.display());
     dir
 }

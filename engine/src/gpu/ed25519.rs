@@ -63,8 +63,8 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// The fastest build for `ctx`'s adapter as measured (benches/GPU-NOTES.md),
-    /// unless `VIGIL_GPU_KERNEL` names one (`Kernel::from_str`).
+    /// The fastest build for `ctx`'s adapter as measured (benches/GPU-NOTES.md);
+    /// another is chosen with [`GpuOptions::kernel`](super::GpuOptions).
     pub fn for_adapter(ctx: &GpuContext) -> Kernel {
         let int64 = ctx.features.contains(wgpu::Features::SHADER_INT64);
         // Measured on an NVIDIA H200 (benches/GPU-NOTES.md): the 64-bit field
@@ -72,21 +72,7 @@ impl Kernel {
         // kernel runs 21× faster (they keep the compiler from unrolling the
         // limb loops, which then index arrays in local memory); workgroup
         // sizes 32..256 are within 1%.
-        let best = Kernel { field: if int64 { Field::U64 } else { Field::U32 }, workgroup: 64, checked: false };
-        match std::env::var("VIGIL_GPU_KERNEL") {
-            Ok(v) if !v.is_empty() => match v.parse::<Kernel>() {
-                Ok(k) if k.field == Field::U64 && !int64 => {
-                    eprintln!("vigil: VIGIL_GPU_KERNEL={v}: the adapter has no SHADER_INT64; using {best}");
-                    best
-                }
-                Ok(k) => k,
-                Err(e) => {
-                    eprintln!("vigil: VIGIL_GPU_KERNEL={v}: {e}; using {best}");
-                    best
-                }
-            },
-            _ => best,
-        }
+        Kernel { field: if int64 { Field::U64 } else { Field::U32 }, workgroup: 64, checked: false }
     }
 
     /// Whether `ctx`'s device can run this build.

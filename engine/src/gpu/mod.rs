@@ -10,7 +10,11 @@ pub mod basepoint;
 pub mod blake3;
 pub mod ed25519;
 
+use std::ffi::OsString;
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use wgpu::util::DeviceExt;
 
 /// An adapter as `vigil devices` shows it.
@@ -78,10 +82,47 @@ fn rank(info: &wgpu::AdapterInfo) -> u8 {
     }
 }
 
-/// Where compiled pipelines are kept: `$VIGIL_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/vigil`, else `~/.cache/vigil`.
-fn cache_dir() -> Option<std::path::PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+/// How a GPU is opened: which ed25519 kernel build, and where compiled
+/// pipelines are kept. The engine reads no environment variable: the CLI
+/// fills these from `VIGIL_GPU_KERNEL` and [`default_cache_dir`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct GpuOptions {
+    /// The ed25519 kernel build; `None`: the fastest for the adapter
+    /// ([`ed25519::Kernel::for_adapter`]). A build the adapter cannot run
+    /// (the 64-bit field without `SHADER_INT64`) is replaced by that one:
+    /// [`GpuSigner::kernel`] says which runs.
+    pub kernel: Option<ed25519::Kernel>,
+    /// Where compiled pipelines are kept between runs (large shaders
+    /// compile slowly), where the adapter supports it; `None`: not kept.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl GpuOptions {
+    /// The fastest kernel, no pipeline cache on disk.
+    pub fn new() -> Self {
+        GpuOptions::default()
+    }
+
+    /// This kernel build (`None`: the fastest for the adapter).
+    pub fn with_kernel(mut self, kernel: Option<ed25519::Kernel>) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// Keep compiled pipelines in this directory (`None`: nowhere).
+    pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+}
+
+/// Where vigil keeps compiled pipelines, from environment variables looked
+/// up with `var` (the caller's: the engine reads none): `$VIGIL_CACHE_DIR`,
+/// else `$XDG_CACHE_HOME/vigil`, else `$HOME/.cache/vigil` (empty values
+/// are unset).
+pub fn default_cache_dir(var: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let env = |k: &str| var(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     env("VIGIL_CACHE_DIR")
         .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("vigil")))
         .or_else(|| env("HOME").map(|d| d.join(".cache/vigil")))
@@ -90,8 +131,9 @@ fn cache_dir() -> Option<std::path::PathBuf> {
 fn open_pipeline_cache(
     device: &wgpu::Device,
     info: &wgpu::AdapterInfo,
-) -> Option<(wgpu::PipelineCache, std::path::PathBuf)> {
-    let path = cache_dir()?.join(wgpu::util::pipeline_cache_key(info)?);
+    dir: &Path,
+) -> Option<(wgpu::PipelineCache, PathBuf)> {
+    let path = dir.join(wgpu::util::pipeline_cache_key(info)?);
     let data = std::fs::read(&path).ok();
     // SAFETY: `data` is what `PipelineCache::get_data` wrote for an adapter
     // with this cache key (the file name); wgpu checks its header and, with
@@ -116,7 +158,7 @@ pub struct GpuContext {
     pub features: wgpu::Features,
     /// Compiled pipelines kept on disk between runs (large shaders compile
     /// slowly), where the adapter supports it.
-    cache: Option<(wgpu::PipelineCache, std::path::PathBuf)>,
+    cache: Option<(wgpu::PipelineCache, PathBuf)>,
 }
 
 impl fmt::Debug for GpuContext {
@@ -126,8 +168,14 @@ impl fmt::Debug for GpuContext {
 }
 
 impl GpuContext {
-    /// Opens the best adapter, asking for `SHADER_INT64` where it exists.
+    /// Opens the best adapter, asking for `SHADER_INT64` where it exists;
+    /// no pipeline cache on disk.
     pub fn new() -> Result<GpuContext, GpuError> {
+        GpuContext::with_options(&GpuOptions::default())
+    }
+
+    /// [`GpuContext::new`], compiled pipelines kept in `options.cache_dir`.
+    pub fn with_options(options: &GpuOptions) -> Result<GpuContext, GpuError> {
         let mut adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
         adapters.sort_by_key(|a| rank(&a.get_info()));
         let adapter = adapters.into_iter().next().ok_or(GpuError::NoAdapter)?;
@@ -149,8 +197,9 @@ impl GpuContext {
         .map_err(|source| GpuError::Device { adapter: summary.name.clone(), source })?;
         let cache = features
             .contains(wgpu::Features::PIPELINE_CACHE)
-            .then(|| open_pipeline_cache(&device, &adapter.get_info()))
-            .flatten();
+            .then_some(options.cache_dir.as_deref())
+            .flatten()
+            .and_then(|dir| open_pipeline_cache(&device, &adapter.get_info(), dir));
         Ok(GpuContext { device, queue, adapter: summary, features, cache })
     }
 
@@ -419,9 +468,17 @@ impl Bound {
 
 /// Signature verification on the GPU: the device and its pipelines, opened
 /// once and shared (verdicts exactly the CPU's: `tests/gpu_ed25519.rs`).
+///
+/// The device is what its users share: one [`Signer`](crate::sig::Signer)'s
+/// hybrid split at a time runs its GPU part on it ([`GpuSigner::turn`]),
+/// and it is warmed up once.
 pub struct GpuSigner {
     ctx: GpuContext,
     ed25519: ed25519::GpuEd25519,
+    /// Held while a hybrid split's GPU part runs.
+    turn: Mutex<()>,
+    /// Whether the hybrid's untimed warm-up call was made.
+    warm: AtomicBool,
 }
 
 impl fmt::Debug for GpuSigner {
@@ -431,11 +488,34 @@ impl fmt::Debug for GpuSigner {
 }
 
 impl GpuSigner {
-    /// Opens the best adapter and compiles the signature pipelines.
+    /// Opens the best adapter and compiles the signature pipelines (the
+    /// fastest kernel, no pipeline cache on disk).
     pub fn open() -> Result<GpuSigner, GpuError> {
-        let ctx = GpuContext::new()?;
-        let ed25519 = ed25519::GpuEd25519::new(&ctx);
-        Ok(GpuSigner { ctx, ed25519 })
+        GpuSigner::open_with(&GpuOptions::default())
+    }
+
+    /// Opens the best adapter and compiles the signature pipelines as
+    /// `options` say.
+    pub fn open_with(options: &GpuOptions) -> Result<GpuSigner, GpuError> {
+        let ctx = GpuContext::with_options(options)?;
+        let kernel = match options.kernel {
+            Some(k) if k.runs_on(&ctx) => k,
+            _ => ed25519::Kernel::for_adapter(&ctx),
+        };
+        let ed25519 = ed25519::GpuEd25519::with_kernel(&ctx, kernel);
+        Ok(GpuSigner { ctx, ed25519, turn: Mutex::new(()), warm: AtomicBool::new(false) })
+    }
+
+    /// Held while a hybrid split's GPU part runs: one at a time on this
+    /// device, whichever signer runs it.
+    pub(crate) fn turn(&self) -> MutexGuard<'_, ()> {
+        self.turn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// True the first time only: the caller makes the device's untimed
+    /// warm-up call.
+    pub(crate) fn first_warm_up(&self) -> bool {
+        !self.warm.swap(true, Ordering::Relaxed)
     }
 
     pub fn adapter(&self) -> &AdapterSummary {

@@ -8,11 +8,13 @@
 //! - `strict`: ed25519-dalek's `verify_strict` (canonical S, A and R not of
 //!   small order, cofactorless equation compared byte-for-byte with R).
 
+pub(crate) mod backend;
 mod batch;
 pub mod lanes;
 mod line;
 mod sizer;
 
+pub use backend::{GpuFailure, GpuMode, SharedSigner, Signer, SignerConfig, SignerStats};
 pub use batch::verify_zip215_batch;
 pub use line::{SigLine, parse_sig_line};
 pub use sizer::{BatchSizer, Method};

@@ -31,3 +31,10 @@ pub fn report(files: &[std::path::PathBuf], opts: vigil_engine::VerifyOptions) -
     let malformed = sink.malformed.iter().map(|m| (m.offset, m.reason.to_string())).collect();
     (blocks, malformed)
 }
+
+/// The options the CLI opens a GPU with (the pipeline cache in
+/// `$VIGIL_CACHE_DIR`, `$XDG_CACHE_HOME/vigil` or `~/.cache/vigil`), so
+/// pipelines compile once across test runs.
+pub fn options() -> vigil_engine::gpu::GpuOptions {
+    vigil_engine::gpu::GpuOptions::new().with_cache_dir(vigil_engine::gpu::default_cache_dir(|k| std::env::var_os(k)))
+}

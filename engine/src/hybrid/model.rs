@@ -1,110 +1,16 @@
-//! `--backend auto`: signatures verified on the CPU and the GPU at once,
-//! split by what each side is measured to do on the real work.
-//!
-//! A batch split in two contiguous parts sends the first to the GPU
-//! ([`GpuSigner::verify`], run on a thread of its own; its host preparation,
-//! SHA-512 and packing, runs on a rayon pool of its own, cores / 2 threads,
-//! so that it is not queued behind the CPU part's tasks),
-//! while the rest is verified on the current rayon pool
-//! ([`sig::verify_many_tuned`], what the CPU backend runs). A batch for the
-//! GPU alone runs exactly as `--backend gpu` does (host preparation on the
-//! current pool). Verdicts are
-//! concatenated in order, so they are exactly the CPU's whatever the split:
-//! both sides give [`sig::verify`]'s verdict for every item. A GPU part that
-//! fails (an error or a panic in the driver) is verified on the CPU, and the
-//! GPU is then left out for 2, 4, 8, … batches (up to 1,024) before it is
-//! tried again.
-//!
-//! # The choice
-//!
-//! A batch runs one of three ways: the CPU alone, the GPU alone, or split.
-//! [`HybridSplitter`] predicts each way's time from what earlier batches
-//! took (exponentially smoothed, the newest batch weighing [`SMOOTHING`])
-//! and takes the fastest:
-//!
-//! - the GPU as a line, `seconds = latency + signatures × cost`, fitted by
-//!   weighted least squares (batch sizes vary, and probes are small, so the
-//!   two terms can be told apart; while all recent sizes are alike, the
-//!   last latency that could be told apart is kept). One GPU model serves
-//!   both rule sets: the kernel computes both verdicts in one pass.
-//! - the CPU as seconds per signature, per rule set (strict verifies one
-//!   signature at a time, zip215 in batches).
-//!
-//! Each side is measured twice: on batches it ran alone and on batches it
-//! shared with the other. The difference is what the sides cost each other
-//! (the GPU's host preparation takes cores; the CPU part slows the feeding
-//! of the GPU; a software adapter such as lavapipe runs on the very cores
-//! the CPU part needs): a split is only chosen when, measured as it really
-//! runs, it beats both sides alone.
-//!
-//! The split gives the GPU the `g` that makes both sides finish together,
-//! `latency + g × gpu_cost = (n − g) × cpu_cost`. So batches below the
-//! **crossover** ([`HybridSplitter::crossover`], about `latency / cpu_cost`
-//! signatures: the GPU's fixed latency would make it finish last) go all to
-//! the CPU; a GPU far faster than the CPU takes the whole batch, a GPU
-//! slower than its cost to the CPU takes nothing. A side's part is never
-//! under 64 signatures, and batches under 128 stay on the CPU. The CPU's
-//! cost is measured on the real signatures, so when a stretch of the chain
-//! holds invalid signatures (failed batch equations then cost the CPU each
-//! signature's own check too, while the GPU's cost does not change) the GPU's share grows
-//! within a few batches, and shrinks back after.
-//!
-//! Learning is online and bounded. The process's first large batch (512
-//! signatures or more) calibrates on its own first signatures, each side
-//! alone and timed: the GPU on 1,024 (after a 64-signature warm-up that is
-//! not timed: buffers, first dispatch), then on 16,384 if the 1,024 took
-//! under 20 ms (two sizes tell its latency from its cost a signature; a
-//! slow GPU costs one small part to find out), then the CPU on up to 2,048;
-//! the rest of that batch is already split as the models say. (A fixed
-//! first split instead left the first batches almost whole to the CPU while
-//! the GPU's part ramped up: on an H200 `auto` ran a 10M-transaction chain
-//! at 0.76× `gpu`.) A chosen GPU part is never more than 4× the largest
-//! measured so far, or than the models predict in 4× the longest GPU part
-//! measured or 0.25 s, so a bad extrapolation costs little. Each side is
-//! also tried alone:
-//!
-//! - once, if its estimate (from its times beside the other side,
-//!   extrapolated linearly: pessimistic, as its share of the cores shrinks
-//!   beside the other and, for the GPU, time grows less than linearly until
-//!   the device is full) is within 8× of the best way's; the GPU on a batch
-//!   at most 64× the largest part it ran. A wrong guess costs one batch at
-//!   most 8× the best way's time.
-//! - then every 64th batch of a rule set if its estimate is within 2.5×,
-//!   and the GPU on any batch over twice the size it was measured at (its
-//!   line, fitted on smaller batches, overestimates larger ones).
-//!
-//! At the 2nd, 4th, 8th and 16th batch, then every 32nd, a side that gets
-//! nothing gets a probe: the GPU as much as it is predicted to finish while
-//! the CPU does the rest (at least 64; repeated probes grow the measured
-//! range), the CPU a 16th of the batch. So a change on either side is
-//! noticed. A side 8× slower alone than the other is probed only every
-//! 256th batch: a split could gain it little, and its probe slows the
-//! faster side (a CPU part takes the cores that feed the GPU). What a splitter learns is shared with the splitters created
-//! after it in the same process. `VIGIL_HYBRID_TRACE=1` prints each batch's
-//! choice, times and predictions on stderr.
-//!
-//! `--backend gpu` never splits (every batch on the GPU, the comparison
-//! point of the benchmarks), `--backend cpu` never uses a GPU. `auto` uses
-//! this hybrid with a hardware adapter; with only a software adapter
-//! (lavapipe) it uses the CPU alone, unless the environment variable
-//! `VIGIL_HYBRID=1` forces the hybrid (for tests; the CLI reads it). In
-//! the engine the hybrid is chosen with
-//! [`GpuMode::Hybrid`](crate::verify::GpuMode) in
-//! [`VerifyOptions`](crate::VerifyOptions) or
-//! [`ValidatorConfig`](crate::ValidatorConfig), on any adapter.
+//! The hybrid's cost model: what each side is measured to cost (rates,
+//! lines), what a splitter has learned, and the choice it makes for each
+//! batch (see the [module documentation](super)).
 
-use crate::gpu::GpuSigner;
-use crate::sig::{self, BatchSizer, RuleSet, SigItem};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use crate::sig::RuleSet;
+use std::time::Duration;
 
 /// Weight of the newest batch in every smoothed measurement.
 pub const SMOOTHING: f64 = 0.3;
 /// The GPU's first part (before anything is measured) when a batch is too
 /// small to calibrate on.
 const CALIBRATION: usize = 256;
-/// Calibration on a process's first batch (large enough): prefixes of it on
+/// Calibration on a splitter's first batch (large enough): prefixes of it on
 /// the GPU alone, then at most `CALIBRATE_CPU` signatures on the CPU alone,
 /// each timed; the rest of the batch is then split as the models say. (A fixed first split would leave almost the whole first
 /// batches to one side while the other's part ramps up: on an H200 that
@@ -127,7 +33,7 @@ const SLOW_PROBE_EVERY: u64 = 256;
 /// The smallest part worth sending to a side: smaller GPU parts go to the
 /// CPU, smaller CPU parts to the GPU, and batches under twice this go all
 /// to the CPU.
-const MIN_PART: usize = 64;
+pub(super) const MIN_PART: usize = 64;
 /// A GPU part is at most this many times the largest measured so far.
 const GROWTH: usize = 4;
 /// Every this many batches (per rule set), a side left out gets a probe
@@ -147,11 +53,6 @@ const EXPLORE_GROWTH: usize = 64;
 const PROBE_DIVISOR: usize = 16;
 /// The longest a failing GPU is left out, in batches.
 const MAX_BACKOFF: u64 = 1024;
-
-/// Held while a GPU part runs.
-static GPU_TURN: Mutex<()> = Mutex::new(());
-/// What splitters learned so far in this process.
-static LEARNED: Mutex<Option<Learned>> = Mutex::new(None);
 
 /// Seconds per signature, exponentially smoothed and weighted by batch size
 /// (a ratio of smoothed sums: a batch of 10 signatures barely moves what
@@ -313,11 +214,11 @@ pub struct HybridSplitter {
 }
 
 impl HybridSplitter {
-    /// Learns the split from measurements, starting from what earlier
-    /// splitters of this process learned.
+    /// Learns the split from measurements, starting from nothing (a
+    /// splitter learns only from the batches it is told about: two
+    /// [`Signer`](crate::sig::Signer)s learn apart unless they share one).
     pub fn new() -> Self {
-        let learned = LEARNED.lock().unwrap_or_else(PoisonError::into_inner).unwrap_or_default();
-        HybridSplitter { learned, ..Self::default() }
+        Self::default()
     }
 
     /// Always gives the GPU `share` of each batch (0: none, 1: all;
@@ -515,7 +416,6 @@ impl HybridSplitter {
             let rate = if gpu.is_some() { &mut learned.cpu_beside[r] } else { &mut learned.cpu_alone[r] };
             rate.observe(c, cpu_elapsed.as_secs_f64());
         }
-        *LEARNED.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.learned);
     }
 
     /// The largest GPU part the models may choose: `GROWTH` times the
@@ -556,136 +456,6 @@ impl HybridSplitter {
         let cpu = if cpu_known { 0 } else { (n / 8).clamp(MIN_PART, CALIBRATE_CPU).min(n - gpu) };
         (gpu + cpu > 0).then_some((gpu + cpu, gpu))
     }
-}
-
-/// The pool the GPU part's host preparation runs on (`None` if it could not
-/// be made: then the global pool).
-fn feeder() -> Option<&'static rayon::ThreadPool> {
-    static FEEDER: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
-    FEEDER
-        .get_or_init(|| {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            rayon::ThreadPoolBuilder::new()
-                .num_threads((cores / 2).clamp(1, 16))
-                .thread_name(|i| format!("vigil-gpu-feed-{i}"))
-                .build()
-                .ok()
-        })
-        .as_ref()
-}
-
-/// One verdict per item, exactly [`sig::verify`]'s: the batch split between
-/// `gpu` and the CPU by `splitter` (see the [module documentation](self)).
-pub fn verify_signatures(
-    gpu: &GpuSigner,
-    rules: RuleSet,
-    items: &[SigItem<'_>],
-    sizer: &mut BatchSizer,
-    splitter: &mut HybridSplitter,
-) -> Vec<bool> {
-    let mut verdicts = vec![false; items.len()];
-    if items.is_empty() {
-        return verdicts;
-    }
-    // The process's first GPU call pays for warming the device up (buffers,
-    // first dispatch): a few signatures, untimed, before anything is timed.
-    static WARM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let mut start = 0;
-    // At most three steps (two GPU sizes and the CPU).
-    for _ in 0..3 {
-        let Some((len, g)) = splitter.calibration(rules, items.len() - start) else { break };
-        if g > 0 && !WARM.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            let _ = catch_unwind(AssertUnwindSafe(|| gpu.verify(rules, &items[start..start + MIN_PART])));
-        }
-        let (items, verdicts) = (&items[start..start + len], &mut verdicts[start..start + len]);
-        // Each side alone on its part, one after the other: both measured
-        // alone, so no batch has to be given to one side to learn it.
-        let (head, tail) = verdicts.split_at_mut(g);
-        if g > 0 {
-            run_split(gpu, rules, &items[..g], head, g, sizer, splitter);
-        }
-        if len > g {
-            run_split(gpu, rules, &items[g..], tail, 0, sizer, splitter);
-        }
-        start += len;
-    }
-    let rest = &items[start..];
-    if !rest.is_empty() {
-        let g = splitter.plan(rules, rest.len()).min(rest.len());
-        run_split(gpu, rules, rest, &mut verdicts[start..], g, sizer, splitter);
-    }
-    verdicts
-}
-
-/// Verifies `items` into `verdicts`: the first `g` on the GPU (on a thread
-/// of its own), the rest on the CPU at the same time; records the times.
-fn run_split(
-    gpu: &GpuSigner,
-    rules: RuleSet,
-    items: &[SigItem<'_>],
-    verdicts: &mut [bool],
-    g: usize,
-    sizer: &mut BatchSizer,
-    splitter: &mut HybridSplitter,
-) {
-    let started = Instant::now();
-    let (gpu_items, cpu_items) = items.split_at(g);
-    let (gpu_out, cpu_out) = verdicts.split_at_mut(g);
-    let run_gpu = || {
-        let started = Instant::now();
-        (catch_unwind(AssertUnwindSafe(|| gpu.verify(rules, gpu_items))), started.elapsed())
-    };
-    let (gpu_result, cpu_elapsed) = if cpu_items.is_empty() {
-        // The GPU alone: exactly `--backend gpu`, its host preparation on
-        // the current pool's every worker.
-        (Some(Ok(run_gpu())), Duration::ZERO)
-    } else {
-        std::thread::scope(|scope| {
-            let gpu_side = (g > 0).then(|| {
-                scope.spawn(|| {
-                    // One split's GPU part at a time in the process: the
-                    // device runs one anyway, and a second job queued on the
-                    // feeder pool could be picked up by a worker waiting
-                    // inside the first (rayon steals while it waits) and meet
-                    // the first's locks.
-                    let _turn = GPU_TURN.lock().unwrap_or_else(PoisonError::into_inner);
-                    crate::in_pool(feeder(), run_gpu)
-                })
-            });
-            let started = Instant::now();
-            sig::verify_many_tuned(rules, cpu_items, cpu_out, sizer);
-            let cpu_elapsed = started.elapsed();
-            (gpu_side.map(|side| side.join()), cpu_elapsed)
-        })
-    };
-    let gpu = gpu_result.map(|joined| match joined {
-        Ok((Ok(Ok(gpu_verdicts)), elapsed)) if gpu_verdicts.len() == g => {
-            gpu_out.copy_from_slice(&gpu_verdicts);
-            Ok((g, elapsed))
-        }
-        // An error, a panic, or a wrong count: the CPU's verdicts instead.
-        _ => {
-            sig::verify_many_tuned(rules, gpu_items, gpu_out, sizer);
-            Err(g)
-        }
-    });
-    let outcome = Outcome { gpu, cpu: (cpu_items.len(), cpu_elapsed) };
-    if trace() {
-        eprintln!(
-            "vigil hybrid: {rules} {} signatures, GPU {g}: {outcome:?}, {:.3} ms; predicted {:?}",
-            items.len(),
-            started.elapsed().as_secs_f64() * 1e3,
-            splitter.predict(rules, items.len())
-        );
-    }
-    splitter.record(rules, outcome);
-}
-
-/// `VIGIL_HYBRID_TRACE=1`: one line on stderr per batch (its split, each
-/// side's time, and what the models predict for it).
-fn trace() -> bool {
-    static TRACE: OnceLock<bool> = OnceLock::new();
-    *TRACE.get_or_init(|| std::env::var("VIGIL_HYBRID_TRACE").is_ok_and(|v| v == "1"))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
  * are the expected ones (1, 0, and a valid block).
  *
  *   cargo build --release -p vigil-capi
- *   cc -std=c99 -Wall -Wextra -I capi/include capi/examples/c/example.c \
+ *   cc -std=c99 -Wall -Wextra -I capi/include examples/c/example.c \
  *      -L target/release -lvigil -Wl,-rpath,target/release -o example
  *   ./example [block.vblk]
  */

@@ -1,0 +1,300 @@
+//! The one place a signature backend is wired: the CPU (batch equations or
+//! SIMD lanes, the batch size learned by a [`BatchSizer`]), the GPU (a
+//! [`GpuSigner`]), or both at once ([`crate::hybrid`]), with the failure
+//! policy. The [`Verifier`](crate::Verifier), the
+//! [`Validator`](crate::Validator) and the CLI's `vigil sigs` all verify
+//! through a [`Signer`].
+//!
+//! **Failure policy.** A GPU call that fails (an error, a panic in the
+//! driver, a wrong number of verdicts) is verified again on the CPU, so
+//! verdicts never depend on the GPU working; every such failure is counted
+//! in [`SignerStats`] and the last one is kept
+//! ([`Signer::last_gpu_failure`]), so a caller that wants the GPU or
+//! nothing (`vigil sigs --backend gpu`) can still fail loudly.
+
+use super::{BatchSizer, RuleSet, SigItem, verify_many_tuned};
+use crate::gpu::{GpuError, GpuSigner};
+use crate::hybrid::{self, Feeder, Hybrid, HybridSplitter};
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+
+/// How a GPU given to a signer (through [`SignerConfig`],
+/// [`VerifyOptions`](crate::VerifyOptions) or
+/// [`ValidatorConfig`](crate::ValidatorConfig)) is used. Verdicts are the
+/// same either way.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum GpuMode {
+    /// Every signature batch on the GPU (`--backend gpu`).
+    #[default]
+    Only,
+    /// Each batch split between the GPU and the CPU by measured throughput,
+    /// small batches on the CPU alone (`--backend auto`): see
+    /// [`crate::hybrid`].
+    Hybrid,
+    /// Each batch split with this fixed share (0 to 1) for the GPU, nothing
+    /// learned: for tests and measurements.
+    Split(f64),
+}
+
+/// What a [`Signer`] is built from. Without a GPU it verifies on the CPU.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SignerConfig {
+    /// Verify signatures on this GPU, as `gpu_mode` says.
+    pub gpu: Option<Arc<GpuSigner>>,
+    /// How `gpu` is used.
+    pub gpu_mode: GpuMode,
+    /// Fix the CPU's zip215 batch size instead of learning it.
+    pub batch_size: Option<usize>,
+}
+
+impl SignerConfig {
+    /// The CPU alone, the batch size learned.
+    pub fn cpu() -> Self {
+        SignerConfig::default()
+    }
+
+    /// `gpu`, used as `mode` says.
+    pub fn gpu(gpu: Arc<GpuSigner>, mode: GpuMode) -> Self {
+        SignerConfig { gpu: Some(gpu), gpu_mode: mode, batch_size: None }
+    }
+
+    /// The GPU if there is one (as `mode` says), else the CPU.
+    pub fn with_gpu(mut self, gpu: Option<Arc<GpuSigner>>, mode: GpuMode) -> Self {
+        self.gpu = gpu;
+        self.gpu_mode = mode;
+        self
+    }
+
+    /// A fixed CPU batch size (`None`: learned).
+    pub fn with_batch_size(mut self, batch_size: Option<usize>) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+}
+
+/// Why a GPU call's verdicts were not used (the signatures were verified on
+/// the CPU instead).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GpuFailure {
+    /// The device or the driver reported an error.
+    #[error(transparent)]
+    Error(#[from] GpuError),
+    /// The call panicked (in the driver, or in wgpu).
+    #[error("the GPU call panicked: {0}")]
+    Panicked(String),
+    /// The call returned a verdict count other than the signature count.
+    #[error("the GPU returned {got} verdicts for {want} signatures")]
+    WrongCount {
+        /// Verdicts returned.
+        got: usize,
+        /// Signatures given.
+        want: usize,
+    },
+}
+
+impl GpuFailure {
+    /// The failure for a caught panic's payload.
+    pub(crate) fn from_panic(payload: Box<dyn Any + Send>) -> GpuFailure {
+        let message = match payload.downcast::<String>() {
+            Ok(s) => *s,
+            Err(payload) => payload.downcast_ref::<&str>().map_or_else(|| "no message".to_owned(), |s| (*s).to_owned()),
+        };
+        GpuFailure::Panicked(message)
+    }
+}
+
+/// What a [`Signer`] did so far: where its signatures were verified, and
+/// how often the GPU failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct SignerStats {
+    /// Calls of [`Signer::verify`] with at least one signature.
+    pub batches: u64,
+    /// Signatures given to [`Signer::verify`].
+    pub signatures: u64,
+    /// GPU calls (whole batches, or a batch's GPU part), the hybrid's
+    /// untimed warm-up left out.
+    pub gpu_calls: u64,
+    /// GPU calls that failed (an error, a panic, a wrong verdict count).
+    pub gpu_failures: u64,
+    /// GPU calls whose signatures were verified on the CPU instead: every
+    /// failure is (so this equals `gpu_failures`).
+    pub cpu_fallbacks: u64,
+    /// Signatures whose verdicts came from the GPU.
+    pub gpu_signatures: u64,
+    /// Signatures verified on the CPU, fallbacks included.
+    pub cpu_signatures: u64,
+    /// Signatures verified on the CPU after the GPU failed on them.
+    pub fallback_signatures: u64,
+}
+
+/// The counters and the last failure, updated as a signer runs.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    stats: SignerStats,
+    last_failure: Option<GpuFailure>,
+}
+
+impl Tally {
+    pub(crate) fn gpu_verified(&mut self, n: usize) {
+        self.stats.gpu_calls += 1;
+        self.stats.gpu_signatures += n as u64;
+    }
+
+    /// A GPU call on `n` signatures failed; they were verified on the CPU.
+    pub(crate) fn gpu_failed(&mut self, n: usize, failure: GpuFailure) {
+        let s = &mut self.stats;
+        s.gpu_calls += 1;
+        s.gpu_failures += 1;
+        s.cpu_fallbacks += 1;
+        s.fallback_signatures += n as u64;
+        s.cpu_signatures += n as u64;
+        tracing::debug!(target: "vigil::hybrid", "a GPU call on {n} signatures failed ({failure}); verified on the CPU");
+        self.last_failure = Some(failure);
+    }
+
+    pub(crate) fn cpu_verified(&mut self, n: usize) {
+        self.stats.cpu_signatures += n as u64;
+    }
+}
+
+/// `gpu.verify`, with a panic or a wrong verdict count turned into a
+/// failure.
+pub(crate) fn call_gpu(gpu: &GpuSigner, rules: RuleSet, items: &[SigItem<'_>]) -> Result<Vec<bool>, GpuFailure> {
+    match catch_unwind(AssertUnwindSafe(|| gpu.verify(rules, items))) {
+        Ok(Ok(verdicts)) if verdicts.len() == items.len() => Ok(verdicts),
+        Ok(Ok(verdicts)) => Err(GpuFailure::WrongCount { got: verdicts.len(), want: items.len() }),
+        Ok(Err(e)) => Err(GpuFailure::Error(e)),
+        Err(panic) => Err(GpuFailure::from_panic(panic)),
+    }
+}
+
+/// A signature backend with what it learns: verifies batches of signatures
+/// on the CPU, the GPU or both, as its [`SignerConfig`] says, with exactly
+/// [`super::verify`]'s verdicts whatever runs them. Work runs on the
+/// current rayon pool (the GPU's host preparation in the hybrid on a pool
+/// of the signer's own, made on first use).
+///
+/// What it learns (the CPU's batch size, the hybrid's cost model) stays
+/// with it: to share it, share the signer ([`Signer::shared`]).
+#[derive(Debug)]
+pub struct Signer {
+    gpu: Option<Arc<GpuSigner>>,
+    mode: GpuMode,
+    sizer: BatchSizer,
+    splitter: HybridSplitter,
+    feeder: Feeder,
+    tally: Tally,
+}
+
+/// A [`Signer`] several users share, one batch at a time (the
+/// [`Validator`](crate::Validator)'s signature requests and chains; the
+/// [`Verifier`](crate::Verifier)s given one).
+pub type SharedSigner = Arc<Mutex<Signer>>;
+
+impl Default for Signer {
+    fn default() -> Self {
+        Signer::new(SignerConfig::default())
+    }
+}
+
+impl Signer {
+    /// A signer as `config` says.
+    pub fn new(config: SignerConfig) -> Signer {
+        let splitter = match config.gpu_mode {
+            GpuMode::Split(share) => HybridSplitter::fixed(share),
+            GpuMode::Only | GpuMode::Hybrid => HybridSplitter::new(),
+        };
+        Signer {
+            gpu: config.gpu,
+            mode: config.gpu_mode,
+            sizer: config.batch_size.map_or_else(BatchSizer::new, BatchSizer::fixed),
+            splitter,
+            feeder: Feeder::default(),
+            tally: Tally::default(),
+        }
+    }
+
+    /// This signer, to share.
+    pub fn shared(self) -> SharedSigner {
+        Arc::new(Mutex::new(self))
+    }
+
+    /// The GPU it uses, if any.
+    pub fn gpu(&self) -> Option<&Arc<GpuSigner>> {
+        self.gpu.as_ref()
+    }
+
+    /// How it uses its GPU.
+    pub fn gpu_mode(&self) -> GpuMode {
+        self.mode
+    }
+
+    /// The CPU's batch sizer, as learned so far.
+    pub fn sizer(&self) -> &BatchSizer {
+        &self.sizer
+    }
+
+    /// The hybrid's model, as learned so far (learning only with
+    /// [`GpuMode::Hybrid`]).
+    pub fn splitter(&self) -> &HybridSplitter {
+        &self.splitter
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SignerStats {
+        self.tally.stats
+    }
+
+    /// The last GPU failure, if any (each is counted in
+    /// [`SignerStats::gpu_failures`]).
+    pub fn last_gpu_failure(&self) -> Option<&GpuFailure> {
+        self.tally.last_failure.as_ref()
+    }
+
+    /// One verdict per item, exactly [`super::verify`]'s, learning batch
+    /// sizes and splits. A GPU that fails costs time, never a verdict: its
+    /// part is verified on the CPU (and counted).
+    pub fn verify(&mut self, rules: RuleSet, items: &[SigItem<'_>]) -> Vec<bool> {
+        if items.is_empty() {
+            return Vec::new();
+        }
+        self.tally.stats.batches += 1;
+        self.tally.stats.signatures += items.len() as u64;
+        match (&self.gpu, self.mode) {
+            (None, _) => self.cpu(rules, items),
+            (Some(gpu), GpuMode::Only) => match call_gpu(gpu, rules, items) {
+                Ok(verdicts) => {
+                    self.tally.gpu_verified(items.len());
+                    verdicts
+                }
+                Err(failure) => {
+                    let mut verdicts = vec![false; items.len()];
+                    verify_many_tuned(rules, items, &mut verdicts, &mut self.sizer);
+                    self.tally.gpu_failed(items.len(), failure);
+                    verdicts
+                }
+            },
+            (Some(gpu), GpuMode::Hybrid | GpuMode::Split(_)) => {
+                let mut run = Hybrid {
+                    gpu,
+                    sizer: &mut self.sizer,
+                    splitter: &mut self.splitter,
+                    feeder: &self.feeder,
+                    tally: &mut self.tally,
+                };
+                hybrid::verify_signatures(&mut run, rules, items)
+            }
+        }
+    }
+
+    fn cpu(&mut self, rules: RuleSet, items: &[SigItem<'_>]) -> Vec<bool> {
+        let mut verdicts = vec![false; items.len()];
+        verify_many_tuned(rules, items, &mut verdicts, &mut self.sizer);
+        self.tally.cpu_verified(items.len());
+        verdicts
+    }
+}
