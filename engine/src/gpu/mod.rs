@@ -55,8 +55,9 @@ pub enum GpuError {
         /// wgpu's reason.
         source: wgpu::RequestDeviceError,
     },
-    /// A call on an open device failed (validation, out of memory, a lost
-    /// device, a failed read-back), in wgpu's words.
+    /// A call on an open device failed (a wgpu error, a failed read-back)
+    /// or was given work it cannot take (a message too long, more than one
+    /// dispatch holds), with what went wrong.
     #[error("GPU error: {0}")]
     Failed(String),
 }
