@@ -273,7 +273,8 @@ fn one_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 }
 
 fn verify_once(files: &[PathBuf], threads: usize) -> u64 {
-    let opts = VerifyOptions { threads: Some(threads), ..Default::default() };
+    let mut opts = VerifyOptions::default();
+    opts.threads = Some(threads);
     let mut sink = CountSink::default();
     let summary = Verifier::new(opts).verify_files(files, &mut sink).expect("bench chain readable");
     assert_eq!(sink.invalid, 0, "the bench chain must be valid");
@@ -433,7 +434,8 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> Result<BenchReport, 
             rate(secs, sample.len() as u64, || gpu.verify(RuleSet::Zip215, sample).expect("GPU verification"));
         rows.push(row(&format!("signatures on the GPU ({name})"), "sig", sig_gpu, "CPU, all cores", sig_ours_all));
         let e2e_gpu = rate(secs, n, || {
-            let opts = VerifyOptions { gpu: Some(gpu.clone()), ..Default::default() };
+            let mut opts = VerifyOptions::default();
+            opts.gpu = Some(gpu.clone());
             let mut sink = CountSink::default();
             Verifier::new(opts).verify_files(&loaded.files, &mut sink).expect("bench chain readable");
             assert_eq!(sink.invalid, 0);

@@ -203,7 +203,8 @@ fn measure(
         Address::Unix(dir.join(format!("bench-{clients}-{depth}-{max_batch}-{}.sock", max_delay.as_micros())));
     let listener = Listener::bind(&address, false).map_err(|e| e.to_string())?;
     let address = listener.local_address().to_string();
-    let config = ValidatorConfig { max_batch, max_delay, gpu: o.gpu.clone(), ..ValidatorConfig::default() };
+    let mut config = ValidatorConfig::default();
+    (config.max_batch, config.max_delay, config.gpu) = (max_batch, max_delay, o.gpu.clone());
     let validator = Arc::new(Validator::new(config));
     let shutdown = Arc::new(AtomicBool::new(false));
     let server = {

@@ -77,13 +77,12 @@ pub(crate) unsafe fn engine_config(c: &vigil_config) -> Option<ValidatorConfig> 
     if c.max_delay_us > MAX_DELAY_US {
         return None;
     }
-    Some(ValidatorConfig {
-        chain_id,
-        rules: rules(c.rules).ok()?,
-        max_batch: or_default(c.max_batch, d.max_batch),
-        max_delay: if c.max_delay_us == 0 { d.max_delay } else { Duration::from_micros(c.max_delay_us) },
-        max_queue_bytes: or_default(c.max_queue_bytes, d.max_queue_bytes),
-        max_chains: or_default(c.max_chains, d.max_chains),
-        ..d
-    })
+    let mut config = ValidatorConfig::default();
+    config.chain_id = chain_id;
+    config.rules = rules(c.rules).ok()?;
+    config.max_batch = or_default(c.max_batch, d.max_batch);
+    config.max_delay = if c.max_delay_us == 0 { d.max_delay } else { Duration::from_micros(c.max_delay_us) };
+    config.max_queue_bytes = or_default(c.max_queue_bytes, d.max_queue_bytes);
+    config.max_chains = or_default(c.max_chains, d.max_chains);
+    Some(config)
 }

@@ -152,17 +152,15 @@ pub fn run(a: ServeArgs) -> Result<u8, Fatal> {
     }
     let authorities = a.authorities.as_deref().map(read_authorities).transpose()?;
     let backend = args::open_backend(a.backend)?;
-    let config = ValidatorConfig {
-        chain_id: a.chain_id,
-        authorities,
-        rules: a.rules,
-        max_batch: a.max_batch as usize,
-        max_delay: Duration::from_micros(a.max_delay_us),
-        max_queue_bytes: max_queue,
-        gpu: backend.gpu,
-        gpu_mode: backend.mode,
-        ..ValidatorConfig::default()
-    };
+    let mut config = ValidatorConfig::default();
+    config.chain_id = a.chain_id;
+    config.authorities = authorities;
+    config.rules = a.rules;
+    config.max_batch = a.max_batch as usize;
+    config.max_delay = Duration::from_micros(a.max_delay_us);
+    config.max_queue_bytes = max_queue;
+    config.gpu = backend.gpu;
+    config.gpu_mode = backend.mode;
     let listener = Listener::bind_with_mode(&a.listen, a.allow_remote, a.socket_mode)?;
     if server_config.token.is_none() && !listener.is_loopback() {
         return Err(Fatal("--allow-remote on a non-loopback address needs --token-file".into()));

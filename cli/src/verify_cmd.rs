@@ -105,17 +105,16 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
 fn options(a: &VerifyArgs) -> Result<VerifyOptions, Fatal> {
     let authorities = a.authorities.as_deref().map(read_authorities).transpose()?;
     let backend = args::open_backend(a.backend)?;
-    Ok(VerifyOptions {
-        chain_id: a.chain_id,
-        authorities,
-        io: if a.no_mmap { IoMode::Read } else { IoMode::Mmap },
-        rules: a.rules,
-        batch_size: a.batch_size,
-        threads: a.threads,
-        gpu: backend.gpu,
-        gpu_mode: backend.mode,
-        ..Default::default()
-    })
+    let mut opts = VerifyOptions::default();
+    opts.chain_id = a.chain_id;
+    opts.authorities = authorities;
+    opts.io = if a.no_mmap { IoMode::Read } else { IoMode::Mmap };
+    opts.rules = a.rules;
+    opts.batch_size = a.batch_size;
+    opts.threads = a.threads;
+    opts.gpu = backend.gpu;
+    opts.gpu_mode = backend.mode;
+    Ok(opts)
 }
 
 /// `--range` / `--shard`: one part of the chain, optionally into a summary.

@@ -29,7 +29,8 @@ fn read_all(m: &Manifest) -> Vec<Vec<u8>> {
 }
 
 fn verify(m: &Manifest, authorities: bool) -> (Summary, CollectSink) {
-    let opts = VerifyOptions { authorities: authorities.then(|| HashSet::from([m.proposer])), ..Default::default() };
+    let mut opts = VerifyOptions::default();
+    opts.authorities = authorities.then(|| HashSet::from([m.proposer]));
     let mut sink = CollectSink::default();
     let summary = Verifier::new(opts).verify_files(&m.files, &mut sink).unwrap();
     (summary, sink)

@@ -55,6 +55,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(10);
 
 /// How a [`Validator`] batches and what it checks.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ValidatorConfig {
     /// Pin the chain id (one chain); `None`: one chain per chain id seen.
     pub chain_id: Option<Digest>,
@@ -77,6 +78,7 @@ pub struct ValidatorConfig {
     /// Verify signatures on this GPU (same verdicts), as `gpu_mode` says:
     /// every batch on it, or each batch split with the CPU.
     pub gpu: Option<Arc<GpuSigner>>,
+    /// How `gpu` is used (ignored without one).
     pub gpu_mode: GpuMode,
 }
 
@@ -108,6 +110,7 @@ pub struct SigBatch {
 }
 
 impl SigBatch {
+    /// An empty batch.
     pub fn new() -> Self {
         SigBatch::default()
     }
@@ -123,6 +126,7 @@ impl SigBatch {
         }
     }
 
+    /// Appends one triple (the message is copied).
     pub fn push(&mut self, public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) {
         self.keys.push(*public_key);
         self.signatures.push(*signature);
@@ -130,15 +134,20 @@ impl SigBatch {
         self.ends.push(self.messages.len());
     }
 
+    /// Signatures held.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// Whether it holds no signature.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
     /// The i-th triple.
+    ///
+    /// # Panics
+    /// When `i >= self.len()`.
     pub fn get(&self, i: usize) -> SigItem<'_> {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         SigItem {
@@ -148,6 +157,7 @@ impl SigBatch {
         }
     }
 
+    /// Every triple, in the order pushed.
     pub fn items(&self) -> impl ExactSizeIterator<Item = SigItem<'_>> {
         (0..self.len()).map(|i| self.get(i))
     }
@@ -166,15 +176,29 @@ pub enum BlockVerdict {
     Checked(BlockReport),
     /// Not a single well-formed block (FORMAT.md framing), so not applied to
     /// any chain.
-    Malformed { offset: u64, reason: Malformation },
+    Malformed {
+        /// Byte offset in the submission where framing failed.
+        offset: u64,
+        /// What is wrong there.
+        reason: Malformation,
+    },
     /// A well-formed block followed by more bytes: a submission is exactly
     /// one block. Not applied.
-    ExtraBytes { block_len: u64, total: u64 },
+    ExtraBytes {
+        /// Bytes of the block at the start.
+        block_len: u64,
+        /// Bytes submitted.
+        total: u64,
+    },
     /// A block of a new chain when `max_chains` chains are already kept.
-    TooManyChains { chain_id: Digest },
+    TooManyChains {
+        /// The new chain's id (the block's `chain_id`).
+        chain_id: Digest,
+    },
 }
 
 impl BlockVerdict {
+    /// A checked block with no failure; false for every other verdict.
     pub fn valid(&self) -> bool {
         matches!(self, BlockVerdict::Checked(r) if r.valid())
     }
@@ -186,7 +210,12 @@ pub enum Request {
     /// One block, format v1 bytes (exactly one block, nothing after it).
     Block(Vec<u8>),
     /// Signatures to verify under `rules`.
-    Signatures { rules: RuleSet, batch: SigBatch },
+    Signatures {
+        /// The rules they are checked under.
+        rules: RuleSet,
+        /// The signatures.
+        batch: SigBatch,
+    },
 }
 
 impl Request {
@@ -211,15 +240,20 @@ impl Request {
 /// The answer to a [`Request`].
 #[derive(Debug, Clone)]
 pub enum Verdict {
+    /// For [`Request::Block`].
     Block(BlockVerdict),
     /// One verdict per signature, in order.
     Signatures(Vec<bool>),
 }
 
+/// Why a request was not accepted (it was not queued: submit it again later
+/// or elsewhere).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
+    /// `try_submit` only: the queue holds `max_queue_bytes` already.
     #[error("the validator's queue is full")]
     Overloaded,
+    /// The validator is being dropped.
     #[error("the validator is shutting down")]
     Closed,
 }
@@ -247,35 +281,54 @@ impl Pending {
     }
 }
 
-/// Counters for `status`.
+/// Counters since the validator started, for [`Validator::status`] (and
+/// the server's `status` request, which serializes it as JSON: field names
+/// are part of that protocol).
 #[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct ValidatorStatus {
+    /// Seconds since [`Validator::new`].
     pub uptime_seconds: f64,
-    /// Requests waiting, and their bytes.
+    /// Requests waiting.
     pub queue_requests: u64,
+    /// Their bytes (as the queue bound counts them).
     pub queue_bytes: u64,
+    /// The configured `max_queue_bytes`.
     pub max_queue_bytes: u64,
+    /// Requests accepted.
     pub requests: u64,
+    /// Batches the worker ran.
     pub batches: u64,
+    /// Blocks checked against the rules ([`BlockVerdict::Checked`]).
     pub blocks: u64,
+    /// Blocks checked and found invalid.
     pub invalid_blocks: u64,
+    /// Blocks answered [`BlockVerdict::Malformed`] or [`BlockVerdict::ExtraBytes`].
     pub malformed_blocks: u64,
     /// Signature requests' signatures (blocks' are not counted here).
     pub signatures: u64,
+    /// Of `signatures`, those that did not verify.
     pub invalid_signatures: u64,
     /// Every signature checked, blocks' and requests'.
     pub signatures_checked: u64,
     /// `signatures_checked` over the worker's busy time and over uptime.
     pub busy_seconds: f64,
+    /// `signatures_checked / busy_seconds` (0 before any work).
     pub signatures_per_busy_second: f64,
+    /// `signatures_checked / uptime_seconds`.
     pub signatures_per_second: f64,
     /// `try_submit` refusals for a full queue.
     pub overloaded: u64,
     /// Submitters that waited for room (back-pressure).
     pub waited_for_room: u64,
+    /// Chains kept.
     pub chains: u64,
+    /// The configured `max_batch` (signatures).
     pub max_batch: u64,
+    /// The configured `max_delay`, in microseconds (after clamping).
     pub max_delay_us: u64,
+    /// What verifies signatures: `cpu`, `gpu: ADAPTER` or
+    /// `auto: cpu + gpu: ADAPTER`.
     pub backend: String,
 }
 
@@ -344,6 +397,12 @@ impl std::fmt::Debug for Validator {
 }
 
 impl Validator {
+    /// Starts a validator: its worker thread (`vigil-validator`) and its
+    /// signer (the GPU of `config`, if any). `max_delay` is cut to
+    /// [`MAX_DELAY`].
+    ///
+    /// # Panics
+    /// When the thread cannot be spawned.
     pub fn new(mut config: ValidatorConfig) -> Validator {
         config.max_delay = config.max_delay.min(MAX_DELAY);
         let signer = Signer::new(SignerConfig::default().with_gpu(config.gpu.clone(), config.gpu_mode)).shared();
@@ -364,16 +423,24 @@ impl Validator {
         Validator { shared, worker: Some(worker) }
     }
 
+    /// The configuration it runs with (`max_delay` as clamped).
     pub fn config(&self) -> &ValidatorConfig {
         &self.shared.config
     }
 
     /// Queues `request`, waiting for room when the queue is full.
+    ///
+    /// # Errors
+    /// [`SubmitError::Closed`] once the validator is closing.
     pub fn submit(&self, request: Request) -> Result<Pending, SubmitError> {
         self.enqueue(request, true)
     }
 
     /// Queues `request`, or refuses at once when the queue is full.
+    ///
+    /// # Errors
+    /// [`SubmitError::Overloaded`] when the queue is full,
+    /// [`SubmitError::Closed`] once the validator is closing.
     pub fn try_submit(&self, request: Request) -> Result<Pending, SubmitError> {
         self.enqueue(request, false)
     }
@@ -432,6 +499,7 @@ impl Validator {
         self.shared.signer.lock().unwrap_or_else(PoisonError::into_inner).stats()
     }
 
+    /// Its counters now.
     pub fn status(&self) -> ValidatorStatus {
         let s = &self.shared;
         let c = &s.counters;

@@ -42,12 +42,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
+/// How a [`Verifier`] checks a chain. `Default` is what `vigil verify` does
+/// without flags: zip215, files read as the input layer picks, the batch
+/// size learned, rayon's global pool, no GPU, a whole chain from its start.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct VerifyOptions {
     /// Pin the chain id instead of taking the first block's.
     pub chain_id: Option<Digest>,
     /// When set, every block's proposer must be one of these keys.
     pub authorities: Option<HashSet<[u8; 32]>>,
+    /// How input files are read (memory-mapped or streamed).
     pub io: IoMode,
     /// Signature rules; chains in format v1 use zip215 (strict is a
     /// stricter audit, not the chain's rule).
@@ -67,6 +72,7 @@ pub struct VerifyOptions {
     /// GPU, whose dispatches need hundreds of thousands of signatures to
     /// fill a large device).
     pub max_batch_txs: Option<usize>,
+    /// Bytes of block data a batch holds at most; see `max_batch_txs`.
     pub max_batch_bytes: Option<usize>,
     /// Chain position of the run's first block (a range of a longer chain).
     pub first_position: u64,

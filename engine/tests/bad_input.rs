@@ -141,7 +141,9 @@ fn read_mode_agrees_with_mmap_on_mutated_files() {
             .collect();
         let run = |io| {
             let mut sink = CollectSink::default();
-            let summary = Verifier::new(VerifyOptions { io, ..Default::default() }).verify_files(&paths, &mut sink);
+            let mut opts = VerifyOptions::default();
+            opts.io = io;
+            let summary = Verifier::new(opts).verify_files(&paths, &mut sink);
             let summary = summary.unwrap();
             let blocks: Vec<_> = sink.blocks.iter().map(|b| (b.offset, b.hash, b.failures.clone())).collect();
             let malformed: Vec<_> = sink.malformed.iter().map(|m| (m.offset, m.reason.clone())).collect();

@@ -25,7 +25,8 @@ fn hex32(v: &Value) -> Digest {
 
 fn run(files: &[PathBuf], io: IoMode, authorities: Option<HashSet<[u8; 32]>>) -> (vigil_engine::Summary, CollectSink) {
     let mut sink = CollectSink::default();
-    let opts = VerifyOptions { io, authorities, ..Default::default() };
+    let mut opts = VerifyOptions::default();
+    (opts.io, opts.authorities) = (io, authorities);
     let summary = Verifier::new(opts).verify_files(files, &mut sink).unwrap();
     (summary, sink)
 }
@@ -118,7 +119,8 @@ fn valid_chain_matches_expected_block_by_block() {
     }
 
     // A chain id other than the chain's fails every block on chain_id.
-    let opts = VerifyOptions { chain_id: Some([1; 32]), ..Default::default() };
+    let mut opts = VerifyOptions::default();
+    opts.chain_id = Some([1; 32]);
     let mut sink = CollectSink::default();
     Verifier::new(opts).verify_files(&files, &mut sink).unwrap();
     assert!(sink.blocks.iter().all(|b| b.failures.iter().any(|f| f.rule.name() == "chain_id")));
@@ -165,7 +167,8 @@ fn every_fault_file_reports_exactly_its_failures() {
             (IoMode::Mmap, RuleSet::Zip215, Some(4096)),
             (IoMode::Mmap, RuleSet::Strict, None),
         ] {
-            let opts = VerifyOptions { io, rules, batch_size, ..Default::default() };
+            let mut opts = VerifyOptions::default();
+            (opts.io, opts.rules, opts.batch_size) = (io, rules, batch_size);
             let mut sink = CollectSink::default();
             let summary = Verifier::new(opts).verify_files(&[dir.join(name)], &mut sink).unwrap();
             let mut got = BTreeSet::new();

@@ -19,7 +19,9 @@ mod common;
 use common::gpu::Report;
 
 fn report(files: &[PathBuf], rules: RuleSet, gpu: Option<Arc<GpuSigner>>) -> Report {
-    common::gpu::report(files, VerifyOptions { rules, gpu, ..Default::default() })
+    let mut opts = VerifyOptions::default();
+    (opts.rules, opts.gpu) = (rules, gpu);
+    common::gpu::report(files, opts)
 }
 
 #[test]
@@ -53,7 +55,8 @@ fn validator_on_the_gpu_equals_the_cpu(chains: &[Vec<PathBuf>], gpu: Arc<GpuSign
         // compiled once.
         let first = std::fs::read(&files[0]).unwrap();
         let chain_id = blocks(&first).next().unwrap().1.unwrap().header.chain_id;
-        let config = ValidatorConfig { gpu: Some(gpu.clone()), chain_id: Some(chain_id), ..ValidatorConfig::default() };
+        let mut config = ValidatorConfig::default();
+        (config.gpu, config.chain_id) = (Some(gpu.clone()), Some(chain_id));
         let v = &Validator::new(config);
         let mut pending = Vec::new();
         let mut sig_requests = Vec::new();

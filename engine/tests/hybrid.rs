@@ -143,7 +143,9 @@ use common::gpu::Report;
 
 fn report(files: &[PathBuf], rules: RuleSet, gpu: Option<Arc<GpuSigner>>, gpu_mode: GpuMode) -> Report {
     // Small batches: several per chain, so splits fall inside and across blocks.
-    common::gpu::report(files, VerifyOptions { rules, gpu, gpu_mode, max_batch_txs: Some(700), ..Default::default() })
+    let mut opts = VerifyOptions::default();
+    (opts.rules, opts.gpu, opts.gpu_mode, opts.max_batch_txs) = (rules, gpu, gpu_mode, Some(700));
+    common::gpu::report(files, opts)
 }
 
 #[test]
@@ -172,7 +174,8 @@ fn verifier_with_the_hybrid_reports_exactly_what_the_cpu_reports_on_every_confor
 fn validator_with_the_hybrid_answers_what_the_cpu_answers() {
     let Some(gpu) = gpu() else { return };
     let chains = common::data::conformance_chains();
-    let config = ValidatorConfig { gpu: Some(gpu), gpu_mode: GpuMode::Split(0.25), ..ValidatorConfig::default() };
+    let mut config = ValidatorConfig::default();
+    (config.gpu, config.gpu_mode) = (Some(gpu), GpuMode::Split(0.25));
     let validator = Validator::new(config);
     assert!(validator.status().backend.starts_with("auto: cpu + gpu"), "{}", validator.status().backend);
     // The valid chain's blocks (one request each) and signature requests.

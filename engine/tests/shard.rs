@@ -193,7 +193,8 @@ fn ranges_of_any_size_and_an_open_end_stitch_too() {
         .enumerate()
         .map(|(i, &(start, end))| {
             // Plain reads for the parts of files, as --no-mmap does.
-            let opts = VerifyOptions { io: IoMode::Read, ..VerifyOptions::default() };
+            let mut opts = VerifyOptions::default();
+            opts.io = IoMode::Read;
             let s = shard::run_range(&walk, Range { start, end }, None, opts, None).unwrap();
             let p = out.path().join(format!("r{i}.json"));
             shard::write_summary(&p, &s).unwrap();

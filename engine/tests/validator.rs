@@ -45,7 +45,8 @@ fn chains() -> Vec<(String, Vec<PathBuf>)> {
 /// checks each verdict against the verifier's report of the whole chain.
 fn check_chain(name: &str, files: &[PathBuf], config: ValidatorConfig) -> (usize, usize) {
     let mut want = CollectSink::default();
-    let opts = VerifyOptions { chain_id: config.chain_id, ..VerifyOptions::default() };
+    let mut opts = VerifyOptions::default();
+    opts.chain_id = config.chain_id;
     Verifier::new(opts).verify_files(files, &mut want).unwrap();
 
     let validator = Validator::new(config);
@@ -99,7 +100,8 @@ fn blocks_one_at_a_time_equal_the_verifier_on_every_conformance_chain() {
     let (mut blocks_seen, mut invalid_chains) = (0, 0);
     for (name, files) in chains() {
         // Pinned to the chain's id: every rule, chain_id included.
-        let config = ValidatorConfig { chain_id: Some(first_chain_id(&files)), ..ValidatorConfig::default() };
+        let mut config = ValidatorConfig::default();
+        config.chain_id = Some(first_chain_id(&files));
         let (checked, _) = check_chain(&name, &files, config);
         blocks_seen += checked;
         // One chain per chain id: the same, except where a block carries
@@ -180,7 +182,8 @@ fn concurrent_signature_requests_get_the_reference_verdicts() {
         })
         .collect();
     let want = Arc::new(want);
-    let config = ValidatorConfig { max_batch: 700, max_delay: Duration::from_millis(1), ..ValidatorConfig::default() };
+    let mut config = ValidatorConfig::default();
+    (config.max_batch, config.max_delay) = (700, Duration::from_millis(1));
     let validator = Arc::new(Validator::new(config));
     let threads: Vec<_> = (0..16)
         .map(|t| {
@@ -218,7 +221,8 @@ fn concurrent_signature_requests_get_the_reference_verdicts() {
 #[test]
 fn max_batch_runs_at_once_and_small_requests_wait_for_company() {
     let sigs = generate_all(64, 9);
-    let config = ValidatorConfig { max_batch: 32, max_delay: Duration::from_secs(30), ..ValidatorConfig::default() };
+    let mut config = ValidatorConfig::default();
+    (config.max_batch, config.max_delay) = (32, Duration::from_secs(30));
     let validator = Validator::new(config);
     let full = validator.submit(Request::Signatures { rules: RuleSet::Zip215, batch: batch_of(&sigs[..32]) }).unwrap();
     assert!(full.wait_timeout(Duration::from_secs(20)).is_some(), "a full batch did not run at once");
@@ -237,12 +241,10 @@ fn max_batch_runs_at_once_and_small_requests_wait_for_company() {
 fn full_queue_pushes_back_and_shutdown_answers_everything() {
     let sigs = generate_all(400, 3);
     let one = batch_of(&sigs[..100]);
-    let config = ValidatorConfig {
-        max_batch: 1 << 20,
-        max_delay: Duration::from_secs(30),
-        max_queue_bytes: one.bytes() * 3,
-        ..ValidatorConfig::default()
-    };
+    let mut config = ValidatorConfig::default();
+    config.max_batch = 1 << 20;
+    config.max_delay = Duration::from_secs(30);
+    config.max_queue_bytes = one.bytes() * 3;
     let validator = Validator::new(config);
     let mut pending = Vec::new();
     let mut refused = 0;

@@ -152,7 +152,8 @@ fn load_test(tcp: bool) {
     let chains: Vec<_> = dirs.iter().enumerate().map(|(i, d)| client_chain(d.path(), 1000 + i as u64)).collect();
     let invalid_blocks: usize = chains.iter().map(|(_, w)| w.iter().filter(|r| !r.valid()).count()).sum();
     assert!(invalid_blocks > 0);
-    let config = ValidatorConfig { max_batch: 1024, max_delay: Duration::from_millis(1), ..ValidatorConfig::default() };
+    let mut config = ValidatorConfig::default();
+    (config.max_batch, config.max_delay) = (1024, Duration::from_millis(1));
     let server = Running::start(config, ServerConfig { max_in_flight: 8, ..ServerConfig::default() }, tcp);
 
     let answered: usize = std::thread::scope(|scope| {
@@ -313,7 +314,8 @@ fn bad_frames_get_errors_and_the_connection_goes_on_while_framing_holds() {
 #[test]
 fn vanishing_clients_do_not_disturb_others() {
     let sigs = generate_all(600, 21);
-    let config = ValidatorConfig { max_delay: Duration::from_millis(50), ..ValidatorConfig::default() };
+    let mut config = ValidatorConfig::default();
+    config.max_delay = Duration::from_millis(50);
     let server = Running::start(config, ServerConfig::default(), true);
     let request = Request::VerifySignatures { rules: Rules::Zip215, signatures: signatures(&sigs) };
     for _ in 0..5 {
@@ -341,11 +343,8 @@ fn vanishing_clients_do_not_disturb_others() {
 #[test]
 fn deep_pipelining_is_held_back_and_fully_answered() {
     let sigs = generate_all(50, 5);
-    let config = ValidatorConfig {
-        max_queue_bytes: 8 << 10,
-        max_delay: Duration::from_micros(200),
-        ..ValidatorConfig::default()
-    };
+    let mut config = ValidatorConfig::default();
+    (config.max_queue_bytes, config.max_delay) = (8 << 10, Duration::from_micros(200));
     let server = Running::start(config, ServerConfig { max_in_flight: 2, ..ServerConfig::default() }, false);
     let (mut tx, mut rx) = server.client().split();
     let request = Request::VerifySignatures { rules: Rules::Strict, signatures: signatures(&sigs) };
@@ -379,8 +378,8 @@ fn deep_pipelining_is_held_back_and_fully_answered() {
 #[test]
 fn shutdown_answers_everything_in_flight() {
     let sigs = generate_all(40, 8);
-    let config =
-        ValidatorConfig { max_batch: 1 << 20, max_delay: Duration::from_secs(2), ..ValidatorConfig::default() };
+    let mut config = ValidatorConfig::default();
+    (config.max_batch, config.max_delay) = (1 << 20, Duration::from_secs(2));
     let server = Running::start(config, ServerConfig::default(), false);
     let (mut tx, mut rx) = server.client().split();
     const N: usize = 6;
@@ -466,7 +465,8 @@ fn junk_block(genesis: &[u8], seed: u8) -> Vec<u8> {
 fn failing_blocks_never_keep_a_chain_slot() {
     let dir = tempfile::tempdir().unwrap();
     let (blocks, reports) = client_chain(dir.path(), 3);
-    let config = ValidatorConfig { max_chains: 4, ..ValidatorConfig::default() };
+    let mut config = ValidatorConfig::default();
+    config.max_chains = 4;
     let server = Running::start(config, ServerConfig::default(), false);
     let mut c = server.client();
     for seed in 0..8 {
@@ -493,7 +493,8 @@ fn a_pinned_chain_id_reports_foreign_blocks_as_verify_does() {
     let dir = tempfile::tempdir().unwrap();
     let (blocks, _) = client_chain(dir.path(), 3);
     let chain_id: [u8; 32] = blocks[0][8..40].try_into().unwrap();
-    let config = ValidatorConfig { chain_id: Some(chain_id), ..ValidatorConfig::default() };
+    let mut config = ValidatorConfig::default();
+    config.chain_id = Some(chain_id);
     let server = Running::start(config, ServerConfig::default(), false);
     let mut c = server.client();
     let Response::BlockVerdict(v) = c.call(&Request::SubmitBlock(junk_block(&blocks[0], 1))).unwrap() else { panic!() };
@@ -507,8 +508,8 @@ fn a_pinned_chain_id_reports_foreign_blocks_as_verify_does() {
 fn held_requests_never_exceed_max_in_flight_and_big_responses_are_refused() {
     let sigs = generate_all(8, 3);
     for n in [1usize, 2, 4] {
-        let config =
-            ValidatorConfig { max_batch: 1 << 20, max_delay: Duration::from_millis(700), ..ValidatorConfig::default() };
+        let mut config = ValidatorConfig::default();
+        (config.max_batch, config.max_delay) = (1 << 20, Duration::from_millis(700));
         let server = Running::start(config, ServerConfig { max_in_flight: n, ..ServerConfig::default() }, false);
         let (mut tx, mut rx) = server.client().split();
         for i in 0..n + 3 {

@@ -22,11 +22,15 @@ const MAX_PER_DISPATCH: usize = 1 << 18;
 /// chaining-value stack holds MAX_DEPTH = 17 entries).
 pub const MAX_MESSAGE: usize = 64 << 20;
 
+/// BLAKE3 on the device: many messages hashed at once, one invocation per
+/// message (a benchmark and cross-check of the CPU hash stage; the verifier
+/// hashes on the CPU).
 pub struct GpuBlake3 {
     pipeline: wgpu::ComputePipeline,
 }
 
 impl GpuBlake3 {
+    /// Compiles the kernel on `ctx`'s device.
     pub fn new(ctx: &GpuContext) -> Self {
         // Without wgpu's run-time checks (measured on an NVIDIA H200: they
         // cost the kernel most of its speed). The shader's indices are in

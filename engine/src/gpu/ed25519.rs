@@ -53,6 +53,7 @@ pub enum Field {
 /// verdicts (tests/gpu_ed25519.rs runs each); they differ in speed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kernel {
+    /// How it multiplies field elements.
     pub field: Field,
     /// Invocations per workgroup.
     pub workgroup: u32,
@@ -104,37 +105,57 @@ impl std::fmt::Display for Kernel {
     }
 }
 
+/// Why a kernel description did not parse (see [`Kernel`]'s `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseKernelError {
+    /// FIELD is missing or not `u32`/`u64` (the part given, if any).
+    #[error("field {0:?}: expected u32 or u64")]
+    Field(Option<String>),
+    /// WORKGROUP is not a number in 1..=1024 (the part given).
+    #[error("workgroup {0:?}: expected 1..=1024")]
+    Workgroup(String),
+    /// The third part is neither `checked` nor `unchecked` (the part given,
+    /// trimmed).
+    #[error("{0:?}: expected checked or unchecked")]
+    Checks(String),
+    /// More than three parts (the whole description).
+    #[error("{0:?}: expected FIELD[:WORKGROUP[:checked|unchecked]]")]
+    TooManyParts(String),
+}
+
 impl std::str::FromStr for Kernel {
-    type Err = String;
+    type Err = ParseKernelError;
 
     /// `FIELD[:WORKGROUP[:checked|unchecked]]`, FIELD `u32` or `u64`
     /// (defaults 64, unchecked, as the builds vigil picks): `u64:128:checked`.
-    fn from_str(s: &str) -> Result<Kernel, String> {
+    fn from_str(s: &str) -> Result<Kernel, ParseKernelError> {
         let mut parts = s.split(':');
         let field = match parts.next().map(str::trim) {
             Some("u32") => Field::U32,
             Some("u64") => Field::U64,
-            other => return Err(format!("field {other:?}: expected u32 or u64")),
+            other => return Err(ParseKernelError::Field(other.map(str::to_owned))),
         };
         let workgroup = match parts.next() {
             None => 64,
             Some(w) => match w.trim().parse::<u32>() {
                 Ok(w) if (1..=1024).contains(&w) => w,
-                _ => return Err(format!("workgroup {w:?}: expected 1..=1024")),
+                _ => return Err(ParseKernelError::Workgroup(w.to_owned())),
             },
         };
         let checked = match parts.next().map(str::trim) {
             Some("checked") => true,
             None | Some("unchecked") => false,
-            Some(c) => return Err(format!("{c:?}: expected checked or unchecked")),
+            Some(c) => return Err(ParseKernelError::Checks(c.to_owned())),
         };
         if parts.next().is_some() {
-            return Err(format!("{s:?}: expected FIELD[:WORKGROUP[:checked|unchecked]]"));
+            return Err(ParseKernelError::TooManyParts(s.to_owned()));
         }
         Ok(Kernel { field, workgroup, checked })
     }
 }
 
+/// The ed25519 verification kernel, compiled on one device: both verdicts
+/// (zip215 and strict) for each signature, exactly the CPU's.
 pub struct GpuEd25519 {
     kernel: Kernel,
     verify: wgpu::ComputePipeline,
@@ -156,13 +177,21 @@ pub struct GpuEd25519 {
 /// A GPU that keeps up leaves `waiting` small; a host that does not feed it
 /// fast enough shows as `prepare + upload` near `total`.
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct CallStats {
+    /// `verify` calls.
     pub calls: u64,
+    /// Chunks (dispatches of at most 2^18 signatures) they were cut into.
     pub chunks: u64,
+    /// Signatures verified.
     pub signatures: u64,
+    /// Host time hashing (SHA-512) and packing signatures.
     pub prepare: Duration,
+    /// Host time copying into staging memory and submitting.
     pub upload: Duration,
+    /// Time waiting for the device.
     pub waiting: Duration,
+    /// Wall time of the calls.
     pub total: Duration,
 }
 
@@ -197,11 +226,14 @@ impl std::fmt::Display for CallStats {
 /// Both verdicts for one signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Verdicts {
+    /// Valid under [`RuleSet::Zip215`].
     pub zip215: bool,
+    /// Valid under [`RuleSet::Strict`].
     pub strict: bool,
 }
 
 impl Verdicts {
+    /// The verdict under `rules`.
     pub fn get(self, rules: RuleSet) -> bool {
         match rules {
             RuleSet::Zip215 => self.zip215,
@@ -214,11 +246,17 @@ impl Verdicts {
 /// encodings: a+b, a−b, a·b, a², 1/a, `sqrt_ratio_i(a, b)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldResults {
+    /// a+b.
     pub add: [u8; 32],
+    /// a−b.
     pub sub: [u8; 32],
+    /// a·b.
     pub mul: [u8; 32],
+    /// a².
     pub square: [u8; 32],
+    /// 1/a.
     pub invert: [u8; 32],
+    /// `sqrt_ratio_i(a, b)`: whether a/b is a square, and the root.
     pub sqrt_ratio: (bool, [u8; 32]),
 }
 
@@ -226,13 +264,20 @@ pub struct FieldResults {
 /// with P = decompress(E).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PointResults {
+    /// Whether E decodes to a point (the other fields are meaningless
+    /// when it does not).
     pub decodes: bool,
+    /// P compressed again.
     pub compress: [u8; 32],
+    /// 2P.
     pub double: [u8; 32],
+    /// P + B.
     pub plus_base: [u8; 32],
     /// `[a]B + [b]P`.
     pub double_scalar: [u8; 32],
+    /// 8P.
     pub times_eight: [u8; 32],
+    /// Whether 8P is the identity (P of small order).
     pub times_eight_is_identity: bool,
 }
 
@@ -342,6 +387,7 @@ impl GpuEd25519 {
         }
     }
 
+    /// The build it runs.
     pub fn kernel(&self) -> Kernel {
         self.kernel
     }
@@ -486,5 +532,28 @@ impl GpuEd25519 {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_parse_and_errors_say_what_they_expect() {
+        let k: Kernel = "u64:128:checked".parse().unwrap();
+        assert_eq!((k.field, k.workgroup, k.checked), (Field::U64, 128, true));
+        assert_eq!(k.to_string().parse::<Kernel>(), Ok(k));
+        let k: Kernel = "u32".parse().unwrap();
+        assert_eq!((k.field, k.workgroup, k.checked), (Field::U32, 64, false));
+        let cases = [
+            ("u16", "field Some(\"u16\"): expected u32 or u64"),
+            ("u32:0", "workgroup \"0\": expected 1..=1024"),
+            ("u32:64:maybe", "\"maybe\": expected checked or unchecked"),
+            ("u32:64:checked:x", "\"u32:64:checked:x\": expected FIELD[:WORKGROUP[:checked|unchecked]]"),
+        ];
+        for (input, message) in cases {
+            assert_eq!(input.parse::<Kernel>().unwrap_err().to_string(), message, "{input}");
+        }
     }
 }

@@ -19,24 +19,45 @@ use wgpu::util::DeviceExt;
 
 /// An adapter as `vigil devices` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
 pub struct AdapterSummary {
+    /// The adapter's name as the driver reports it.
     pub name: String,
+    /// The graphics API used (Vulkan, Metal, Dx12, Gl), in wgpu's words.
     pub backend: String,
+    /// Discrete, integrated, virtual GPU or CPU (software), in wgpu's words.
     pub device_type: String,
+    /// The driver's name.
     pub driver: String,
+    /// The driver's version string.
     pub driver_info: String,
     /// 64-bit integers in shaders (`u64(a) * u64(b)` products).
     pub shader_int64: bool,
+    /// The largest storage buffer a shader can bind, in bytes.
     pub max_storage_buffer_binding_size: u64,
+    /// The most invocations a workgroup has along x.
     pub max_compute_workgroup_size_x: u32,
 }
 
+/// Why a GPU could not be opened or a GPU call failed. A failed signature
+/// call is redone on the CPU by [`Signer`](crate::sig::Signer), so a
+/// verdict never depends on it.
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
+    /// No adapter at all (no driver).
     #[error("no GPU adapter found (Vulkan, Metal or DX12); install a driver, or mesa-vulkan-drivers for lavapipe")]
     NoAdapter,
+    /// The adapter refused to open a device.
     #[error("could not open the GPU device {adapter}: {source}")]
-    Device { adapter: String, source: wgpu::RequestDeviceError },
+    Device {
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's reason.
+        source: wgpu::RequestDeviceError,
+    },
+    /// A call on an open device failed (a wgpu error, a failed read-back)
+    /// or was given work it cannot take (a message too long, more than one
+    /// dispatch holds), with what went wrong.
     #[error("GPU error: {0}")]
     Failed(String),
 }
@@ -151,8 +172,11 @@ fn open_pipeline_cache(
 
 /// The device every GPU primitive runs on.
 pub struct GpuContext {
+    /// The opened device.
     pub device: wgpu::Device,
+    /// Its queue, where every submission goes.
     pub queue: wgpu::Queue,
+    /// The adapter it was opened on.
     pub adapter: AdapterSummary,
     /// The optional features this device was opened with.
     pub features: wgpu::Features,
@@ -470,7 +494,7 @@ impl Bound {
 /// once and shared (verdicts exactly the CPU's: `tests/gpu_ed25519.rs`).
 ///
 /// The device is what its users share: one [`Signer`](crate::sig::Signer)'s
-/// hybrid split at a time runs its GPU part on it ([`GpuSigner::turn`]),
+/// hybrid split at a time runs its GPU part on it (`GpuSigner::turn`),
 /// and it is warmed up once.
 pub struct GpuSigner {
     ctx: GpuContext,
@@ -518,6 +542,7 @@ impl GpuSigner {
         !self.warm.swap(true, Ordering::Relaxed)
     }
 
+    /// The adapter the signer runs on.
     pub fn adapter(&self) -> &AdapterSummary {
         &self.ctx.adapter
     }

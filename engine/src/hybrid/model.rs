@@ -178,26 +178,32 @@ pub struct Outcome {
 /// per_second` seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GpuModel {
+    /// Fixed cost of a part, in seconds.
     pub latency: f64,
+    /// Signatures a second beyond it.
     pub per_second: f64,
 }
 
 /// What the models predict for a batch, in seconds (NaN while nothing is
 /// measured, infinite where a way cannot run).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Prediction {
     /// The GPU's part (the batch's first signatures) in the fastest way: 0
     /// (the CPU alone), the whole batch (the GPU alone) or a split.
     pub gpu_part: usize,
+    /// The predicted time of that way.
     pub seconds: f64,
+    /// The predicted time on the CPU alone.
     pub cpu_alone: f64,
+    /// The predicted time on the GPU alone.
     pub gpu_alone: f64,
     /// The best split: (GPU part, seconds).
     pub split: (usize, f64),
 }
 
 /// Chooses each batch's split between the GPU and the CPU from measured
-/// throughput; see the [module documentation](self).
+/// throughput; see the [module documentation](crate::hybrid).
 #[derive(Debug, Clone, Default)]
 pub struct HybridSplitter {
     /// A fixed share of each batch for the GPU (tests, benches).

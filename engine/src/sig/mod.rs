@@ -24,17 +24,26 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Instant;
 
+/// Which ed25519 verification rules decide a signature's validity. Named
+/// `zip215` and `strict` on the command line, in JSON and in the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleSet {
+    /// ZIP 215 (as `ed25519-zebra`): the rules of chain format v1, with a
+    /// verdict every implementation agrees on.
     #[default]
     Zip215,
+    /// RFC 8032 strict verification (as `ed25519-dalek`'s `verify_strict`):
+    /// canonical encodings, no small-order keys or R; an audit, stricter than
+    /// the chain's rule.
     Strict,
 }
 
 impl RuleSet {
+    /// Every rule set, in the order listed in outputs.
     pub const ALL: [RuleSet; 2] = [RuleSet::Zip215, RuleSet::Strict];
 
+    /// Its name: `zip215` or `strict` (what `FromStr` and serde take).
     pub fn name(self) -> &'static str {
         match self {
             RuleSet::Zip215 => "zip215",
@@ -49,13 +58,20 @@ impl fmt::Display for RuleSet {
     }
 }
 
+/// A name that is not a [`RuleSet`]'s (it holds the name given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown rule set {0:?} (expected zip215 or strict)")]
+pub struct ParseRuleSetError(pub String);
+
 impl FromStr for RuleSet {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseRuleSetError;
+
+    /// `zip215` or `strict`, exactly.
+    fn from_str(s: &str) -> Result<Self, ParseRuleSetError> {
         match s {
             "zip215" => Ok(RuleSet::Zip215),
             "strict" => Ok(RuleSet::Strict),
-            other => Err(format!("unknown rule set {other:?} (expected zip215 or strict)")),
+            other => Err(ParseRuleSetError(other.to_owned())),
         }
     }
 }
@@ -82,8 +98,11 @@ pub fn verify(rules: RuleSet, public_key: &[u8; 32], message: &[u8], signature: 
 /// signature), borrowed.
 #[derive(Debug, Clone, Copy)]
 pub struct SigItem<'a> {
+    /// The signer's public key A (compressed point).
     pub public_key: &'a [u8; 32],
+    /// The signed message, any length.
     pub message: &'a [u8],
+    /// The signature: R then S (little-endian scalar).
     pub signature: &'a [u8; 64],
 }
 
@@ -113,7 +132,7 @@ impl SigItem<'_> {
 
 /// Verifies `items` across rayon workers; `out[i]` is item i's verdict,
 /// exactly [`verify`]'s. zip215 runs batch equations over `batch`
-/// signatures (see [`batch`]); strict runs in lanes ([`lanes`]) where the CPU
+/// signatures (see [`verify_zip215_batch`]); strict runs in lanes ([`lanes`]) where the CPU
 /// has them, else one signature at a time.
 pub fn verify_many(rules: RuleSet, items: &[SigItem<'_>], out: &mut [bool], batch: usize) {
     assert_eq!(items.len(), out.len());
@@ -191,6 +210,15 @@ pub fn curve_backend() -> &'static str {
 mod tests {
     use super::*;
     use ed25519_dalek::{Signer, SigningKey};
+
+    #[test]
+    fn rule_sets_parse_by_name_and_say_what_they_expect() {
+        for rules in RuleSet::ALL {
+            assert_eq!(rules.name().parse::<RuleSet>(), Ok(rules));
+        }
+        let err = "Zip215".parse::<RuleSet>().unwrap_err();
+        assert_eq!(err.to_string(), "unknown rule set \"Zip215\" (expected zip215 or strict)");
+    }
 
     #[test]
     fn both_rule_sets_accept_a_fresh_signature_and_reject_a_tampered_one() {

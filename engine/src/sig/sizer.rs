@@ -32,6 +32,11 @@ pub enum Method {
     Batch(usize),
 }
 
+/// Picks how each run of zip215 signatures is verified ([`Method`]): a fixed
+/// batch size, or one learned from measured cost per signature across
+/// candidate sizes (and the lanes), probing the others now and then, and
+/// charging each size for the chance that a batch holds an invalid
+/// signature (such a batch fails as a whole and is redone in lanes).
 #[derive(Debug, Clone)]
 pub struct BatchSizer {
     fixed: Option<usize>,
@@ -48,6 +53,7 @@ pub struct BatchSizer {
 /// A method to use now, and which slot it measures (if any).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Choice {
+    /// The method to use.
     pub method: Method,
     slot: Option<usize>,
     first: bool,

@@ -51,13 +51,12 @@ fn run(path: Option<PathBuf>) -> Result<bool, Box<dyn Error>> {
     // 1. Configure and start the validator. It runs one worker thread, which
     //    verifies the signatures of everything queued as one batch. Set what
     //    you need and take the defaults for the rest.
-    let config = ValidatorConfig {
-        // Signature rules for blocks: ZIP215 (the default) or RFC 8032 strict.
-        rules: RuleSet::Zip215,
-        // How long a lone request waits for others to share its batch.
-        max_delay: Duration::from_millis(2),
-        ..ValidatorConfig::default()
-    };
+    //    (`ValidatorConfig` may gain fields: start from its default.)
+    let mut config = ValidatorConfig::default();
+    // Signature rules for blocks: ZIP215 (the default) or RFC 8032 strict.
+    config.rules = RuleSet::Zip215;
+    // How long a lone request waits for others to share its batch.
+    config.max_delay = Duration::from_millis(2);
     let validator = Validator::new(config);
 
     // 2. Submit every block in chain order: the validator keeps each chain's

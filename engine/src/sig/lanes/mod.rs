@@ -1,8 +1,4 @@
-//! ed25519 verification in SIMD lanes: one signature per 64-bit lane, every
-//! step of the check (decompressing A and R, both scalar multiplications,
-//! the final comparison) done for all lanes at once, and a verdict per lane:
-//! no batch equation, so an invalid signature costs what a valid one does.
-//! See `LANES.md` beside this file for the design.
+#![doc = include_str!("LANES.md")]
 
 mod curve;
 mod field;
