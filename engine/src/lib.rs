@@ -4,6 +4,7 @@
 //! The `vigil` CLI, the coprocessor server (`vigil-server`) and the C ABI
 //! (`vigil-capi`) are thin layers over this crate: a node embedding it gets
 //! exactly what they get.
+#![warn(missing_docs)]
 
 // The pipeline, in the order the data flows through it (verify.rs has the
 // picture): the format's views and hashes come from `vigil-format`.
