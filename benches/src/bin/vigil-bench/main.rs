@@ -11,7 +11,7 @@ use vigil_cli::{EXIT_ERROR, Fatal};
 
 /// Measure each stage and end to end against baselines on this machine.
 #[derive(Parser)]
-#[command(name = "vigil bench", bin_name = "vigil bench", version)]
+#[command(name = "vigil bench", bin_name = "vigil bench")]
 struct Cli {
     #[command(flatten)]
     args: bench_cmd::BenchArgs,
