@@ -13,9 +13,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use vigil_datasets::{GenConfig, generate};
+use vigil_engine::GpuMode;
 use vigil_engine::format::blocks;
 use vigil_engine::hash::{self, Digest, K_BLOCK, K_LEAF, K_NODE, K_TX};
-use vigil_engine::sig::{self, BatchSizer, RuleSet, SigItem};
+use vigil_engine::sig::{self, BatchSizer, RuleSet, SigItem, SignerConfig};
 use vigil_engine::{BlockView, TxView};
 use vigil_engine::{ReportSink, Segment, Verifier, VerifyOptions, expand_paths};
 
@@ -435,7 +436,7 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> Result<BenchReport, 
         rows.push(row(&format!("signatures on the GPU ({name})"), "sig", sig_gpu, "CPU, all cores", sig_ours_all));
         let e2e_gpu = rate(secs, n, || {
             let mut opts = VerifyOptions::default();
-            opts.gpu = Some(gpu.clone());
+            opts.signer = SignerConfig::gpu(gpu.clone(), GpuMode::Only);
             let mut sink = CountSink::default();
             Verifier::new(opts).verify_files(&loaded.files, &mut sink).expect("bench chain readable");
             assert_eq!(sink.invalid, 0);

@@ -204,7 +204,8 @@ fn measure(
     let listener = Listener::bind(&address, false).map_err(|e| e.to_string())?;
     let address = listener.local_address().to_string();
     let mut config = ValidatorConfig::default();
-    (config.max_batch, config.max_delay, config.gpu) = (max_batch, max_delay, o.gpu.clone());
+    (config.max_batch, config.max_delay) = (max_batch, max_delay);
+    config.signer = SignerConfig::default().with_gpu(o.gpu.clone(), GpuMode::Only);
     let validator = Arc::new(Validator::new(config));
     let shutdown = Arc::new(AtomicBool::new(false));
     let server = {

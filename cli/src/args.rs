@@ -2,11 +2,15 @@
 
 use crate::Fatal;
 use std::ops::RangeInclusive;
-use std::sync::Arc;
-use vigil_engine::GpuMode;
-use vigil_engine::gpu::ed25519::Kernel;
-use vigil_engine::gpu::{GpuError, GpuOptions, GpuSigner, default_cache_dir};
 use vigil_engine::shard::check_shard;
+use vigil_engine::sig::SignerConfig;
+#[cfg(feature = "gpu")]
+use {
+    std::sync::Arc,
+    vigil_engine::GpuMode,
+    vigil_engine::gpu::ed25519::Kernel,
+    vigil_engine::gpu::{GpuError, GpuOptions, GpuSigner, default_cache_dir},
+};
 
 /// Where signatures are verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -21,16 +25,10 @@ pub enum Backend {
     Auto,
 }
 
-/// What `--backend` opened: the GPU, if any, and how it is used.
-#[derive(Debug, Clone, Default)]
-pub struct Opened {
-    pub gpu: Option<Arc<GpuSigner>>,
-    pub mode: GpuMode,
-}
-
 /// `VIGIL_HYBRID=1`: `--backend auto` splits batches with a software
 /// adapter too (lavapipe is slower than the CPU it runs on, so by default
 /// `auto` leaves it out; tests force it to check the hybrid's verdicts).
+#[cfg(feature = "gpu")]
 fn hybrid_forced() -> bool {
     std::env::var("VIGIL_HYBRID").is_ok_and(|v| v == "1")
 }
@@ -40,6 +38,7 @@ fn hybrid_forced() -> bool {
 /// cache in `$VIGIL_CACHE_DIR`, `$XDG_CACHE_HOME/vigil` or
 /// `~/.cache/vigil`. A build that does not parse, or that the adapter
 /// cannot run, is said and replaced by the fastest.
+#[cfg(feature = "gpu")]
 pub fn open_gpu() -> Result<GpuSigner, GpuError> {
     let mut options = GpuOptions::new().with_cache_dir(default_cache_dir(|k| std::env::var_os(k)));
     let requested = std::env::var("VIGIL_GPU_KERNEL").ok().filter(|v| !v.is_empty());
@@ -58,32 +57,52 @@ pub fn open_gpu() -> Result<GpuSigner, GpuError> {
     Ok(gpu)
 }
 
-/// Opens what `backend` asks for: no GPU means the CPU.
-pub fn open_backend(backend: Backend) -> Result<Opened, Fatal> {
+/// What a build without the cargo feature `gpu` says when asked for one.
+#[cfg(not(feature = "gpu"))]
+pub const NO_GPU_BUILD: &str = "this vigil was built without GPU support (cargo feature `gpu`)";
+
+/// The signature backend `backend` asks for: no GPU means the CPU.
+#[cfg(feature = "gpu")]
+pub fn open_backend(backend: Backend) -> Result<SignerConfig, Fatal> {
+    let on = |gpu: GpuSigner, mode| Ok(SignerConfig::gpu(Arc::new(gpu), mode));
     match backend {
-        Backend::Cpu => Ok(Opened::default()),
+        Backend::Cpu => Ok(SignerConfig::cpu()),
         Backend::Gpu => match open_gpu() {
-            Ok(gpu) => Ok(Opened { gpu: Some(Arc::new(gpu)), mode: GpuMode::Only }),
+            Ok(gpu) => on(gpu, GpuMode::Only),
             Err(e) => Err(Fatal(format!("--backend gpu: {e}"))),
         },
         Backend::Auto => match open_gpu() {
-            Ok(gpu) if !gpu.is_software() => Ok(Opened { gpu: Some(Arc::new(gpu)), mode: GpuMode::Hybrid }),
+            Ok(gpu) if !gpu.is_software() => on(gpu, GpuMode::Hybrid),
             Ok(gpu) if hybrid_forced() => {
                 eprintln!(
                     "vigil: the only GPU adapter is software ({}); VIGIL_HYBRID=1: using it beside the CPU",
                     gpu.adapter().name
                 );
-                Ok(Opened { gpu: Some(Arc::new(gpu)), mode: GpuMode::Hybrid })
+                on(gpu, GpuMode::Hybrid)
             }
             Ok(gpu) => {
                 eprintln!("vigil: the only GPU adapter is software ({}); using the CPU", gpu.adapter().name);
-                Ok(Opened::default())
+                Ok(SignerConfig::cpu())
             }
             Err(e) => {
                 eprintln!("vigil: {e}; using the CPU");
-                Ok(Opened::default())
+                Ok(SignerConfig::cpu())
             }
         },
+    }
+}
+
+/// The signature backend `backend` asks for, in a build without GPU
+/// support: the CPU, or exit 2 for `gpu`.
+#[cfg(not(feature = "gpu"))]
+pub fn open_backend(backend: Backend) -> Result<SignerConfig, Fatal> {
+    match backend {
+        Backend::Cpu => Ok(SignerConfig::cpu()),
+        Backend::Gpu => Err(Fatal(format!("--backend gpu: {NO_GPU_BUILD}"))),
+        Backend::Auto => {
+            eprintln!("vigil: {NO_GPU_BUILD}; using the CPU");
+            Ok(SignerConfig::cpu())
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::Fatal;
 use clap::Args;
+#[cfg(feature = "gpu")]
 use vigil_engine::gpu::list_adapters;
 
 #[derive(Args)]
@@ -11,6 +12,16 @@ pub struct DevicesArgs {
     json: bool,
 }
 
+/// A build without the cargo feature `gpu` sees no adapter, and says why.
+#[cfg(not(feature = "gpu"))]
+pub fn run(a: DevicesArgs) -> Result<u8, Fatal> {
+    if !a.json {
+        println!("no GPU adapter: {}; `--backend auto` uses the CPU", crate::args::NO_GPU_BUILD);
+    }
+    Ok(0)
+}
+
+#[cfg(feature = "gpu")]
 pub fn run(a: DevicesArgs) -> Result<u8, Fatal> {
     let adapters = list_adapters();
     if a.json {

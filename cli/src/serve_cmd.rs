@@ -159,8 +159,7 @@ pub fn run(a: ServeArgs) -> Result<u8, Fatal> {
     config.max_batch = a.max_batch as usize;
     config.max_delay = Duration::from_micros(a.max_delay_us);
     config.max_queue_bytes = max_queue;
-    config.gpu = backend.gpu;
-    config.gpu_mode = backend.mode;
+    config.signer = backend;
     let listener = Listener::bind_with_mode(&a.listen, a.allow_remote, a.socket_mode)?;
     if server_config.token.is_none() && !listener.is_loopback() {
         return Err(Fatal("--allow-remote on a non-loopback address needs --token-file".into()));

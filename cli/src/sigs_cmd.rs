@@ -8,8 +8,7 @@ use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
-use vigil_engine::GpuMode;
-use vigil_engine::sig::{RuleSet, SigItem, SigLine, Signer, SignerConfig, parse_sig_line};
+use vigil_engine::sig::{RuleSet, SigItem, SigLine, Signer, parse_sig_line};
 
 /// Signatures read, verified and printed at a time (memory stays bounded).
 const CHUNK: usize = 16 * 1024;
@@ -41,13 +40,12 @@ pub struct SigsArgs {
 
 pub fn run(a: SigsArgs) -> Result<u8, Fatal> {
     init_threads(a.threads)?;
-    let opened = args::open_backend(a.backend)?;
+    let backend = args::open_backend(a.backend)?.with_batch_size(a.batch_size);
     // `--backend gpu` fails loudly rather than falling back: the signer
     // redoes a failed GPU call on the CPU and counts it, and the first
     // failure ends the run with its error.
-    let gpu_or_nothing = opened.gpu.is_some() && opened.mode == GpuMode::Only;
-    let mut signer =
-        Signer::new(SignerConfig::default().with_gpu(opened.gpu, opened.mode).with_batch_size(a.batch_size));
+    let gpu_or_nothing = backend.gpu_only();
+    let mut signer = Signer::new(backend);
     let mut lines = Lines::open(&a.input, "signatures", MAX_LINE)?;
     let mut out = std::io::stdout().lock();
     let started = Instant::now();

@@ -110,10 +110,8 @@ fn options(a: &VerifyArgs) -> Result<VerifyOptions, Fatal> {
     opts.authorities = authorities;
     opts.io = if a.no_mmap { IoMode::Read } else { IoMode::Mmap };
     opts.rules = a.rules;
-    opts.batch_size = a.batch_size;
     opts.threads = a.threads;
-    opts.gpu = backend.gpu;
-    opts.gpu_mode = backend.mode;
+    opts.signer = backend.with_batch_size(a.batch_size);
     Ok(opts)
 }
 

@@ -4,6 +4,13 @@
 //! The `vigil` CLI, the coprocessor server (`vigil-server`) and the C ABI
 //! (`vigil-capi`) are thin layers over this crate: a node embedding it gets
 //! exactly what they get.
+//!
+//! **Cargo features.** `gpu` (on by default here; off in the workspace's
+//! dependency on this crate, so the server, the C ABI and embedders link no
+//! GPU stack unless they ask): the WGSL backend on wgpu ([`gpu`]) and the
+//! CPU+GPU split ([`hybrid`]), given to a [`sig::Signer`] through
+//! [`sig::SignerConfig`]. Without it every signature is verified on the CPU,
+//! with the same verdicts.
 #![warn(missing_docs)]
 
 // The pipeline, in the order the data flows through it (verify.rs has the
@@ -14,7 +21,9 @@ pub mod frame;
 pub mod hash;
 pub mod multihash; // the hash stage's SIMD lanes
 pub mod sig;
+#[cfg(feature = "gpu")]
 pub mod gpu;
+#[cfg(feature = "gpu")]
 pub mod hybrid;
 pub mod chain;
 pub mod report;

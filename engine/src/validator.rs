@@ -37,11 +37,10 @@
 //! ```
 
 use crate::format::{BlockView, Malformation, check_header};
-use crate::gpu::GpuSigner;
 use crate::hash::Digest;
 use crate::report::{BlockReport, CollectSink};
 use crate::sig::{RuleSet, SharedSigner, SigItem, Signer, SignerConfig, SignerStats};
-use crate::verify::{GpuMode, Verifier, VerifyOptions};
+use crate::verify::{Verifier, VerifyOptions};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -75,11 +74,9 @@ pub struct ValidatorConfig {
     /// once one of its blocks passes every check: blocks that fail never
     /// keep one.
     pub max_chains: usize,
-    /// Verify signatures on this GPU (same verdicts), as `gpu_mode` says:
-    /// every batch on it, or each batch split with the CPU.
-    pub gpu: Option<Arc<GpuSigner>>,
-    /// How `gpu` is used (ignored without one).
-    pub gpu_mode: GpuMode,
+    /// What verifies signatures (blocks' and requests' alike): the CPU, a
+    /// GPU, or both. One [`Signer`] made of it serves every chain.
+    pub signer: SignerConfig,
 }
 
 impl Default for ValidatorConfig {
@@ -92,8 +89,7 @@ impl Default for ValidatorConfig {
             max_delay: Duration::from_millis(2),
             max_queue_bytes: 256 << 20,
             max_chains: 1024,
-            gpu: None,
-            gpu_mode: GpuMode::Only,
+            signer: SignerConfig::default(),
         }
     }
 }
@@ -405,7 +401,7 @@ impl Validator {
     /// When the thread cannot be spawned.
     pub fn new(mut config: ValidatorConfig) -> Validator {
         config.max_delay = config.max_delay.min(MAX_DELAY);
-        let signer = Signer::new(SignerConfig::default().with_gpu(config.gpu.clone(), config.gpu_mode)).shared();
+        let signer = Signer::new(config.signer.clone()).shared();
         let shared = Arc::new(Shared {
             config,
             queue: Mutex::new(Queue::default()),
@@ -531,11 +527,7 @@ impl Validator {
             chains: c.chains.load(Relaxed),
             max_batch: s.config.max_batch as u64,
             max_delay_us: s.config.max_delay.as_micros() as u64,
-            backend: match (&s.config.gpu, s.config.gpu_mode) {
-                (Some(gpu), GpuMode::Only) => format!("gpu: {}", gpu.adapter().name),
-                (Some(gpu), GpuMode::Hybrid | GpuMode::Split(_)) => format!("auto: cpu + gpu: {}", gpu.adapter().name),
-                (None, _) => "cpu".into(),
-            },
+            backend: s.config.signer.backend_name(),
         }
     }
 
@@ -694,8 +686,6 @@ impl Worker {
                     chain_id: Some(key),
                     authorities: config.authorities.clone(),
                     rules: config.rules,
-                    gpu: config.gpu.clone(),
-                    gpu_mode: config.gpu_mode,
                     ..VerifyOptions::default()
                 };
                 self.chains.insert(key, Verifier::with_signer(opts, self.shared.signer.clone()));

@@ -28,7 +28,6 @@
 use crate::chain::{BlockFacts, ChainState, NonceMiss};
 use crate::format::BlockView;
 use crate::frame::{Batch, Limits, Source, frame_all};
-use crate::gpu::GpuSigner;
 use crate::hash::{self, Digest};
 use crate::in_pool;
 use crate::input::{ChainInput, InputError, IoMode};
@@ -57,16 +56,12 @@ pub struct VerifyOptions {
     /// Signature rules; chains in format v1 use zip215 (strict is a
     /// stricter audit, not the chain's rule).
     pub rules: RuleSet,
-    /// Fix the signature batch size instead of learning it.
-    pub batch_size: Option<usize>,
     /// Worker threads of the hash and signature stages (default: rayon's
     /// global pool).
     pub threads: Option<usize>,
-    /// Verify signatures on this GPU (same verdicts; a batch the GPU fails
-    /// to run is verified on the CPU), as `gpu_mode` says.
-    pub gpu: Option<Arc<GpuSigner>>,
-    /// How `gpu` is used: every batch on it, or beside the CPU.
-    pub gpu_mode: GpuMode,
+    /// What verifies the signatures: the CPU (its batch size learned or
+    /// fixed), a GPU, or both ([`Verifier::new`] makes a [`Signer`] of it).
+    pub signer: SignerConfig,
     /// Transactions and bytes a batch holds at most; `None`: by backend
     /// (32 Ki transactions and 32 MiB on the CPU; 256 Ki and 128 MiB with a
     /// GPU, whose dispatches need hundreds of thousands of signatures to
@@ -88,10 +83,8 @@ impl Default for VerifyOptions {
             authorities: None,
             io: IoMode::default(),
             rules: RuleSet::Zip215,
-            batch_size: None,
             threads: None,
-            gpu: None,
-            gpu_mode: GpuMode::Only,
+            signer: SignerConfig::default(),
             max_batch_txs: None,
             max_batch_bytes: None,
             first_position: 0,
@@ -135,16 +128,15 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// A verifier with a signer of its own, made from `opts` (`gpu`,
-    /// `gpu_mode`, `batch_size`).
+    /// A verifier with a signer of its own, made from `opts.signer`.
     pub fn new(opts: VerifyOptions) -> Self {
-        let config = SignerConfig::default().with_gpu(opts.gpu.clone(), opts.gpu_mode).with_batch_size(opts.batch_size);
-        Verifier::with_signer(opts, Signer::new(config).shared())
+        let signer = Signer::new(opts.signer.clone()).shared();
+        Verifier::with_signer(opts, signer)
     }
 
     /// A verifier whose signatures go through `signer` (shared with other
     /// users, one batch at a time: what it learns serves them all);
-    /// `opts.gpu`, `gpu_mode` and `batch_size` are then not used.
+    /// `opts.signer` is then not used.
     pub fn with_signer(opts: VerifyOptions, signer: SharedSigner) -> Self {
         let pool = opts.threads.and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok());
         Verifier {
@@ -219,10 +211,10 @@ impl Verifier {
     }
 
     fn run(&mut self, sources: &[Source<'_>], sink: &mut dyn ReportSink) -> Result<(), InputError> {
-        let gpu = self.signer.lock().unwrap_or_else(PoisonError::into_inner).gpu().cloned();
+        let backend = self.signer.lock().unwrap_or_else(PoisonError::into_inner).config().clone();
         let limits = Limits {
-            txs: self.opts.max_batch_txs.unwrap_or(if gpu.is_some() { 256 << 10 } else { 32 << 10 }),
-            bytes: self.opts.max_batch_bytes.unwrap_or(if gpu.is_some() { 128 << 20 } else { 32 << 20 }),
+            txs: self.opts.max_batch_txs.unwrap_or(if backend.has_gpu() { 256 << 10 } else { 32 << 10 }),
+            bytes: self.opts.max_batch_bytes.unwrap_or(if backend.has_gpu() { 128 << 20 } else { 32 << 20 }),
         };
         let (io, rules) = (self.opts.io, self.opts.rules);
         let Verifier { pool, signer, .. } = self;
@@ -301,7 +293,8 @@ impl Verifier {
                     signatures.as_secs_f64(),
                     chain.as_secs_f64()
                 );
-                if let Some(gpu) = &gpu {
+                #[cfg(feature = "gpu")]
+                if let Some(gpu) = &backend.gpu {
                     tracing::debug!(target: "vigil::stages", "GPU signature calls so far: {}", gpu.call_stats());
                 }
             }

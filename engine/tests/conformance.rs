@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use vigil_engine::format::blocks;
 use vigil_engine::hash::{self, Digest};
+use vigil_engine::sig::SignerConfig;
 use vigil_engine::{CollectSink, IoMode, RuleSet, Verifier, VerifyOptions, expand_paths};
 
 mod common;
@@ -168,7 +169,7 @@ fn every_fault_file_reports_exactly_its_failures() {
             (IoMode::Mmap, RuleSet::Strict, None),
         ] {
             let mut opts = VerifyOptions::default();
-            (opts.io, opts.rules, opts.batch_size) = (io, rules, batch_size);
+            (opts.io, opts.rules, opts.signer) = (io, rules, SignerConfig::cpu().with_batch_size(batch_size));
             let mut sink = CollectSink::default();
             let summary = Verifier::new(opts).verify_files(&[dir.join(name)], &mut sink).unwrap();
             let mut got = BTreeSet::new();

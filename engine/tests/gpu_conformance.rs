@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use vigil_engine::format::blocks;
 use vigil_engine::gpu::GpuSigner;
-use vigil_engine::sig;
+use vigil_engine::sig::{self, SignerConfig};
 use vigil_engine::{
-    BlockVerdict, CollectSink, Request, RuleSet, SigBatch, Validator, ValidatorConfig, Verdict, Verifier, VerifyOptions,
+    BlockVerdict, CollectSink, GpuMode, Request, RuleSet, SigBatch, Validator, ValidatorConfig, Verdict, Verifier,
+    VerifyOptions,
 };
 
 mod common;
@@ -20,7 +21,8 @@ use common::gpu::Report;
 
 fn report(files: &[PathBuf], rules: RuleSet, gpu: Option<Arc<GpuSigner>>) -> Report {
     let mut opts = VerifyOptions::default();
-    (opts.rules, opts.gpu) = (rules, gpu);
+    opts.rules = rules;
+    opts.signer = SignerConfig::default().with_gpu(gpu, GpuMode::Only);
     common::gpu::report(files, opts)
 }
 
@@ -56,7 +58,8 @@ fn validator_on_the_gpu_equals_the_cpu(chains: &[Vec<PathBuf>], gpu: Arc<GpuSign
         let first = std::fs::read(&files[0]).unwrap();
         let chain_id = blocks(&first).next().unwrap().1.unwrap().header.chain_id;
         let mut config = ValidatorConfig::default();
-        (config.gpu, config.chain_id) = (Some(gpu.clone()), Some(chain_id));
+        config.chain_id = Some(chain_id);
+        config.signer = SignerConfig::gpu(gpu.clone(), GpuMode::Only);
         let v = &Validator::new(config);
         let mut pending = Vec::new();
         let mut sig_requests = Vec::new();

@@ -144,7 +144,8 @@ use common::gpu::Report;
 fn report(files: &[PathBuf], rules: RuleSet, gpu: Option<Arc<GpuSigner>>, gpu_mode: GpuMode) -> Report {
     // Small batches: several per chain, so splits fall inside and across blocks.
     let mut opts = VerifyOptions::default();
-    (opts.rules, opts.gpu, opts.gpu_mode, opts.max_batch_txs) = (rules, gpu, gpu_mode, Some(700));
+    (opts.rules, opts.max_batch_txs) = (rules, Some(700));
+    opts.signer = SignerConfig::default().with_gpu(gpu, gpu_mode);
     common::gpu::report(files, opts)
 }
 
@@ -175,7 +176,7 @@ fn validator_with_the_hybrid_answers_what_the_cpu_answers() {
     let Some(gpu) = gpu() else { return };
     let chains = common::data::conformance_chains();
     let mut config = ValidatorConfig::default();
-    (config.gpu, config.gpu_mode) = (Some(gpu), GpuMode::Split(0.25));
+    config.signer = SignerConfig::gpu(gpu, GpuMode::Split(0.25));
     let validator = Validator::new(config);
     assert!(validator.status().backend.starts_with("auto: cpu + gpu"), "{}", validator.status().backend);
     // The valid chain's blocks (one request each) and signature requests.

@@ -1,7 +1,7 @@
 //! The one place a signature backend is wired: the CPU (batch equations or
 //! SIMD lanes, the batch size learned by a [`BatchSizer`]), the GPU (a
-//! [`GpuSigner`]), or both at once ([`crate::hybrid`]), with the failure
-//! policy. The [`Verifier`](crate::Verifier), the
+//! `GpuSigner`, with the cargo feature `gpu`), or both at once (the
+//! feature's `hybrid` module), with the failure policy. The [`Verifier`](crate::Verifier), the
 //! [`Validator`](crate::Validator) and the CLI's `vigil sigs` all verify
 //! through a [`Signer`].
 //!
@@ -13,13 +13,17 @@
 //! nothing (`vigil sigs --backend gpu`) can still fail loudly.
 
 use super::{BatchSizer, RuleSet, SigItem, verify_many_tuned};
+#[cfg(feature = "gpu")]
 use crate::gpu::{GpuError, GpuSigner};
+#[cfg(feature = "gpu")]
 use crate::hybrid::{self, Feeder, Hybrid, HybridSplitter};
+#[cfg(feature = "gpu")]
 use std::any::Any;
+#[cfg(feature = "gpu")]
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
-/// How a GPU given to a signer (through [`SignerConfig`],
+/// How a GPU given to a signer (through a [`SignerConfig`], alone or in
 /// [`VerifyOptions`](crate::VerifyOptions) or
 /// [`ValidatorConfig`](crate::ValidatorConfig)) is used. Verdicts are the
 /// same either way.
@@ -29,21 +33,27 @@ pub enum GpuMode {
     #[default]
     Only,
     /// Each batch split between the GPU and the CPU by measured throughput,
-    /// small batches on the CPU alone (`--backend auto`): see
-    /// [`crate::hybrid`].
+    /// small batches on the CPU alone (`--backend auto`): see the `hybrid`
+    /// module (feature `gpu`).
     Hybrid,
     /// Each batch split with this fixed share (0 to 1) for the GPU, nothing
     /// learned: for tests and measurements.
     Split(f64),
 }
 
-/// What a [`Signer`] is built from. Without a GPU it verifies on the CPU.
+/// What a [`Signer`] is built from: the backend of a
+/// [`Verifier`](crate::Verifier), a [`Validator`](crate::Validator) or
+/// `vigil sigs`. Without a GPU it verifies on the CPU.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct SignerConfig {
-    /// Verify signatures on this GPU, as `gpu_mode` says.
+    /// Verify signatures on this GPU (same verdicts; a call the GPU fails
+    /// is verified on the CPU), as `gpu_mode` says.
+    #[cfg(feature = "gpu")]
     pub gpu: Option<Arc<GpuSigner>>,
-    /// How `gpu` is used.
+    /// How `gpu` is used: every batch on it, or each batch split with the
+    /// CPU.
+    #[cfg(feature = "gpu")]
     pub gpu_mode: GpuMode,
     /// Fix the CPU's zip215 batch size instead of learning it.
     pub batch_size: Option<usize>,
@@ -56,15 +66,48 @@ impl SignerConfig {
     }
 
     /// `gpu`, used as `mode` says.
+    #[cfg(feature = "gpu")]
     pub fn gpu(gpu: Arc<GpuSigner>, mode: GpuMode) -> Self {
         SignerConfig { gpu: Some(gpu), gpu_mode: mode, batch_size: None }
     }
 
     /// The GPU if there is one (as `mode` says), else the CPU.
+    #[cfg(feature = "gpu")]
     pub fn with_gpu(mut self, gpu: Option<Arc<GpuSigner>>, mode: GpuMode) -> Self {
         self.gpu = gpu;
         self.gpu_mode = mode;
         self
+    }
+
+    /// Whether a GPU takes part.
+    pub fn has_gpu(&self) -> bool {
+        #[cfg(feature = "gpu")]
+        return self.gpu.is_some();
+        #[cfg(not(feature = "gpu"))]
+        false
+    }
+
+    /// Whether every batch goes to a GPU ([`GpuMode::Only`]): a caller
+    /// that wants the GPU or nothing checks
+    /// [`Signer::last_gpu_failure`].
+    pub fn gpu_only(&self) -> bool {
+        #[cfg(feature = "gpu")]
+        return self.gpu.is_some() && self.gpu_mode == GpuMode::Only;
+        #[cfg(not(feature = "gpu"))]
+        false
+    }
+
+    /// What verifies: `cpu`, `gpu: ADAPTER` or `auto: cpu + gpu: ADAPTER`
+    /// (the Validator's status, the bench reports).
+    pub fn backend_name(&self) -> String {
+        #[cfg(feature = "gpu")]
+        if let Some(gpu) = &self.gpu {
+            return match self.gpu_mode {
+                GpuMode::Only => format!("gpu: {}", gpu.adapter().name),
+                GpuMode::Hybrid | GpuMode::Split(_) => format!("auto: cpu + gpu: {}", gpu.adapter().name),
+            };
+        }
+        "cpu".into()
     }
 
     /// A fixed CPU batch size (`None`: learned).
@@ -80,6 +123,7 @@ impl SignerConfig {
 #[non_exhaustive]
 pub enum GpuFailure {
     /// The device or the driver reported an error.
+    #[cfg(feature = "gpu")]
     #[error(transparent)]
     Error(#[from] GpuError),
     /// The call panicked (in the driver, or in wgpu).
@@ -95,6 +139,7 @@ pub enum GpuFailure {
     },
 }
 
+#[cfg(feature = "gpu")]
 impl GpuFailure {
     /// The failure for a caught panic's payload.
     pub(crate) fn from_panic(payload: Box<dyn Any + Send>) -> GpuFailure {
@@ -139,12 +184,14 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    #[cfg(feature = "gpu")]
     pub(crate) fn gpu_verified(&mut self, n: usize) {
         self.stats.gpu_calls += 1;
         self.stats.gpu_signatures += n as u64;
     }
 
     /// A GPU call on `n` signatures failed; they were verified on the CPU.
+    #[cfg(feature = "gpu")]
     pub(crate) fn gpu_failed(&mut self, n: usize, failure: GpuFailure) {
         let s = &mut self.stats;
         s.gpu_calls += 1;
@@ -163,6 +210,7 @@ impl Tally {
 
 /// `gpu.verify`, with a panic or a wrong verdict count turned into a
 /// failure.
+#[cfg(feature = "gpu")]
 pub(crate) fn call_gpu(gpu: &GpuSigner, rules: RuleSet, items: &[SigItem<'_>]) -> Result<Vec<bool>, GpuFailure> {
     match catch_unwind(AssertUnwindSafe(|| gpu.verify(rules, items))) {
         Ok(Ok(verdicts)) if verdicts.len() == items.len() => Ok(verdicts),
@@ -182,10 +230,11 @@ pub(crate) fn call_gpu(gpu: &GpuSigner, rules: RuleSet, items: &[SigItem<'_>]) -
 /// with it: to share it, share the signer ([`Signer::shared`]).
 #[derive(Debug)]
 pub struct Signer {
-    gpu: Option<Arc<GpuSigner>>,
-    mode: GpuMode,
+    config: SignerConfig,
     sizer: BatchSizer,
+    #[cfg(feature = "gpu")]
     splitter: HybridSplitter,
+    #[cfg(feature = "gpu")]
     feeder: Feeder,
     tally: Tally,
 }
@@ -204,17 +253,17 @@ impl Default for Signer {
 impl Signer {
     /// A signer as `config` says.
     pub fn new(config: SignerConfig) -> Signer {
-        let splitter = match config.gpu_mode {
-            GpuMode::Split(share) => HybridSplitter::fixed(share),
-            GpuMode::Only | GpuMode::Hybrid => HybridSplitter::new(),
-        };
         Signer {
-            gpu: config.gpu,
-            mode: config.gpu_mode,
             sizer: config.batch_size.map_or_else(BatchSizer::new, BatchSizer::fixed),
-            splitter,
+            #[cfg(feature = "gpu")]
+            splitter: match config.gpu_mode {
+                GpuMode::Split(share) => HybridSplitter::fixed(share),
+                GpuMode::Only | GpuMode::Hybrid => HybridSplitter::new(),
+            },
+            #[cfg(feature = "gpu")]
             feeder: Feeder::default(),
             tally: Tally::default(),
+            config,
         }
     }
 
@@ -223,14 +272,15 @@ impl Signer {
         Arc::new(Mutex::new(self))
     }
 
-    /// The GPU it uses, if any.
-    pub fn gpu(&self) -> Option<&Arc<GpuSigner>> {
-        self.gpu.as_ref()
+    /// What it was built from.
+    pub fn config(&self) -> &SignerConfig {
+        &self.config
     }
 
-    /// How it uses its GPU.
-    pub fn gpu_mode(&self) -> GpuMode {
-        self.mode
+    /// The GPU it uses, if any.
+    #[cfg(feature = "gpu")]
+    pub fn gpu(&self) -> Option<&Arc<GpuSigner>> {
+        self.config.gpu.as_ref()
     }
 
     /// The CPU's batch sizer, as learned so far.
@@ -240,6 +290,7 @@ impl Signer {
 
     /// The hybrid's model, as learned so far (learning only with
     /// [`GpuMode::Hybrid`]).
+    #[cfg(feature = "gpu")]
     pub fn splitter(&self) -> &HybridSplitter {
         &self.splitter
     }
@@ -264,31 +315,34 @@ impl Signer {
         }
         self.tally.stats.batches += 1;
         self.tally.stats.signatures += items.len() as u64;
-        match (&self.gpu, self.mode) {
-            (None, _) => self.cpu(rules, items),
-            (Some(gpu), GpuMode::Only) => match call_gpu(gpu, rules, items) {
-                Ok(verdicts) => {
-                    self.tally.gpu_verified(items.len());
-                    verdicts
+        #[cfg(feature = "gpu")]
+        if let Some(gpu) = &self.config.gpu {
+            return match self.config.gpu_mode {
+                GpuMode::Only => match call_gpu(gpu, rules, items) {
+                    Ok(verdicts) => {
+                        self.tally.gpu_verified(items.len());
+                        verdicts
+                    }
+                    Err(failure) => {
+                        let mut verdicts = vec![false; items.len()];
+                        verify_many_tuned(rules, items, &mut verdicts, &mut self.sizer);
+                        self.tally.gpu_failed(items.len(), failure);
+                        verdicts
+                    }
+                },
+                GpuMode::Hybrid | GpuMode::Split(_) => {
+                    let mut run = Hybrid {
+                        gpu,
+                        sizer: &mut self.sizer,
+                        splitter: &mut self.splitter,
+                        feeder: &self.feeder,
+                        tally: &mut self.tally,
+                    };
+                    hybrid::verify_signatures(&mut run, rules, items)
                 }
-                Err(failure) => {
-                    let mut verdicts = vec![false; items.len()];
-                    verify_many_tuned(rules, items, &mut verdicts, &mut self.sizer);
-                    self.tally.gpu_failed(items.len(), failure);
-                    verdicts
-                }
-            },
-            (Some(gpu), GpuMode::Hybrid | GpuMode::Split(_)) => {
-                let mut run = Hybrid {
-                    gpu,
-                    sizer: &mut self.sizer,
-                    splitter: &mut self.splitter,
-                    feeder: &self.feeder,
-                    tally: &mut self.tally,
-                };
-                hybrid::verify_signatures(&mut run, rules, items)
-            }
+            };
         }
+        self.cpu(rules, items)
     }
 
     fn cpu(&mut self, rules: RuleSet, items: &[SigItem<'_>]) -> Vec<bool> {
