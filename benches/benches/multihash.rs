@@ -1,5 +1,5 @@
 //! Keyed BLAKE3 over many short messages per core (one thread): the blake3
-//! crate one call per message against `vigil_engine::multihash` on each
+//! crate one call per message against `vigil_engine::hash::lanes` on each
 //! backend this CPU runs, batches of 4096 messages of 64 to 1024 bytes, a
 //! mixed 100-400-byte batch (transaction sizes), and the engine's fixed
 //! shapes (tx_id with a 32-byte chain id prefix, 96-byte leaves, 64-byte
@@ -10,7 +10,7 @@
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime};
 use std::hint::black_box;
 use std::time::Duration;
-use vigil_engine::multihash::{
+use vigil_engine::hash::lanes::{
     Backend, backend, keyed_hash_many_prefixed_with, keyed_hash_many_with, keyed_hash_nodes_with, keyed_hash_pairs_with,
 };
 

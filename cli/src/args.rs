@@ -148,6 +148,24 @@ pub fn hex32(s: &str) -> Result<[u8; 32], String> {
 mod tests {
     use super::*;
 
+    /// Run by CI with `--no-default-features`.
+    #[cfg(not(feature = "gpu"))]
+    #[test]
+    fn a_build_without_the_gpu_feature_refuses_backend_gpu_and_runs_auto_on_the_cpu() {
+        let err = open_backend(Backend::Gpu).unwrap_err();
+        assert_eq!(err.0, format!("--backend gpu: {NO_GPU_BUILD}"));
+        assert!(!open_backend(Backend::Auto).unwrap().has_gpu());
+        assert!(!open_backend(Backend::Cpu).unwrap().has_gpu());
+    }
+
+    /// `--backend cpu` opens no GPU, whatever the build.
+    #[test]
+    fn backend_cpu_is_the_cpu_alone() {
+        let cpu = open_backend(Backend::Cpu).unwrap();
+        assert!(!cpu.has_gpu() && !cpu.gpu_only());
+        assert_eq!(cpu.backend_name(), "cpu");
+    }
+
     #[test]
     fn parses_ranges_and_sizes() {
         assert_eq!(range_u32("5"), Ok(5..=5));

@@ -11,6 +11,7 @@ pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
 /// A run-stopping error: printed as one line, exit code 2.
+#[derive(Debug)]
 pub struct Fatal(pub String);
 
 impl<E: std::fmt::Display> From<E> for Fatal {

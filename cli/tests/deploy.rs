@@ -33,7 +33,7 @@ fn path_with_vigil() -> String {
     format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
 }
 
-mod common;
+use crate::common;
 use common::SCHEDULER_VARS;
 
 fn chain(dir: &Path) -> PathBuf {

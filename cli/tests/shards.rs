@@ -8,7 +8,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 use vigil_engine::shard;
 
-mod common;
+use crate::common;
 use common::*;
 
 /// A chain of 24 blocks in several files, `faults` injected.

@@ -7,6 +7,7 @@ use crate::hash::Digest;
 use crate::report::{Failure, Rule};
 use rayon::prelude::*;
 use std::collections::HashMap;
+use std::fmt;
 
 /// What a later block is checked against: the last well-formed block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,13 +27,57 @@ pub struct BlockFacts {
     pub hash: Digest,
     /// The Merkle root of the body as computed.
     pub computed_root: Digest,
-    /// `Err(detail)` when the block signature rule fails.
-    pub block_signature: Result<(), String>,
+    /// `Err` when the `block_signature` rule fails, saying how.
+    pub block_signature: Result<(), BlockSignatureFault>,
     /// Indices (ascending) of transactions whose signature does not verify.
     pub bad_tx_signatures: Vec<u32>,
     /// Transactions (ascending index) whose nonce is not the one expected,
     /// from [`ChainState::check_nonces`].
     pub nonce_misses: Vec<NonceMiss>,
+}
+
+/// How a block breaks the `block_signature` rule: its proposer's signature
+/// does not verify, or its proposer is not one of the given authorities, or
+/// both.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub struct BlockSignatureFault {
+    /// The block's proposer key.
+    pub proposer: [u8; 32],
+    /// `proposer_sig` does not verify for `proposer`.
+    pub bad_signature: bool,
+    /// `proposer` is not an authority (only when authorities are given).
+    pub not_authority: bool,
+}
+
+impl BlockSignatureFault {
+    /// The fault of a block whose signature verified or not
+    /// (`signature_ok`) and whose proposer is an authority or not; `None`
+    /// when neither is wrong.
+    pub fn of(proposer: [u8; 32], signature_ok: bool, is_authority: bool) -> Option<BlockSignatureFault> {
+        (!signature_ok || !is_authority).then_some(BlockSignatureFault {
+            proposer,
+            bad_signature: !signature_ok,
+            not_authority: !is_authority,
+        })
+    }
+}
+
+impl fmt::Display for BlockSignatureFault {
+    /// What the report says: each problem, `; `-separated.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proposer = hex::encode(self.proposer);
+        if self.bad_signature {
+            write!(f, "proposer_sig does not verify for proposer {proposer}")?;
+        }
+        if self.bad_signature && self.not_authority {
+            f.write_str("; ")?;
+        }
+        if self.not_authority {
+            write!(f, "proposer {proposer} is not an authority")?;
+        }
+        Ok(())
+    }
 }
 
 /// A transaction whose nonce breaks the `nonce` rule.
@@ -248,7 +293,7 @@ impl ChainState {
             ));
         }
         if let Err(detail) = &facts.block_signature {
-            failures.push(block_failure(Rule::BlockSignature, detail.clone()));
+            failures.push(block_failure(Rule::BlockSignature, detail.to_string()));
         }
 
         let mut bad_sigs = facts.bad_tx_signatures.iter().copied().peekable();
@@ -323,6 +368,22 @@ pub fn nonce_failure(tx: u32, nonce: u64, expected: Option<u64>) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_signature_fault_says_each_problem_as_reports_always_have() {
+        let p = [0xab; 32];
+        let hex = "ab".repeat(32);
+        assert_eq!(BlockSignatureFault::of(p, true, true), None);
+        let bad = BlockSignatureFault::of(p, false, true).unwrap();
+        assert_eq!(bad.to_string(), format!("proposer_sig does not verify for proposer {hex}"));
+        let outsider = BlockSignatureFault::of(p, true, false).unwrap();
+        assert_eq!(outsider.to_string(), format!("proposer {hex} is not an authority"));
+        let both = BlockSignatureFault::of(p, false, false).unwrap();
+        assert_eq!(
+            both.to_string(),
+            format!("proposer_sig does not verify for proposer {hex}; proposer {hex} is not an authority")
+        );
+    }
 
     /// The rule stated plainly, one sender map, one transaction at a time.
     fn reference(txs: &[([u8; 32], u64)]) -> Vec<NonceMiss> {

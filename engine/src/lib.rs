@@ -19,7 +19,6 @@ pub use vigil_format as format;
 pub mod input;
 pub mod frame;
 pub mod hash;
-pub mod multihash; // the hash stage's SIMD lanes
 pub mod sig;
 #[cfg(feature = "gpu")]
 pub mod gpu;
@@ -32,6 +31,9 @@ pub mod report;
 pub mod verify;
 pub mod validator;
 pub mod shard;
+
+#[cfg(feature = "test-utils")]
+pub mod test_utils;
 
 pub use chain::ChainState;
 pub use format::{BlockHeader, BlockView, Malformation, TxHeader, TxView};

@@ -25,7 +25,7 @@
 //! `IoMode::Read` (`--no-mmap`) reads with plain `read` calls instead, and a
 //! file that changes size under it is reported as an I/O error naming it.
 
-use crate::chain::{BlockFacts, ChainState, NonceMiss};
+use crate::chain::{BlockFacts, BlockSignatureFault, ChainState, NonceMiss};
 use crate::format::BlockView;
 use crate::frame::{Batch, Limits, Source, frame_all};
 use crate::hash::{self, Digest};
@@ -463,14 +463,8 @@ fn block_signature_verdict(
     view: &BlockView<'_>,
     signature_ok: bool,
     authorities: Option<&HashSet<[u8; 32]>>,
-) -> Result<(), String> {
-    let h = view.header;
-    let mut problems = Vec::new();
-    if !signature_ok {
-        problems.push(format!("proposer_sig does not verify for proposer {}", hex::encode(h.proposer)));
-    }
-    if authorities.is_some_and(|set| !set.contains(&h.proposer)) {
-        problems.push(format!("proposer {} is not an authority", hex::encode(h.proposer)));
-    }
-    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+) -> Result<(), BlockSignatureFault> {
+    let proposer = view.header.proposer;
+    let is_authority = authorities.is_none_or(|set| set.contains(&proposer));
+    BlockSignatureFault::of(proposer, signature_ok, is_authority).map_or(Ok(()), Err)
 }

@@ -22,7 +22,8 @@ use vigil_engine::sig::{RuleSet, SigItem, verify, verify_many, verify_zip215_bat
 
 const DEFAULT_SIGS: usize = 100_000;
 
-mod common;
+use crate::common;
+use common::env_or;
 use common::sig_cases::*;
 
 /// Batches (lists of indices into the signatures) of varied sizes and shares

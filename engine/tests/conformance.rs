@@ -10,7 +10,7 @@ use vigil_engine::hash::{self, Digest};
 use vigil_engine::sig::SignerConfig;
 use vigil_engine::{CollectSink, IoMode, RuleSet, Verifier, VerifyOptions, expand_paths};
 
-mod common;
+use crate::common;
 
 fn conformance_dir() -> PathBuf {
     common::data::conformance()

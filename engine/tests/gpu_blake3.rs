@@ -10,7 +10,7 @@ use vigil_engine::gpu::GpuContext;
 use vigil_engine::gpu::blake3::GpuBlake3;
 use vigil_engine::hash;
 
-mod common;
+use crate::common;
 
 fn context() -> Option<GpuContext> {
     let ctx = common::gpu::or_skip(GpuContext::with_options(&common::gpu::options()))?;

@@ -15,7 +15,7 @@ use vigil_engine::{
     VerifyOptions,
 };
 
-mod common;
+use crate::common;
 
 use common::gpu::Report;
 

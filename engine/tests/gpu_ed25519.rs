@@ -23,8 +23,9 @@ use vigil_engine::sig::{RuleSet, SigItem, verify};
 
 const DEFAULT_DIFF_SIGS: usize = 20_000;
 
-mod common;
+use crate::common;
 use common::data::{read_vectors as read, unhex, vectors_json as json};
+use common::env_or;
 use common::sig_cases::*;
 
 // ---------------------------------------------------------------------------

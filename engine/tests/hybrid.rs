@@ -1,6 +1,6 @@
 //! The hybrid backend (`--backend auto`: each batch split between the GPU
 //! and the CPU) gives exactly the CPU's verdicts: for random mixes of valid
-//! and invalid signatures (every family of `common::sig_cases`) under both
+//! and invalid signatures (every family of `vigil_engine::test_utils::sig_cases`) under both
 //! rule sets, at fixed GPU shares from 0 to 1 and on tiny batches, with the
 //! learning splitter, through the `Verifier` on every conformance chain, and
 //! through the `Validator`.
@@ -20,7 +20,7 @@ use vigil_engine::{
     VerifyOptions,
 };
 
-mod common;
+use crate::common;
 use common::sig_cases::{Sig, generate_all};
 
 const SEED: u64 = 0x6879_6272_6964; // "hybrid"

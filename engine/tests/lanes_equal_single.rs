@@ -1,6 +1,6 @@
 //! Differential test: every lane implementation this CPU runs gives exactly
 //! the single verifier's verdict (`sig::verify`), under both rule sets, on
-//! every family of `common::sig_cases` (fresh signatures from few and many
+//! every family of `vigil_engine::test_utils::sig_cases` (fresh signatures from few and many
 //! senders, one-bit flips of R, S, A and the message, S = L, S + L, high
 //! bits of S, small-order, mixed-order, non-canonical and non-decodable A
 //! and R), in shuffled groups so that every kind of signature shares lanes
@@ -20,7 +20,8 @@ use std::time::Instant;
 use vigil_engine::sig::lanes::{Lanes, verify_lanes};
 use vigil_engine::sig::{RuleSet, SigItem, verify};
 
-mod common;
+use crate::common;
+use common::env_or;
 use common::sig_cases::*;
 
 #[test]

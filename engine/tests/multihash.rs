@@ -1,4 +1,4 @@
-//! `vigil_engine::multihash` against `blake3::keyed_hash`, bit for bit, on
+//! `vigil_engine::hash::lanes` against `blake3::keyed_hash`, bit for bit, on
 //! every backend this CPU runs. A backend the CPU lacks is reported on
 //! stderr past the test harness's output capture, so the line shows in a
 //! plain `cargo test`; set `VIGIL_MULTIHASH_REQUIRE=avx2,avx512` to make a
@@ -8,7 +8,7 @@ use std::io::Write;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vigil_engine::multihash::{
+use vigil_engine::hash::lanes::{
     Backend, backend, backend_name, keyed_hash_many, keyed_hash_many_prefixed, keyed_hash_many_prefixed_with,
     keyed_hash_many_with, keyed_hash_nodes, keyed_hash_nodes_with, keyed_hash_pairs, keyed_hash_pairs_with,
 };

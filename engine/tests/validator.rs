@@ -16,7 +16,7 @@ use vigil_engine::{
     VerifyOptions, expand_paths,
 };
 
-mod common;
+use crate::common;
 use common::sig_cases::{Sig, generate_all};
 
 fn conformance(sub: &str) -> PathBuf {

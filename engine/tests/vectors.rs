@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use vigil_engine::sig::lanes::verify_lanes;
 use vigil_engine::sig::{RuleSet, SigItem, verify, verify_many, verify_zip215_batch};
 
-mod common;
+use crate::common;
 use common::data::{read_vectors as read, unhex, vectors_json as json};
 
 fn hex_str(v: &Value) -> &str {

@@ -823,7 +823,7 @@ fn hash(id: u64, key: Option<[u8; 32]>, count: usize, view: proto::RequestView) 
         refs.clear();
         refs.extend(messages.by_ref().take(out.len()));
         match key {
-            Some(key) => vigil_engine::multihash::keyed_hash_many(&key, &refs, out),
+            Some(key) => vigil_engine::hash::lanes::keyed_hash_many(&key, &refs, out),
             None => {
                 for (d, m) in out.iter_mut().zip(&refs) {
                     *d = *blake3::hash(m).as_bytes();

@@ -18,9 +18,7 @@ use vigil_engine::{BlockReport, CollectSink, Validator, ValidatorConfig, Verifie
 use vigil_server::{self as server, Address, Listener, ServerConfig, ServerCounters};
 
 /// The engine tests' signature cases (valid, every mutation family).
-#[path = "../../engine/tests/common/sig_cases.rs"]
-mod sig_cases;
-use sig_cases::{Sig, generate_all};
+use vigil_engine::test_utils::sig_cases::{Sig, generate_all};
 
 struct Running {
     address: String,

@@ -1,19 +1,20 @@
 //! The format's hashes (`vigil_format::hash`), and the forms the pipeline
 //! uses: many tx_ids, leaves and Merkle nodes per SIMD step
-//! ([`crate::multihash`]).
+//! ([`lanes`]).
+
+pub mod lanes;
 
 pub use vigil_format::hash::*;
 
 use crate::format::{BlockView, TxView};
-use crate::multihash;
 
 /// Fills `ids` and `leaves` with the tx_id and leaf of each of `txs` (all of
 /// one block, whose chain id is `chain_id`), many messages per SIMD step.
 pub fn tx_ids_and_leaves(chain_id: &Digest, txs: &[TxView<'_>], ids: &mut [Digest], leaves: &mut [Digest]) {
     let signed: Vec<&[u8]> = txs.iter().map(|tx| tx.signed_part()).collect();
-    multihash::keyed_hash_many_prefixed(&K_TX, chain_id, &signed, ids);
+    lanes::keyed_hash_many_prefixed(&K_TX, chain_id, &signed, ids);
     let signatures: Vec<[u8; 64]> = txs.iter().map(|tx| *tx.signature()).collect();
-    multihash::keyed_hash_pairs(&K_LEAF, ids, &signatures, leaves);
+    lanes::keyed_hash_pairs(&K_LEAF, ids, &signatures, leaves);
 }
 
 /// The Merkle root over `leaves`, a level at a time with many nodes per SIMD
@@ -28,7 +29,7 @@ pub fn merkle_root(leaves: &[Digest], scratch: &mut Vec<Digest>) -> Digest {
     let mut n = leaves.len();
     while n > 1 {
         let pairs = n / 2;
-        multihash::keyed_hash_nodes(&K_NODE, &scratch[..2 * pairs], &mut next[..pairs]);
+        lanes::keyed_hash_nodes(&K_NODE, &scratch[..2 * pairs], &mut next[..pairs]);
         if n % 2 == 1 {
             // An odd last node is carried up unchanged.
             next[pairs] = scratch[n - 1];

@@ -2,8 +2,8 @@
 //! S + L, small- and mixed-order points, non-canonical and non-decodable
 //! encodings), each built to a known verdict under zip215 and strict. Shared
 //! by the batch-versus-single and GPU-versus-CPU differential tests.
-#![allow(dead_code)] // each test crate uses a subset
 
+use crate::sig::SigItem;
 use curve25519_dalek::constants::EIGHT_TORSION;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
@@ -13,8 +13,8 @@ use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 use sha2::{Digest, Sha512};
-use vigil_engine::sig::SigItem;
 
+/// The seed the differential tests use unless told another.
 pub const DEFAULT_SEED: u64 = 0x7669_6769_6c5f_6466; // "vigil_df"
 
 /// The group order L, little-endian.
@@ -29,28 +29,42 @@ pub const P: [u8; 32] = [
     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
 ];
 
+/// How a signature was made: fresh, or mutated in one way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Family {
     /// Signed by one of a few senders (keys reused across signatures).
     FreshFewSenders,
     /// Signed by a fresh key each time.
     FreshDistinct,
+    /// One bit of R flipped.
     FlipR,
+    /// One bit of S flipped.
     FlipS,
+    /// One bit of the public key flipped.
     FlipA,
+    /// One bit of the message flipped (or a byte added to an empty one).
     FlipMessage,
     /// S + L (same scalar mod L, non-canonical).
     SPlusL,
+    /// S = L exactly.
     SEqualsL,
     /// Some of S's bits 253..=255 set.
     SHighBits,
+    /// A is a torsion point (small order), S signs for it.
     SmallOrderA,
+    /// R is a torsion point, S signs for it.
     SmallOrderR,
+    /// A is a real key plus a torsion point.
     MixedOrderA,
+    /// R is a real nonce point plus a torsion point.
     MixedOrderR,
+    /// A in a non-canonical encoding that decodes.
     NonCanonicalA,
+    /// R in a non-canonical encoding that decodes.
     NonCanonicalR,
+    /// A is 32 bytes that decode to no point.
     NonDecodableA,
+    /// R is 32 bytes that decode to no point.
     NonDecodableR,
 }
 
@@ -102,21 +116,30 @@ impl Family {
 /// One generated signature and the verdicts it was built to have.
 #[derive(Debug, Clone)]
 pub struct Sig {
+    /// How it was made.
     pub family: Family,
+    /// The public key A, as given to the verifier.
     pub public_key: [u8; 32],
+    /// The message.
     pub message: Vec<u8>,
+    /// R ‖ S.
     pub signature: [u8; 64],
+    /// The verdict it was built to have under zip215.
     pub want_zip215: bool,
+    /// The verdict it was built to have under strict.
     pub want_strict: bool,
     /// How it was made, for failure messages.
     pub note: String,
 }
 
 impl Sig {
+    /// It, borrowed as the verifiers take it.
     pub fn item(&self) -> SigItem<'_> {
         SigItem { public_key: &self.public_key, message: &self.message, signature: &self.signature }
     }
 
+    /// Its family, how it was made and its bytes in hex, for failure
+    /// messages.
     pub fn dump(&self) -> String {
         format!(
             "{:?} ({}): pk {} msg {} sig {}",
@@ -129,20 +152,15 @@ impl Sig {
     }
 }
 
-pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
-    }
-}
-
+/// A uniformly random scalar.
 pub fn random_scalar(rng: &mut impl Rng) -> Scalar {
     let mut wide = [0u8; 64];
     rng.fill_bytes(&mut wide);
     Scalar::from_bytes_mod_order_wide(&wide)
 }
 
-pub fn random_message(rng: &mut impl Rng) -> Vec<u8> {
+/// A random message: 32 bytes half the time, else 0 to 199.
+fn random_message(rng: &mut impl Rng) -> Vec<u8> {
     let len = if rng.random_bool(0.5) { 32 } else { rng.random_range(0..200) };
     let mut m = vec![0u8; len];
     rng.fill_bytes(&mut m);
@@ -150,10 +168,11 @@ pub fn random_message(rng: &mut impl Rng) -> Vec<u8> {
 }
 
 /// k = SHA-512(R ‖ A ‖ M) mod L, over the bytes as given.
-pub fn challenge(r: &[u8; 32], a: &[u8; 32], m: &[u8]) -> Scalar {
+fn challenge(r: &[u8; 32], a: &[u8; 32], m: &[u8]) -> Scalar {
     Scalar::from_hash(Sha512::new().chain_update(r).chain_update(a).chain_update(m))
 }
 
+/// R ‖ S as signature bytes.
 pub fn signature(r: &[u8; 32], s: &Scalar) -> [u8; 64] {
     let mut sig = [0u8; 64];
     sig[..32].copy_from_slice(r);
@@ -161,7 +180,8 @@ pub fn signature(r: &[u8; 32], s: &Scalar) -> [u8; 64] {
     sig
 }
 
-pub fn add_le(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+/// a + b, little-endian 256-bit (panics on overflow).
+fn add_le(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
     let mut out = [0u8; 32];
     let mut carry = 0u16;
     for i in 0..32 {
@@ -173,24 +193,24 @@ pub fn add_le(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
     out
 }
 
-pub fn flip_bit(bytes: &mut [u8], bit: usize) {
+fn flip_bit(bytes: &mut [u8], bit: usize) {
     bytes[bit / 8] ^= 1 << (bit % 8);
 }
 
 /// Fixed material every signature may draw on.
-pub struct Material {
-    pub senders: Vec<SigningKey>,
+struct Material {
+    senders: Vec<SigningKey>,
     /// The 8 torsion points and their canonical encodings.
-    pub torsion: Vec<(EdwardsPoint, [u8; 32])>,
+    torsion: Vec<(EdwardsPoint, [u8; 32])>,
     /// Non-canonical encodings that decode: y + p for the y in 0..19 that
     /// decode (both signs), and x = 0 with the sign bit set (y = 1, y = p − 1).
-    pub non_canonical: Vec<[u8; 32]>,
+    non_canonical: Vec<[u8; 32]>,
     /// Which of `non_canonical` are of small order.
-    pub non_canonical_small: Vec<[u8; 32]>,
+    non_canonical_small: Vec<[u8; 32]>,
 }
 
 impl Material {
-    pub fn new(seed: u64) -> Self {
+    fn new(seed: u64) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x5e4d_e45e);
         let senders = (0..8)
             .map(|_| {
@@ -256,7 +276,7 @@ impl Material {
 
 /// A real keypair as a scalar: either a sender's (expanded) key or a fresh
 /// random scalar.
-pub fn keypair(rng: &mut impl Rng, m: &Material) -> (Scalar, [u8; 32]) {
+fn keypair(rng: &mut impl Rng, m: &Material) -> (Scalar, [u8; 32]) {
     if rng.random_bool(0.5) {
         let sk = &m.senders[rng.random_range(0..m.senders.len())];
         (sk.to_scalar(), sk.verifying_key().to_bytes())
@@ -267,7 +287,7 @@ pub fn keypair(rng: &mut impl Rng, m: &Material) -> (Scalar, [u8; 32]) {
 }
 
 /// An ordinary valid signature (from a sender or a fresh key).
-pub fn fresh(rng: &mut impl Rng, m: &Material, few_senders: bool) -> ([u8; 32], Vec<u8>, [u8; 64]) {
+fn fresh(rng: &mut impl Rng, m: &Material, few_senders: bool) -> ([u8; 32], Vec<u8>, [u8; 64]) {
     let fresh_key;
     let key = if few_senders {
         &m.senders[rng.random_range(0..m.senders.len())]
@@ -283,7 +303,7 @@ pub fn fresh(rng: &mut impl Rng, m: &Material, few_senders: bool) -> ([u8; 32], 
 }
 
 /// A random 32-byte string that does not decode to a point.
-pub fn non_decodable(rng: &mut impl Rng) -> [u8; 32] {
+fn non_decodable(rng: &mut impl Rng) -> [u8; 32] {
     loop {
         let mut b = [0u8; 32];
         rng.fill_bytes(&mut b);
@@ -295,12 +315,12 @@ pub fn non_decodable(rng: &mut impl Rng) -> [u8; 32] {
 
 /// S = r + k·a with k over the given A and R bytes: signs for any encodings
 /// whose points differ from aB and rB by torsion only.
-pub fn sign_with(a: &Scalar, a_bytes: &[u8; 32], r: &Scalar, r_bytes: &[u8; 32], msg: &[u8]) -> [u8; 64] {
+fn sign_with(a: &Scalar, a_bytes: &[u8; 32], r: &Scalar, r_bytes: &[u8; 32], msg: &[u8]) -> [u8; 64] {
     let k = challenge(r_bytes, a_bytes, msg);
     signature(r_bytes, &(r + k * a))
 }
 
-pub fn generate(index: usize, seed: u64, m: &Material, family: Family) -> Sig {
+fn generate(index: usize, seed: u64, m: &Material, family: Family) -> Sig {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     rng.set_stream(index as u64);
     let rng = &mut rng;
@@ -498,6 +518,9 @@ pub fn generate(index: usize, seed: u64, m: &Material, family: Family) -> Sig {
     Sig { family, public_key, message, signature: sig, want_zip215, want_strict, note }
 }
 
+/// `n` signatures from `seed` (the same every time), families drawn by
+/// their weights in [`Family::ALL`], each with the verdicts it was built to
+/// have. Made across rayon workers.
 pub fn generate_all(n: usize, seed: u64) -> Vec<Sig> {
     let material = Material::new(seed);
     let total_weight: u32 = Family::ALL.iter().map(|(_, w)| w).sum();
