@@ -199,7 +199,15 @@ impl Tally {
         s.cpu_fallbacks += 1;
         s.fallback_signatures += n as u64;
         s.cpu_signatures += n as u64;
-        tracing::debug!(target: "vigil::hybrid", "a GPU call on {n} signatures failed ({failure}); verified on the CPU");
+        // The first failure is a warning (the CLI shows warnings); the rest
+        // are counted, and traced at debug level.
+        if s.gpu_failures == 1 {
+            tracing::warn!(
+                "a GPU call on {n} signatures failed ({failure}); verified on the CPU (further failures are counted)"
+            );
+        } else {
+            tracing::debug!(target: "vigil::hybrid", "a GPU call on {n} signatures failed ({failure}); verified on the CPU");
+        }
         self.last_failure = Some(failure);
     }
 
@@ -350,5 +358,24 @@ impl Signer {
         verify_many_tuned(rules, items, &mut verdicts, &mut self.sizer);
         self.tally.cpu_verified(items.len());
         verdicts
+    }
+}
+
+#[cfg(all(test, feature = "gpu"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_gpu_failure_is_counted_as_a_cpu_fallback_and_the_last_is_kept() {
+        let mut tally = Tally::default();
+        tally.gpu_verified(100);
+        tally.gpu_failed(7, GpuFailure::Panicked("first".into()));
+        tally.gpu_failed(5, GpuFailure::WrongCount { got: 4, want: 5 });
+        tally.cpu_verified(3);
+        let s = tally.stats;
+        assert_eq!((s.gpu_calls, s.gpu_failures, s.cpu_fallbacks), (3, 2, 2));
+        assert_eq!((s.gpu_signatures, s.fallback_signatures, s.cpu_signatures), (100, 12, 15));
+        let last = tally.last_failure.as_ref().map(ToString::to_string);
+        assert_eq!(last.as_deref(), Some("the GPU returned 4 verdicts for 5 signatures"));
     }
 }
