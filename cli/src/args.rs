@@ -213,6 +213,20 @@ pub fn count<const MIN: usize, const MAX: usize>(s: &str) -> Result<usize, Strin
     }
 }
 
+/// A number of seconds from `min` to `max` (a flag's range, said in the
+/// message).
+pub fn seconds_in(s: &str, min: f64, max: f64) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if (min..=max).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?} is not a number of seconds from {min} to {max}")),
+    }
+}
+
+/// An interval between reports (progress, checkpoints): 0.1 s to a day.
+pub fn interval(s: &str) -> Result<f64, String> {
+    seconds_in(s, 0.1, 86400.0)
+}
+
 /// `--threads`: worker threads.
 pub fn threads(s: &str) -> Result<usize, String> {
     count::<1, 4096>(s)

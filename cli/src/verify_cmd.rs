@@ -6,14 +6,19 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
+use signal_hook::consts::{SIGINT, SIGTERM};
 use std::collections::HashSet;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use vigil_engine::checkpoint::{Checkpoint, CheckpointError, Resume, ResumeSource};
 use vigil_engine::input::ChainInput;
 use vigil_engine::shard::{self, Range};
 use vigil_engine::{
-    BlockRef, BlockReport, Discontinuity, Failure, IoMode, MalformedReport, ReportSink, RuleSet, Summary, Verifier,
-    VerifyOptions, expand_files, expand_inputs,
+    BlockRef, BlockReport, Discontinuity, Failure, Flow, IoMode, MalformedReport, ReportSink, RuleSet, Summary,
+    Verifier, VerifyOptions, expand_files, expand_inputs,
 };
 
 #[derive(Args)]
@@ -69,6 +74,41 @@ pub struct VerifyArgs {
     /// instead of walking the chain before the range.
     #[arg(long, value_name = "FILE")]
     index: Option<PathBuf>,
+    /// Write the chain state after the last verified block to FILE (atomically):
+    /// at the end, every --checkpoint-every seconds, and on SIGINT/SIGTERM.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["range", "shard"])]
+    state: Option<PathBuf>,
+    /// Verify only what comes after the checkpoint in FILE (appended blocks, new
+    /// segment files), then update FILE (or write --state).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["range", "shard"])]
+    resume: Option<PathBuf>,
+    /// With --state or --resume: also write the state every SECS seconds.
+    #[arg(long, value_name = "SECS", value_parser = args::interval)]
+    checkpoint_every: Option<f64>,
+    /// Progress on stderr: a bar on a terminal, else a line every --progress-every
+    /// seconds (auto); text lines, NDJSON events (json), or none.
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: ProgressMode,
+    /// Seconds between progress lines off a terminal (and json events).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = args::interval)]
+    progress_every: f64,
+    /// Print the verdict alone (the summary's first line): no block lines, no
+    /// progress, no notes.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// How progress is shown (`--progress`).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// A bar on a terminal; text lines otherwise.
+    Auto,
+    /// A text line every --progress-every seconds.
+    Text,
+    /// An NDJSON event every --progress-every seconds.
+    Json,
+    /// Nothing.
+    None,
 }
 
 pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
@@ -77,6 +117,12 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
     }
     if a.summary.is_some() || a.index.is_some() || a.force {
         return Err(Fatal("--summary, --index and --force need --range or --shard".into()));
+    }
+    if a.state.is_some() || a.resume.is_some() {
+        return run_checkpointed(a);
+    }
+    if a.checkpoint_every.is_some() {
+        return Err(Fatal("--checkpoint-every needs --state or --resume".into()));
     }
     let inputs = expand_inputs(&a.paths)?;
     let stdin_twice = a.authorities.as_ref().is_some_and(|p| p.as_os_str() == "-")
@@ -87,10 +133,9 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
     let total_bytes: u64 = inputs.iter().filter_map(ChainInput::size).sum();
     let opts = options(&a)?;
 
-    let bar = progress_bar(total_bytes);
-    let mut sink = Printer::new(a.json, a.all, bar.clone());
+    let mut sink = Printer::for_run(&a, total_bytes);
     let summary = Verifier::new(opts).verify_inputs(&inputs, &mut sink)?;
-    bar.finish_and_clear();
+    sink.bar.finish_and_clear();
     if summary.blocks == 0 && summary.malformed == 0 {
         let streams = inputs.iter().filter(|i| matches!(i, ChainInput::Stream(_))).count();
         let what = if streams > 0 { format!(" ({streams} of them streams)") } else { String::new() };
@@ -100,6 +145,116 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
         )));
     }
     sink.finish(&summary)
+}
+
+/// `--state` / `--resume`: a whole chain of files, from its start or from a
+/// checkpoint, with the state written at the end, every
+/// `--checkpoint-every` seconds and when a signal stops the run.
+fn run_checkpointed(a: VerifyArgs) -> Result<u8, Fatal> {
+    let files = expand_files(&a.paths, "--state/--resume (a checkpoint points into files)")?;
+    let state_path = a.state.clone().or_else(|| a.resume.clone()).expect("--state or --resume");
+    let opts = options(&a)?;
+    let (mut verifier, sources, total_bytes, before) = match &a.resume {
+        None => {
+            let total = files.iter().map(|f| std::fs::metadata(f).map_or(0, |m| m.len())).sum();
+            let sources = files.iter().map(|f| ResumeSource::File(f.clone())).collect();
+            (Verifier::new(opts), sources, total, None)
+        }
+        Some(path) => {
+            let cp = Checkpoint::read(path)?;
+            let plan =
+                Resume::plan(&cp, &files, opts.rules, opts.authorities.as_ref(), opts.chain_id.as_ref(), opts.io)
+                    .map_err(|e| Fatal(format!("--resume {}: {e}", path.display())))?;
+            if plan.new_bytes == 0 {
+                return up_to_date(&a, &cp, path);
+            }
+            (Verifier::resume(opts, &cp, &files), plan.sources, plan.new_bytes, Some(cp))
+        }
+    };
+    if let (Some(cp), false) = (&before, a.quiet) {
+        let (file, offset) = cp.position();
+        eprintln!(
+            "vigil: resuming after {} blocks ({}), at {} @ {offset}: {total_bytes} new bytes",
+            cp.blocks,
+            tip_text(cp),
+            file.display()
+        );
+    }
+    let stop = Arc::new(AtomicUsize::new(0));
+    let pressed = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // A second signal ends the process at once (exit 1), as without --state.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, pressed.clone())?;
+        signal_hook::flag::register(signal, pressed.clone())?;
+        signal_hook::flag::register_usize(signal, stop.clone(), signal as usize)?;
+    }
+    let mut sink = Printer::for_run(&a, total_bytes);
+    sink.saver = Some(Saver {
+        path: state_path.clone(),
+        every: a.checkpoint_every.map(Duration::from_secs_f64),
+        last: Instant::now(),
+        stop: stop.clone(),
+    });
+    let sources: Vec<_> = sources.iter().map(ResumeSource::source).collect();
+    let result = verifier.run_sources(&sources, &mut sink);
+    sink.bar.finish_and_clear();
+    // The state of what was verified, even when an I/O error stopped the
+    // run (a later --resume starts where it failed).
+    let written = verifier.checkpoint().and_then(|cp| cp.write(&state_path).map(|()| cp));
+    let summary = result?;
+    let cp = written.map_err(|e| Fatal(format!("--state {}: {e}", state_path.display())))?;
+    let (file, offset) = cp.position();
+    if verifier.stopped() {
+        let signal = stop.load(Ordering::Relaxed) as i32;
+        let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
+        eprintln!(
+            "vigil: {name}: stopped after {} blocks ({}), at {} @ {offset}; state written to {} (--resume it)",
+            cp.blocks,
+            tip_text(&cp),
+            file.display(),
+            state_path.display()
+        );
+        sink.finish(&summary)?;
+        return Ok(128 + signal as u8);
+    }
+    if !a.quiet {
+        eprintln!(
+            "vigil: state after {} blocks ({}), at {} @ {offset}, written to {}",
+            cp.blocks,
+            tip_text(&cp),
+            file.display(),
+            state_path.display()
+        );
+    }
+    sink.finish(&summary)
+}
+
+fn tip_text(cp: &Checkpoint) -> String {
+    cp.tip.as_ref().map_or_else(|| "no block yet".into(), |t| format!("tip height {}, hash {}", t.height, t.hash))
+}
+
+/// `--resume` with nothing new to verify: exit 0.
+fn up_to_date(a: &VerifyArgs, cp: &Checkpoint, path: &Path) -> Result<u8, Fatal> {
+    let (file, offset) = cp.position();
+    let line = if a.json {
+        json!({
+            "type": "up_to_date", "blocks": cp.blocks, "transactions": cp.transactions,
+            "chain_id": cp.chain_id, "tip": cp.tip.as_ref().map(|t| json!({"height": t.height, "hash": t.hash})),
+            "file": file_name(file), "offset": offset,
+        })
+        .to_string()
+    } else {
+        format!(
+            "up to date: {} blocks verified, {}; nothing after {} @ {offset} (checkpoint {})",
+            cp.blocks,
+            tip_text(cp),
+            file.display(),
+            path.display()
+        )
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|()| out.flush()).map_err(|e| Fatal(format!("writing the report: {e}")))?;
+    Ok(0)
 }
 
 fn options(a: &VerifyArgs) -> Result<VerifyOptions, Fatal> {
@@ -191,7 +346,7 @@ fn run_range(a: VerifyArgs) -> Result<u8, Fatal> {
                     walk.blocks()
                 );
             }
-            let printer = Printer::new(a.json, a.all, ProgressBar::hidden());
+            let mut printer = Printer::new(a.json, a.all, ProgressBar::hidden());
             let invalid = summary.blocks.iter().filter(|b| !b.failures.is_empty()).count() as u64;
             let block_ref = |e: &Option<shard::Edge>| {
                 e.as_ref().and_then(|e| Some(BlockRef { height: e.height, hash: args::hex32(&e.hash).ok()? }))
@@ -266,17 +421,78 @@ fn progress_bar(total_bytes: u64) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:24}] {bytes}/{total_bytes} {bytes_per_sec}  {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:24}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta_precise}  {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar
+}
+
+/// Progress lines off a terminal (`--progress text|json`, or `auto` off a
+/// terminal): one every `every`.
+struct ProgressLines {
+    json: bool,
+    every: Duration,
+    last: Instant,
+    /// Bytes the run will read, when known (files only).
+    total_bytes: Option<u64>,
+}
+
+impl ProgressLines {
+    fn line(&self, t: &Summary) -> String {
+        let secs = t.seconds.max(1e-9);
+        let rate = t.transactions as f64 / secs;
+        let percent = self.total_bytes.filter(|&n| n > 0).map(|n| (t.bytes as f64 / n as f64 * 100.0).min(100.0));
+        // What is left at the rate so far.
+        let eta =
+            self.total_bytes.filter(|_| t.bytes > 0).map(|n| n.saturating_sub(t.bytes) as f64 * secs / t.bytes as f64);
+        if self.json {
+            return json!({
+                "type": "progress", "blocks": t.blocks, "transactions": t.transactions, "tx_per_s": rate.round(),
+                "bytes": t.bytes, "total_bytes": self.total_bytes, "percent": percent.map(|p| (p * 10.0).round() / 10.0),
+                "eta_seconds": eta.map(f64::round), "seconds": (secs * 10.0).round() / 10.0,
+            })
+            .to_string();
+        }
+        let mut line = format!(
+            "vigil: progress: {} blocks, {} transactions ({rate:.0} tx/s), {} bytes",
+            t.blocks, t.transactions, t.bytes
+        );
+        if let (Some(total), Some(p)) = (self.total_bytes, percent) {
+            line += &format!(" of {total} ({p:.1}%)");
+        }
+        if let Some(eta) = eta {
+            line += &format!(", ETA {}", clock(eta));
+        }
+        line + &format!(", {} elapsed", clock(secs))
+    }
+}
+
+/// `h:mm:ss`.
+fn clock(secs: f64) -> String {
+    let s = secs.round() as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Where and when checkpoints are written, and the signal that stops a
+/// run (`--state`, `--resume`).
+struct Saver {
+    path: PathBuf,
+    every: Option<Duration>,
+    last: Instant,
+    /// The signal received (0: none).
+    stop: Arc<AtomicUsize>,
 }
 
 struct Printer {
     json: bool,
     all: bool,
+    quiet: bool,
     bar: ProgressBar,
+    lines: Option<ProgressLines>,
+    saver: Option<Saver>,
     out: BufWriter<std::io::Stdout>,
     error: Option<std::io::Error>,
 }
@@ -319,19 +535,54 @@ fn block_ref_json(b: &Option<BlockRef>) -> serde_json::Value {
 
 impl Printer {
     fn new(json: bool, all: bool, bar: ProgressBar) -> Printer {
-        Printer { json, all, bar, out: BufWriter::new(std::io::stdout()), error: None }
+        Printer {
+            json,
+            all,
+            quiet: false,
+            bar,
+            lines: None,
+            saver: None,
+            out: BufWriter::new(std::io::stdout()),
+            error: None,
+        }
+    }
+
+    /// The printer of a whole-chain run, its progress as `--progress`,
+    /// `--progress-every` and `--quiet` say (`total_bytes`: 0 when unknown).
+    fn for_run(a: &VerifyArgs, total_bytes: u64) -> Printer {
+        let terminal = std::io::stderr().is_terminal();
+        let lines = |json| ProgressLines {
+            json,
+            every: Duration::from_secs_f64(a.progress_every),
+            last: Instant::now(),
+            total_bytes: (total_bytes > 0).then_some(total_bytes),
+        };
+        let (bar, lines) = match a.progress {
+            _ if a.quiet => (ProgressBar::hidden(), None),
+            ProgressMode::None => (ProgressBar::hidden(), None),
+            ProgressMode::Auto if terminal => (progress_bar(total_bytes), None),
+            ProgressMode::Auto | ProgressMode::Text => (ProgressBar::hidden(), Some(lines(false))),
+            ProgressMode::Json => (ProgressBar::hidden(), Some(lines(true))),
+        };
+        let mut printer = Printer::new(a.json, a.all, bar);
+        printer.quiet = a.quiet;
+        printer.lines = lines;
+        printer
     }
 
     /// Prints the summary; the exit code.
-    fn finish(mut self, summary: &Summary) -> Result<u8, Fatal> {
+    fn finish(&mut self, summary: &Summary) -> Result<u8, Fatal> {
         self.summary(summary);
-        if let Some(e) = self.error {
+        if let Some(e) = &self.error {
             return Err(Fatal(format!("writing the report: {e}")));
         }
         Ok(if summary.valid() { 0 } else { EXIT_INVALID })
     }
 
     fn malformed_line(&mut self, file: &Path, offset: u64, detail: &str) {
+        if self.quiet {
+            return;
+        }
         if self.json {
             let line = json!({
                 "type": "malformed", "file": file_name(file), "offset": offset, "detail": detail,
@@ -397,7 +648,7 @@ impl Printer {
                 s.transactions as f64 / secs,
                 s.bytes as f64 / secs / 1e6,
             ));
-            if let (Some(first), Some(last)) = (s.first, s.last) {
+            if let (Some(first), Some(last), false) = (s.first, s.last, self.quiet) {
                 let chain = s.chain_id.map_or_else(|| "?".into(), hex::encode);
                 self.emit(&format!(
                     "chain {chain}: from height {} (hash {}) to height {} (hash {})",
@@ -417,7 +668,7 @@ fn file_name(path: &Path) -> String {
 
 impl ReportSink for Printer {
     fn block(&mut self, r: &BlockReport) {
-        if r.valid() && !self.all {
+        if (r.valid() && !self.all) || self.quiet {
             return;
         }
         if self.json {
@@ -461,6 +712,9 @@ impl ReportSink for Printer {
     }
 
     fn discontinuity(&mut self, d: &Discontinuity) {
+        if self.quiet {
+            return;
+        }
         if self.json {
             let line = json!({
                 "type": "discontinuity", "file": file_name(&d.file), "offset": d.offset,
@@ -487,6 +741,12 @@ impl ReportSink for Printer {
     }
 
     fn progress(&mut self, t: &Summary) {
+        if let Some(lines) = &mut self.lines
+            && lines.last.elapsed() >= lines.every
+        {
+            lines.last = Instant::now();
+            eprintln!("{}", lines.line(t));
+        }
         self.bar.set_position(t.bytes);
         let secs = t.seconds.max(1e-9);
         self.bar.set_message(format!(
@@ -495,6 +755,28 @@ impl ReportSink for Printer {
             t.transactions,
             t.transactions as f64 / secs
         ));
+    }
+
+    fn after_batch(&mut self) -> Flow {
+        let Some(saver) = &self.saver else { return Flow::Continue };
+        if saver.stop.load(Ordering::Relaxed) != 0 {
+            Flow::Stop
+        } else if saver.every.is_some_and(|every| saver.last.elapsed() >= every) {
+            Flow::Checkpoint
+        } else {
+            Flow::Continue
+        }
+    }
+
+    fn checkpoint(&mut self, state: Result<Checkpoint, CheckpointError>) {
+        let Some(saver) = &mut self.saver else { return };
+        saver.last = Instant::now();
+        // A checkpoint that cannot be written does not stop the run; the
+        // one at the end must be.
+        match state.and_then(|cp| cp.write(&saver.path).map(|()| cp)) {
+            Ok(cp) => tracing::debug!("checkpoint after {} blocks written to {}", cp.blocks, saver.path.display()),
+            Err(e) => tracing::warn!("checkpoint not written: {e}"),
+        }
     }
 }
 

@@ -598,47 +598,6 @@ fn serve_refuses_remote_addresses_without_allow_remote() {
     assert_eq!(code(&o), 2);
 }
 
-/// A faulty chain for the scale-out tests: several files, every rule broken
-/// somewhere, a malformed block ending a file.
-fn faulty_chain(dir: &Path) -> PathBuf {
-    let out = dir.join("chain");
-    let faults = [
-        "tx_signature@3",
-        "nonce@7",
-        "prev_hash@9",
-        "malformed@12",
-        "height@14",
-        "chain_id@17",
-        "timestamp@20",
-        "tx_root@23",
-        "block_signature@25",
-        "tx_timestamp@28",
-        "nonce@31",
-    ];
-    let mut args = vec![
-        "gen",
-        s(&out),
-        "--seed",
-        "9",
-        "--blocks",
-        "36",
-        "--txs-per-block",
-        "0..9",
-        "--senders",
-        "5",
-        "--payload",
-        "0..64",
-        "--segment-size",
-        "4KiB",
-    ];
-    for f in &faults {
-        args.extend(["--fault", f]);
-    }
-    let o = vigil(&args);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    out
-}
-
 /// The NDJSON lines without the timing field, and the human report without
 /// the timing tail of its summary line.
 fn comparable(o: &Output, json: bool) -> Vec<String> {

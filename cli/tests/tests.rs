@@ -4,6 +4,7 @@
 
 mod common;
 
+mod checkpoints;
 mod cli;
 mod deploy;
 mod hostile_input;

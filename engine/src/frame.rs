@@ -5,7 +5,6 @@
 
 use crate::format::{BlockView, HEADER_LEN, Malformation, TX_OVERHEAD, TxView, check_header, walk_body};
 use crate::input::{InputError, IoMode, MAX_STREAM_BLOCK, Mapped, io_error, open_stream, read_up_to};
-use memmap2::{Advice, UncheckedAdvice};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{self, Read};
@@ -81,6 +80,9 @@ pub struct Batch<'a> {
     pub file: Arc<Path>,
     /// The first batch of its file (every file sends at least one).
     pub first_of_file: bool,
+    /// Byte offset in the file where the batch starts (its first block, or
+    /// the malformed block that ends the file).
+    pub start: u64,
     /// The bytes the blocks live in.
     pub data: Data<'a>,
     /// The batch's well-formed blocks, in file order.
@@ -132,10 +134,9 @@ impl Batch<'_> {
     /// so RSS stays flat on huge files.
     pub fn release(&self) {
         if let (Data::Whole(Whole::Mapped(map)), Some((from, to))) = (&self.data, self.release) {
-            // SAFETY: a read-only file mapping: dropped pages are re-read
-            // from the file if touched again (even by a stage still reading
-            // the next batch), so no data changes under any slice.
-            let _ = unsafe { map.mmap().unchecked_advise_range(UncheckedAdvice::DontNeed, from, to - from) };
+            // Dropped pages are re-read if a stage still reading the next
+            // batch touches them.
+            map.release(from, to - from);
         }
     }
 }
@@ -249,7 +250,7 @@ fn frame_file<'a>(
             // A file that shrinks while mapped is reported by name
             // (`input::sigbus`); `IoMode::Read` is the alternative.
             let map = Mapped::map(&file, path).map_err(io_error(path))?;
-            let _ = map.mmap().advise(Advice::Sequential);
+            map.advise_sequential();
             Ok(frame_slice(name, Whole::Mapped(Arc::new(map)), start as usize, end as usize, limits, emit))
         }
         IoMode::Read => {
@@ -280,8 +281,7 @@ fn frame_slice<'a>(
         if let Whole::Mapped(map) = &whole {
             // Ask for the next window ahead of the walk (Sequential, set at
             // mapping time, also drops pages behind it sooner).
-            let _ =
-                map.mmap().advise_range(Advice::WillNeed, pos / PAGE * PAGE, limits.bytes.min(len - pos / PAGE * PAGE));
+            map.prefetch(pos / PAGE * PAGE, limits.bytes.min(len - pos / PAGE * PAGE));
         }
         let mut txs = 0;
         while pos < len && txs < limits.txs && pos - batch_start < limits.bytes {
@@ -308,6 +308,7 @@ fn frame_slice<'a>(
         let batch = Batch {
             file: name.clone(),
             first_of_file: first,
+            start: batch_start as u64,
             data: Data::Whole(whole.clone()),
             blocks: walked.blocks,
             tx_starts: walked.tx_starts,
@@ -421,6 +422,7 @@ fn frame_read<'a>(
         let batch = Batch {
             file: name.clone(),
             first_of_file: first,
+            start: batch_start,
             data: Data::Owned(buf),
             blocks,
             tx_starts,

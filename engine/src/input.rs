@@ -14,10 +14,16 @@
 //! Opening never blocks: a FIFO is opened non-blocking, and when no writer
 //! has it open yet the frame stage waits for one (saying so on stderr after
 //! a second), as `cat` would, instead of hanging inside `open`.
+//!
+//! FIFOs, devices and the SIGBUS guard ([`sigbus`]) are Unix matters: off
+//! Unix a stream is opened with a plain `open` and a file is told apart
+//! from others by its canonical path.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
+#[cfg(unix)]
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+#[cfg(unix)]
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -155,6 +161,7 @@ impl ChainInput {
 }
 
 /// What a file type is called in messages.
+#[cfg(unix)]
 fn kind_name(t: std::fs::FileType) -> &'static str {
     if t.is_dir() {
         "a directory"
@@ -169,6 +176,26 @@ fn kind_name(t: std::fs::FileType) -> &'static str {
     } else {
         "not a regular file"
     }
+}
+
+/// What a file type is called in messages.
+#[cfg(not(unix))]
+fn kind_name(t: std::fs::FileType) -> &'static str {
+    if t.is_dir() { "a directory" } else { "not a regular file" }
+}
+
+/// What tells one file from another, whatever path names it: device and
+/// inode on Unix, the canonical path elsewhere.
+#[cfg(unix)]
+fn file_identity(file: &Path) -> Result<(u64, u64), InputError> {
+    let meta = File::open(file).and_then(|f| f.metadata()).map_err(io_error(file))?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(file: &Path) -> Result<PathBuf, InputError> {
+    File::open(file).map_err(io_error(file))?;
+    std::fs::canonicalize(file).map_err(io_error(file))
 }
 
 /// `metadata` (following links), telling a dangling link from a missing path.
@@ -254,8 +281,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<ChainInput>, InputError> {
     for input in &inputs {
         match input {
             ChainInput::File(file) => {
-                let meta = File::open(file).and_then(|f| f.metadata()).map_err(io_error(file))?;
-                if let Some(first) = seen.insert((meta.dev(), meta.ino()), file) {
+                if let Some(first) = seen.insert(file_identity(file)?, file) {
                     return Err(InputError::Duplicate { path: file.clone(), first: first.clone() });
                 }
             }
@@ -303,7 +329,18 @@ pub fn open_stream(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(io::stdin()));
     }
-    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(io_error(path))?;
+    open_path_stream(path)
+}
+
+#[cfg(not(unix))]
+fn open_path_stream(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
+    Ok(Box::new(File::open(path).map_err(io_error(path))?))
+}
+
+#[cfg(unix)]
+fn open_path_stream(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(io_error(path))?;
     let is_fifo = file.metadata().map_err(io_error(path))?.file_type().is_fifo();
     let mut first = Vec::new();
     if is_fifo {
@@ -318,6 +355,7 @@ pub fn open_stream(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
 /// `first`), `WouldBlock` (a writer is there: reads may now block), or 0
 /// (no writer: wait for one with `poll`; after a writer came and went,
 /// `poll` reports a hang-up and the stream is empty).
+#[cfg(unix)]
 fn wait_for_writer(file: &File, path: &Path, first: &mut Vec<u8>) -> io::Result<()> {
     let mut told = false;
     let mut byte = [0u8; 1];
@@ -356,6 +394,7 @@ fn wait_for_writer(file: &File, path: &Path, first: &mut Vec<u8>) -> io::Result<
     }
 }
 
+#[cfg(unix)]
 fn set_blocking(file: &File) -> io::Result<()> {
     let fd = file.as_raw_fd();
     // SAFETY: fcntl on a descriptor we own, with plain integer arguments.

@@ -26,6 +26,7 @@ pub mod gpu;
 pub mod hybrid;
 pub mod chain;
 pub mod report;
+pub mod checkpoint;
 
 // What drives the pipeline: a whole chain, a node's requests, a shard.
 pub mod verify;
@@ -36,13 +37,15 @@ pub mod shard;
 pub mod test_utils;
 
 pub use chain::ChainState;
+pub use checkpoint::{Checkpoint, CheckpointError};
 pub use format::{BlockHeader, BlockView, Malformation, TxHeader, TxView};
 pub use hash::Digest;
 pub use input::{
     ChainInput, InputError, IoMode, PathKind, Segment, expand_files, expand_inputs, expand_paths, path_kind,
 };
 pub use report::{
-    BlockRef, BlockReport, CollectSink, Discontinuity, Failure, MalformedReport, ReportSink, Rule, SenderFirst, Summary,
+    BlockRef, BlockReport, CollectSink, Discontinuity, Failure, Flow, MalformedReport, ReportSink, Rule, SenderFirst,
+    Summary,
 };
 pub use sig::RuleSet;
 pub use validator::{

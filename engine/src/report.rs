@@ -1,6 +1,7 @@
 //! What verification reports: rule names exactly as FORMAT.md gives them,
 //! per-block failures, malformed blocks and the run's summary.
 
+use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::format::Malformation;
 use crate::hash::Digest;
 use std::path::Path;
@@ -158,6 +159,28 @@ pub trait ReportSink {
     fn discontinuity(&mut self, _report: &Discontinuity) {}
     /// Called after each batch with running totals.
     fn progress(&mut self, _totals: &Summary) {}
+    /// Asked after each batch (its reports given, [`ReportSink::progress`]
+    /// called): go on, go on after a checkpoint, or stop here.
+    fn after_batch(&mut self) -> Flow {
+        Flow::Continue
+    }
+    /// The checkpoint asked for with [`Flow::Checkpoint`] (or why none
+    /// could be made).
+    fn checkpoint(&mut self, _state: Result<Checkpoint, CheckpointError>) {}
+}
+
+/// What a [`ReportSink`] wants after a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Flow {
+    /// Go on.
+    Continue,
+    /// Hand [`ReportSink::checkpoint`] the state after this batch, then go
+    /// on.
+    Checkpoint,
+    /// Stop after this batch (the verifier's run returns, with
+    /// [`crate::Verifier::stopped`] set; batches read ahead are dropped).
+    Stop,
 }
 
 /// A sink that keeps every report, for tests and embedding.

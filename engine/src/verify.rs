@@ -26,12 +26,15 @@
 //! file that changes size under it is reported as an I/O error naming it.
 
 use crate::chain::{BlockFacts, BlockSignatureFault, ChainState, NonceMiss};
+use crate::checkpoint::{Checkpoint, CheckpointError, Marks};
 use crate::format::BlockView;
 use crate::frame::{Batch, Limits, Source, frame_all};
 use crate::hash::{self, Digest};
 use crate::in_pool;
 use crate::input::{ChainInput, InputError, IoMode};
-use crate::report::{BlockRef, BlockReport, Discontinuity, MalformedReport, ReportSink, Rule, SenderFirst, Summary};
+use crate::report::{
+    BlockRef, BlockReport, Discontinuity, Flow, MalformedReport, ReportSink, Rule, SenderFirst, Summary,
+};
 pub use crate::sig::GpuMode;
 use crate::sig::{RuleSet, SharedSigner, SigItem, Signer, SignerConfig, SignerStats};
 use crossbeam_channel::bounded;
@@ -125,6 +128,10 @@ pub struct Verifier {
     /// The file of the last well-formed block: a block from another file
     /// is its file's first, checked for continuing it.
     tip_file: Option<Arc<Path>>,
+    /// How far through which files, for checkpoints.
+    marks: Marks,
+    /// A sink said [`Flow::Stop`].
+    stopped: bool,
 }
 
 impl Verifier {
@@ -144,10 +151,39 @@ impl Verifier {
             signer,
             pool,
             tip_file: None,
+            marks: Marks::default(),
+            stopped: false,
             totals: Summary::default(),
             started: Instant::now(),
             opts,
         }
+    }
+
+    /// A verifier that continues from `checkpoint`: its chain state, block
+    /// positions and file marks. `files` are the chain's files as this run
+    /// names them, the checkpoint's first (check them with
+    /// [`crate::checkpoint::Resume::plan`], and verify what it returns).
+    pub fn resume(mut opts: VerifyOptions, checkpoint: &Checkpoint, files: &[PathBuf]) -> Self {
+        opts.first_position = checkpoint.blocks;
+        opts.mid_chain = false;
+        let mut verifier = Verifier::new(opts);
+        verifier.chain = checkpoint.chain_state();
+        verifier.marks = Marks::resumed(checkpoint, files);
+        verifier.tip_file = verifier.marks.tip_file();
+        verifier
+    }
+
+    /// The checkpoint after the last batch verified (the files behind it
+    /// digested; those passed whole only once).
+    pub fn checkpoint(&mut self) -> Result<Checkpoint, CheckpointError> {
+        let Verifier { marks, chain, opts, totals, .. } = self;
+        marks.checkpoint(chain, opts.rules, opts.authorities.as_ref(), totals.blocks, totals.transactions, opts.io)
+    }
+
+    /// Whether the last run stopped early because its sink said
+    /// [`Flow::Stop`].
+    pub fn stopped(&self) -> bool {
+        self.stopped
     }
 
     /// The chain state so far.
@@ -211,6 +247,7 @@ impl Verifier {
     }
 
     fn run(&mut self, sources: &[Source<'_>], sink: &mut dyn ReportSink) -> Result<(), InputError> {
+        self.stopped = false;
         let backend = self.signer.lock().unwrap_or_else(PoisonError::into_inner).config().clone();
         let limits = Limits {
             txs: self.opts.max_batch_txs.unwrap_or(if backend.has_gpu() { 256 << 10 } else { 32 << 10 }),
@@ -272,9 +309,30 @@ impl Verifier {
                 let t = Instant::now();
                 let (state, totals, tip_file) = (&mut self.chain, &mut self.totals, &mut self.tip_file);
                 apply_chain_rules(state, totals, tip_file, &self.opts, &batch, &computed, sink);
+                self.marks.advance(&batch);
                 batch.release();
                 chain += t.elapsed();
                 sink.progress(&Summary { seconds: self.started.elapsed().as_secs_f64(), ..self.totals.clone() });
+                match sink.after_batch() {
+                    Flow::Continue => {}
+                    Flow::Checkpoint => {
+                        let (marks, opts, totals) = (&mut self.marks, &self.opts, &self.totals);
+                        sink.checkpoint(marks.checkpoint(
+                            &self.chain,
+                            opts.rules,
+                            opts.authorities.as_ref(),
+                            totals.blocks,
+                            totals.transactions,
+                            opts.io,
+                        ));
+                    }
+                    Flow::Stop => {
+                        // Dropping the channel's receiver ends the stages
+                        // upstream at their next send.
+                        self.stopped = true;
+                        break;
+                    }
+                }
             }
             // Each run's busy time of each pipeline stage (a stage waiting
             // for its neighbours is not busy; one waiting for rayon workers

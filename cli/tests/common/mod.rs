@@ -76,3 +76,44 @@ pub fn ndjson_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
         .collect()
 }
+
+/// A faulty chain for the scale-out tests: several files, every rule broken
+/// somewhere, a malformed block ending a file.
+pub fn faulty_chain(dir: &Path) -> PathBuf {
+    let out = dir.join("chain");
+    let faults = [
+        "tx_signature@3",
+        "nonce@7",
+        "prev_hash@9",
+        "malformed@12",
+        "height@14",
+        "chain_id@17",
+        "timestamp@20",
+        "tx_root@23",
+        "block_signature@25",
+        "tx_timestamp@28",
+        "nonce@31",
+    ];
+    let mut args = vec![
+        "gen",
+        s(&out),
+        "--seed",
+        "9",
+        "--blocks",
+        "36",
+        "--txs-per-block",
+        "0..9",
+        "--senders",
+        "5",
+        "--payload",
+        "0..64",
+        "--segment-size",
+        "4KiB",
+    ];
+    for f in &faults {
+        args.extend(["--fault", f]);
+    }
+    let o = vigil(&args);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}

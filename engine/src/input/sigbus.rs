@@ -13,6 +13,9 @@
 //! The handler only loads atomics and calls `write` and `_exit`, which are
 //! async-signal-safe; the table is static, so nothing it reads is ever
 //! freed.
+//!
+//! Off Unix there is no handler to install: Windows refuses to truncate a
+//! file while it is mapped, so a mapping cannot lose its pages this way.
 
 use memmap2::{Mmap, MmapOptions};
 use std::fs::File;
@@ -86,9 +89,34 @@ impl Mapped {
         Ok(Mapped { map, slot })
     }
 
-    /// The underlying map (for `madvise`).
-    pub fn mmap(&self) -> &Mmap {
-        &self.map
+    /// Tells the kernel the map will be read front to back (read ahead,
+    /// drop pages behind sooner). Advice only: a no-op where the platform
+    /// has no `madvise`.
+    pub fn advise_sequential(&self) {
+        #[cfg(unix)]
+        let _ = self.map.advise(memmap2::Advice::Sequential);
+    }
+
+    /// Asks for bytes `from..from + len` to be read in ahead of use
+    /// (`from` page-aligned). Advice only, as above.
+    pub fn prefetch(&self, from: usize, len: usize) {
+        #[cfg(unix)]
+        let _ = self.map.advise_range(memmap2::Advice::WillNeed, from, len);
+        #[cfg(not(unix))]
+        let _ = (from, len);
+    }
+
+    /// Gives the pages of bytes `from..from + len` back to the kernel
+    /// (`from` page-aligned), so RSS stays flat on huge files. Touched
+    /// again, they are re-read from the file. Advice only, as above.
+    pub fn release(&self, from: usize, len: usize) {
+        // SAFETY: a read-only, private file mapping: dropped pages are
+        // re-read from the file if touched again (even by a thread still
+        // reading them), so no data changes under any slice.
+        #[cfg(unix)]
+        let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, len) };
+        #[cfg(not(unix))]
+        let _ = (from, len);
     }
 }
 
@@ -127,6 +155,7 @@ fn register(start: usize, len: usize, message: &[u8]) -> Option<usize> {
 }
 
 /// The mapping holding `addr`, if one does: its message, copied out.
+#[cfg_attr(not(unix), allow(dead_code))]
 fn lookup(addr: usize, out: &mut [u8; MESSAGE]) -> Option<usize> {
     for slot in &TABLE {
         if slot.state.load(Ordering::Acquire) != ACTIVE {
@@ -144,6 +173,7 @@ fn lookup(addr: usize, out: &mut [u8; MESSAGE]) -> Option<usize> {
     None
 }
 
+#[cfg(unix)]
 extern "C" fn on_sigbus(_signal: libc::c_int, info: *mut libc::siginfo_t, _context: *mut libc::c_void) {
     // SAFETY: the kernel hands a SA_SIGINFO handler a valid siginfo_t.
     let addr = unsafe { (*info).si_addr() } as usize;
@@ -164,7 +194,15 @@ extern "C" fn on_sigbus(_signal: libc::c_int, info: *mut libc::siginfo_t, _conte
 }
 
 /// Installs the SIGBUS handler described in the module docs (process-wide;
-/// call once, early).
+/// call once, early). Off Unix, nothing to install: returns `Ok`.
+#[cfg(not(unix))]
+pub fn install_handler() -> io::Result<()> {
+    Ok(())
+}
+
+/// Installs the SIGBUS handler described in the module docs (process-wide;
+/// call once, early). Off Unix, nothing to install: returns `Ok`.
+#[cfg(unix)]
 pub fn install_handler() -> io::Result<()> {
     // SAFETY: a zeroed sigaction is a valid start; the handler is an
     // `extern "C"` function of the SA_SIGINFO signature.

@@ -78,10 +78,7 @@ pub struct BenchArgs {
 
 /// `--seconds`: 0.01 to 3600.
 fn seconds(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(x) if (0.01..=3600.0).contains(&x) => Ok(x),
-        _ => Err(format!("{s:?} is not a number of seconds from 0.01 to 3600")),
-    }
+    vigil_cli::args::seconds_in(s, 0.01, 3600.0)
 }
 
 /// `--invalid`: a share from 0 to 1.
