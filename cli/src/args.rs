@@ -227,6 +227,11 @@ pub fn interval(s: &str) -> Result<f64, String> {
     seconds_in(s, 0.1, 86400.0)
 }
 
+/// `--settle`: 0 to a day.
+pub fn settle(s: &str) -> Result<f64, String> {
+    seconds_in(s, 0.0, 86400.0)
+}
+
 /// `--threads`: worker threads.
 pub fn threads(s: &str) -> Result<usize, String> {
     count::<1, 4096>(s)

@@ -4,6 +4,7 @@ use crate::lines::Lines;
 use crate::{EXIT_INVALID, Fatal, args};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use notify::Watcher;
 use serde::Serialize;
 use serde_json::json;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use vigil_engine::checkpoint::{Checkpoint, CheckpointError, Resume, ResumeSource};
+use vigil_engine::follow::Follower;
 use vigil_engine::input::ChainInput;
 use vigil_engine::shard::{self, Range};
 use vigil_engine::{
@@ -96,6 +98,16 @@ pub struct VerifyArgs {
     /// progress, no notes.
     #[arg(long, short)]
     quiet: bool,
+    /// Follow a chain directory: verify what is there, then each block as it is
+    /// appended (to the last file or in new *.vblk files), every block reported,
+    /// until SIGINT/SIGTERM.
+    #[arg(long, conflicts_with_all = ["range", "shard", "quiet"])]
+    follow: bool,
+    /// With --follow: seconds a block cut short at the end of the last file is
+    /// waited for after the file stops changing, before it is reported malformed
+    /// (a new segment file ends the wait at once).
+    #[arg(long, value_name = "SECS", default_value = "5", requires = "follow", value_parser = args::settle)]
+    settle: f64,
 }
 
 /// How progress is shown (`--progress`).
@@ -117,6 +129,9 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
     }
     if a.summary.is_some() || a.index.is_some() || a.force {
         return Err(Fatal("--summary, --index and --force need --range or --shard".into()));
+    }
+    if a.follow {
+        return run_follow(a);
     }
     if a.state.is_some() || a.resume.is_some() {
         return run_checkpointed(a);
@@ -180,14 +195,7 @@ fn run_checkpointed(a: VerifyArgs) -> Result<u8, Fatal> {
             file.display()
         );
     }
-    let stop = Arc::new(AtomicUsize::new(0));
-    let pressed = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        // A second signal ends the process at once (exit 1), as without --state.
-        signal_hook::flag::register_conditional_shutdown(signal, 1, pressed.clone())?;
-        signal_hook::flag::register(signal, pressed.clone())?;
-        signal_hook::flag::register_usize(signal, stop.clone(), signal as usize)?;
-    }
+    let stop = stop_on_signals()?;
     let mut sink = Printer::for_run(&a, total_bytes);
     sink.saver = Some(Saver {
         path: state_path.clone(),
@@ -226,6 +234,116 @@ fn run_checkpointed(a: VerifyArgs) -> Result<u8, Fatal> {
             state_path.display()
         );
     }
+    sink.finish(&summary)
+}
+
+/// SIGINT and SIGTERM set the flag returned (to the signal's number), for
+/// the run to stop at its next batch; a second one ends the process at once
+/// (exit 1), as without this.
+fn stop_on_signals() -> Result<Arc<AtomicUsize>, Fatal> {
+    let stop = Arc::new(AtomicUsize::new(0));
+    let pressed = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, pressed.clone())?;
+        signal_hook::flag::register(signal, pressed.clone())?;
+        signal_hook::flag::register_usize(signal, stop.clone(), signal as usize)?;
+    }
+    Ok(stop)
+}
+
+/// How often `--follow` looks at its directory when no file event came
+/// (inotify wakes it sooner; without inotify this is the polling period).
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+/// `--follow DIR`: the blocks there, then each block as it lands, until a
+/// signal; the state written as with `--state` (at the end, every
+/// `--checkpoint-every` seconds).
+fn run_follow(a: VerifyArgs) -> Result<u8, Fatal> {
+    let [dir] = a.paths.as_slice() else {
+        return Err(Fatal("--follow takes one directory (its *.vblk files are the chain)".into()));
+    };
+    if !std::fs::metadata(dir).map_err(|e| Fatal(format!("{}: {e}", dir.display())))?.is_dir() {
+        return Err(Fatal(format!("{}: --follow takes a directory (its *.vblk files are the chain)", dir.display())));
+    }
+    let opts = options(&a)?;
+    let state_path = a.state.clone().or_else(|| a.resume.clone());
+    if a.checkpoint_every.is_some() && state_path.is_none() {
+        return Err(Fatal("--checkpoint-every needs --state or --resume".into()));
+    }
+    let verifier = match &a.resume {
+        None => Verifier::new(opts),
+        Some(path) => {
+            let cp = Checkpoint::read(path)?;
+            let files = expand_files(std::slice::from_ref(dir), "--follow")?;
+            Resume::plan(&cp, &files, opts.rules, opts.authorities.as_ref(), opts.chain_id.as_ref(), opts.io)
+                .map_err(|e| Fatal(format!("--resume {}: {e}", path.display())))?;
+            eprintln!("vigil: resuming after {} blocks ({})", cp.blocks, tip_text(&cp));
+            Verifier::resume(opts, &cp, &files)
+        }
+    };
+    let stop = stop_on_signals()?;
+    let mut sink = Printer::for_run(&a, 0);
+    sink.all = true;
+    if let Some(path) = &state_path {
+        sink.saver = Some(Saver {
+            path: path.clone(),
+            every: a.checkpoint_every.map(Duration::from_secs_f64),
+            last: Instant::now(),
+            stop: stop.clone(),
+        });
+    }
+    // File events wake the loop at once; without them it polls.
+    let (wake, woken) = std::sync::mpsc::channel();
+    let watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+        let _ = wake.send(());
+    })
+    .and_then(|mut w| w.watch(dir, notify::RecursiveMode::NonRecursive).map(|()| w));
+    if let Err(e) = &watcher {
+        tracing::warn!("{}: no file events ({e}); polling every {} ms", dir.display(), FOLLOW_POLL.as_millis());
+    }
+    let mut follower = Follower::new(dir.clone(), verifier, Duration::from_secs_f64(a.settle));
+    let mut failed = None;
+    while stop.load(Ordering::Relaxed) == 0 {
+        if let Err(e) = follower.step(&mut sink) {
+            failed = Some(e);
+            break;
+        }
+        if let Some(saver) = &sink.saver
+            && saver.every.is_some_and(|every| saver.last.elapsed() >= every)
+        {
+            let state = follower.verifier().checkpoint();
+            sink.checkpoint(state);
+        }
+        // Wait for an event or the poll period, then take every event that came.
+        let _ = woken.recv_timeout(FOLLOW_POLL);
+        while woken.try_recv().is_ok() {}
+    }
+    drop(watcher);
+    let summary = follower.verifier().summary();
+    if let Some(path) = &state_path {
+        let state = follower.verifier().checkpoint();
+        match state.and_then(|cp| cp.write(path).map(|()| cp)) {
+            Ok(cp) => {
+                let (file, offset) = cp.position();
+                eprintln!(
+                    "vigil: state after {} blocks ({}), at {} @ {offset}, written to {}",
+                    cp.blocks,
+                    tip_text(&cp),
+                    file.display(),
+                    path.display()
+                );
+            }
+            // Nothing read yet: no state to write.
+            Err(CheckpointError::Files(why)) => eprintln!("vigil: no state written: {why}"),
+            Err(e) => return Err(Fatal(format!("--state {}: {e}", path.display()))),
+        }
+    }
+    if let Some(e) = failed {
+        return Err(Fatal(e.to_string()));
+    }
+    let signal = stop.load(Ordering::Relaxed) as i32;
+    let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
+    eprintln!("vigil: {name}: stopped following {}", dir.display());
     sink.finish(&summary)
 }
 

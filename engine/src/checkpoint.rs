@@ -484,6 +484,12 @@ impl Marks {
         }
     }
 
+    /// The file being read, the end of its last well-formed block and of
+    /// the bytes accounted for.
+    pub(crate) fn position(&self) -> Option<(Arc<Path>, u64, u64)> {
+        self.current.clone()
+    }
+
     /// The file of the last well-formed block.
     pub(crate) fn tip_file(&self) -> Option<Arc<Path>> {
         self.tip_at.as_ref().map(|(f, _)| f.clone())

@@ -27,6 +27,7 @@ pub mod hybrid;
 pub mod chain;
 pub mod report;
 pub mod checkpoint;
+pub mod follow;
 
 // What drives the pipeline: a whole chain, a node's requests, a shard.
 pub mod verify;

@@ -132,6 +132,8 @@ pub struct Verifier {
     marks: Marks,
     /// A sink said [`Flow::Stop`].
     stopped: bool,
+    /// The last file counted in the totals.
+    counted: Option<Arc<Path>>,
 }
 
 impl Verifier {
@@ -153,6 +155,7 @@ impl Verifier {
             tip_file: None,
             marks: Marks::default(),
             stopped: false,
+            counted: None,
             totals: Summary::default(),
             started: Instant::now(),
             opts,
@@ -178,6 +181,13 @@ impl Verifier {
     pub fn checkpoint(&mut self) -> Result<Checkpoint, CheckpointError> {
         let Verifier { marks, chain, opts, totals, .. } = self;
         marks.checkpoint(chain, opts.rules, opts.authorities.as_ref(), totals.blocks, totals.transactions, opts.io)
+    }
+
+    /// Where the run has got: the file being read, the end of its last
+    /// well-formed block, and the end of the bytes accounted for (past it
+    /// when a malformed block ended the file).
+    pub fn position(&self) -> Option<(Arc<Path>, u64, u64)> {
+        self.marks.position()
     }
 
     /// Whether the last run stopped early because its sink said
@@ -307,6 +317,11 @@ impl Verifier {
             for item in computed_rx {
                 let (batch, computed) = item?;
                 let t = Instant::now();
+                // A file counts once, however many runs continue it.
+                if batch.first_of_file && self.counted.as_ref() != Some(&batch.file) {
+                    self.totals.files += 1;
+                    self.counted = Some(batch.file.clone());
+                }
                 let (state, totals, tip_file) = (&mut self.chain, &mut self.totals, &mut self.tip_file);
                 apply_chain_rules(state, totals, tip_file, &self.opts, &batch, &computed, sink);
                 self.marks.advance(&batch);
@@ -450,9 +465,6 @@ fn apply_chain_rules(
             })
             .collect();
         sink.first_nonces(&firsts);
-    }
-    if batch.first_of_file {
-        totals.files += 1;
     }
     for (b, (view, framed)) in views.iter().zip(&batch.blocks).enumerate() {
         let (start, end) = (first_tx[b], first_tx[b + 1]);
