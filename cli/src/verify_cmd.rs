@@ -227,6 +227,7 @@ pub fn stitch(paths: &[PathBuf], json: bool, chain: &[PathBuf]) -> Result<u8, Fa
     };
     let mut printer = Printer::new(json, false, ProgressBar::hidden());
     for event in &stitched.events {
+    printer.shards = Some(ShardTime { count: stitched.ranges, longest: stitched.longest_seconds });
         match event {
             shard::Event::Block(r) => printer.block(r),
             shard::Event::Malformed { file, offset, detail } => printer.malformed_line(file, *offset, detail),
@@ -280,6 +281,15 @@ struct Printer {
     out: BufWriter<std::io::Stdout>,
     error: Option<std::io::Error>,
 }
+    /// `vigil stitch`: the summary's seconds are its shards' summed.
+    shards: Option<ShardTime>,
+}
+
+/// The shards a stitched summary joins (`seconds` is their sum).
+#[derive(Clone, Copy)]
+struct ShardTime {
+    count: usize,
+    longest: f64,
 
 /// A `block` line of the NDJSON report, written straight to the output (a
 /// block's failures can number a million: no JSON value is built for
@@ -319,7 +329,7 @@ fn block_ref_json(b: &Option<BlockRef>) -> serde_json::Value {
 
 impl Printer {
     fn new(json: bool, all: bool, bar: ProgressBar) -> Printer {
-        Printer { json, all, bar, out: BufWriter::new(std::io::stdout()), error: None }
+        Printer { json, all, bar, out: BufWriter::new(std::io::stdout()), error: None, shards: None }
     }
 
     /// Prints the summary; the exit code.
@@ -371,7 +381,7 @@ impl Printer {
     fn summary(&mut self, s: &Summary) {
         let verdict = if s.valid() { "valid" } else { "invalid" };
         if self.json {
-            let line = json!({
+            let mut line = json!({
                 "type": "summary", "verdict": verdict, "files": s.files, "blocks": s.blocks,
                 "invalid_blocks": s.invalid_blocks, "malformed": s.malformed, "transactions": s.transactions,
                 "signatures": s.signatures, "bytes": s.bytes, "seconds": s.seconds,
@@ -379,6 +389,10 @@ impl Printer {
                 "last": block_ref_json(&s.last),
             });
             self.emit(&line.to_string());
+            if let Some(t) = self.shards {
+                line["shards"] = json!(t.count);
+                line["longest_shard_seconds"] = json!(t.longest);
+            }
         } else {
             let secs = s.seconds.max(1e-9);
             let mut problems = format!("{} invalid", s.invalid_blocks);
@@ -386,16 +400,24 @@ impl Printer {
                 problems += &format!(", {} malformed", s.malformed);
             }
             self.emit(&format!(
-                "{}: {} blocks ({problems}), {} transactions, {} signatures, {} bytes in {} files, {:.2} s ({:.0} tx/s, {:.1} MB/s)",
+            let (tx_s, mb_s) = (s.transactions as f64 / secs, s.bytes as f64 / secs / 1e6);
+            let time = match self.shards {
+                None => format!("{:.2} s ({tx_s:.0} tx/s, {mb_s:.1} MB/s)", s.seconds),
+                Some(t) => format!(
+                    "{:.2} s of shard time in {} shard{}, longest {:.2} s ({tx_s:.0} tx/s, {mb_s:.1} MB/s per shard-second)",
+                    s.seconds,
+                    t.count,
+                    if t.count == 1 { "" } else { "s" },
+                    t.longest
+                ),
+            };
+                "{}: {} blocks ({problems}), {} transactions, {} signatures, {} bytes in {} files, {time}",
                 verdict.to_uppercase(),
                 s.blocks,
                 s.transactions,
                 s.signatures,
                 s.bytes,
                 s.files,
-                s.seconds,
-                s.transactions as f64 / secs,
-                s.bytes as f64 / secs / 1e6,
             ));
             if let (Some(first), Some(last)) = (s.first, s.last) {
                 let chain = s.chain_id.map_or_else(|| "?".into(), hex::encode);

@@ -54,7 +54,9 @@ fn without_seconds(o: &Output) -> Vec<Value> {
         .lines()
         .map(|l| {
             let mut v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
-            v.as_object_mut().unwrap().remove("seconds");
+            for k in ["seconds", "shards", "longest_shard_seconds"] {
+                v.as_object_mut().unwrap().remove(k);
+            }
             v
         })
         .collect()
