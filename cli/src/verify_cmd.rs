@@ -55,7 +55,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "A..B", value_parser = args::position_range, conflicts_with = "shard")]
     range: Option<(u64, Option<u64>)>,
     /// Verify the I-th of N parts of the chain (I from 0), balanced by signatures;
-    /// `auto` takes I and N from a Kubernetes Indexed Job or a Slurm array.
+    /// `auto`: N from VIGIL_SHARDS, I from JOB_COMPLETION_INDEX (Kubernetes
+    /// Indexed Job) or SLURM_ARRAY_TASK_ID (Slurm array numbered from 0).
     #[arg(long, value_name = "I/N|auto", value_parser = args::shard_spec)]
     shard: Option<args::ShardSpec>,
     /// With --range or --shard: write the range's boundary summary here (for
@@ -226,8 +227,8 @@ pub fn stitch(paths: &[PathBuf], json: bool, chain: &[PathBuf]) -> Result<u8, Fa
         shard::stitch_with_chain(paths, Some((&files, IoMode::Mmap)))?
     };
     let mut printer = Printer::new(json, false, ProgressBar::hidden());
-    for event in &stitched.events {
     printer.shards = Some(ShardTime { count: stitched.ranges, longest: stitched.longest_seconds });
+    for event in &stitched.events {
         match event {
             shard::Event::Block(r) => printer.block(r),
             shard::Event::Malformed { file, offset, detail } => printer.malformed_line(file, *offset, detail),
@@ -280,7 +281,6 @@ struct Printer {
     bar: ProgressBar,
     out: BufWriter<std::io::Stdout>,
     error: Option<std::io::Error>,
-}
     /// `vigil stitch`: the summary's seconds are its shards' summed.
     shards: Option<ShardTime>,
 }
@@ -290,6 +290,7 @@ struct Printer {
 struct ShardTime {
     count: usize,
     longest: f64,
+}
 
 /// A `block` line of the NDJSON report, written straight to the output (a
 /// block's failures can number a million: no JSON value is built for
@@ -388,18 +389,17 @@ impl Printer {
                 "chain_id": s.chain_id.map(hex::encode), "first": block_ref_json(&s.first),
                 "last": block_ref_json(&s.last),
             });
-            self.emit(&line.to_string());
             if let Some(t) = self.shards {
                 line["shards"] = json!(t.count);
                 line["longest_shard_seconds"] = json!(t.longest);
             }
+            self.emit(&line.to_string());
         } else {
             let secs = s.seconds.max(1e-9);
             let mut problems = format!("{} invalid", s.invalid_blocks);
             if s.malformed > 0 {
                 problems += &format!(", {} malformed", s.malformed);
             }
-            self.emit(&format!(
             let (tx_s, mb_s) = (s.transactions as f64 / secs, s.bytes as f64 / secs / 1e6);
             let time = match self.shards {
                 None => format!("{:.2} s ({tx_s:.0} tx/s, {mb_s:.1} MB/s)", s.seconds),
@@ -411,6 +411,7 @@ impl Printer {
                     t.longest
                 ),
             };
+            self.emit(&format!(
                 "{}: {} blocks ({problems}), {} transactions, {} signatures, {} bytes in {} files, {time}",
                 verdict.to_uppercase(),
                 s.blocks,
