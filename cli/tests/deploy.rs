@@ -193,6 +193,12 @@ fn slurm_submit_passes_shards_cpus_and_memory_and_kills_the_stitch_on_a_failed_t
         let mem = text.lines().find_map(|l| l.strip_prefix("#SBATCH --mem=")).unwrap_or("1G");
         assert!(["1G", "512M", "256M"].contains(&mem), "{name}: {mem}");
     }
+    // Every script parses (check-local.sh needs root and a Slurm install:
+    // it is run by hand).
+    for name in ["submit.sh", "verify-array.sbatch", "stitch.sbatch", "check-local.sh"] {
+        let o = Command::new("bash").arg("-n").arg(dir.join(name)).output().unwrap();
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+    }
     let tmp = tempfile::tempdir().unwrap();
     let chain = chain(tmp.path());
     let summaries = tmp.path().join("summaries");
