@@ -23,7 +23,9 @@ seconds() { python3 -c "import sys; print(f'{float(sys.argv[1]):.1f}')" "$1"; }
 now() { date +%s.%N; }
 strip() { python3 -c 'import json,sys
 for l in sys.stdin:
-    v = json.loads(l); v.pop("seconds", None); print(json.dumps(v, sort_keys=True))'; }
+    v = json.loads(l)
+    for k in ("seconds", "shards", "longest_shard_seconds"): v.pop(k, None)
+    print(json.dumps(v, sort_keys=True))'; }
 
 /usr/bin/time -f "%e %M" -o "$work/single.time" "$vigil" verify --json "$chain" > "$work/single.json" || true
 read -r single_s single_kb < <(tail -1 "$work/single.time")

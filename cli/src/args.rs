@@ -190,6 +190,64 @@ mod tests {
         assert!(batch_size("0").unwrap_err().contains("from 1 to"));
         assert_eq!(hex32(&"ab".repeat(32)), Ok([0xab; 32]));
     }
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| vars.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string())
+    }
+
+    /// Re-running one failed index (`sbatch --array=5 …`) is an array of one
+    /// task (MIN 5, COUNT 1): still shard 5 of VIGIL_SHARDS, not 0/1.
+    #[test]
+    fn slurm_shard_is_the_task_id_of_vigil_shards_also_for_a_one_index_rerun() {
+        let rerun = [
+            ("SLURM_ARRAY_TASK_ID", "5"),
+            ("SLURM_ARRAY_TASK_MIN", "5"),
+            ("SLURM_ARRAY_TASK_COUNT", "1"),
+            ("VIGIL_SHARDS", "8"),
+        ];
+        assert_eq!(shard_from_env(&env(&rerun)), Ok((5, 8)));
+        for id in 0..4u32 {
+            let id = id.to_string();
+            let whole = [
+                ("SLURM_ARRAY_TASK_ID", id.as_str()),
+                ("SLURM_ARRAY_TASK_MIN", "0"),
+                ("SLURM_ARRAY_TASK_COUNT", "4"),
+                ("VIGIL_SHARDS", "4"),
+            ];
+            assert_eq!(shard_from_env(&env(&whole)), Ok((id.parse().unwrap(), 4)));
+        }
+    }
+
+    #[test]
+    fn slurm_without_vigil_shards_or_with_an_index_past_it_is_an_error_saying_what_to_set() {
+        let missing = [("SLURM_ARRAY_TASK_ID", "5"), ("SLURM_ARRAY_TASK_MIN", "5"), ("SLURM_ARRAY_TASK_COUNT", "1")];
+        let e = shard_from_env(&env(&missing)).unwrap_err();
+        assert!(e.contains("VIGIL_SHARDS is not") && e.contains("submit.sh"), "{e}");
+        // An array numbered from 1 (--array=1-4) runs past the last shard.
+        let past = [("SLURM_ARRAY_TASK_ID", "4"), ("VIGIL_SHARDS", "4")];
+        let e = shard_from_env(&env(&past)).unwrap_err();
+        assert!(e.contains("SLURM_ARRAY_TASK_ID 4") && e.contains("VIGIL_SHARDS 4"), "{e}");
+        let e = shard_from_env(&env(&[("SLURM_ARRAY_TASK_ID", "9"), ("VIGIL_SHARDS", "4")])).unwrap_err();
+        assert!(e.contains("SLURM_ARRAY_TASK_ID 9") && e.contains("VIGIL_SHARDS 4"), "{e}");
+        let e = shard_from_env(&env(&[("SLURM_ARRAY_TASK_ID", "x"), ("VIGIL_SHARDS", "4")])).unwrap_err();
+        assert!(e.contains("SLURM_ARRAY_TASK_ID"), "{e}");
+        assert!(shard_from_env(&env(&[("SLURM_ARRAY_TASK_ID", "0"), ("VIGIL_SHARDS", "0")])).is_err());
+    }
+
+    #[test]
+    fn kubernetes_shard_is_the_completion_index_of_vigil_shards() {
+        let k8s = [("JOB_COMPLETION_INDEX", "2"), ("VIGIL_SHARDS", "3")];
+        assert_eq!(shard_from_env(&env(&k8s)), Ok((2, 3)));
+        // The Indexed Job wins over a Slurm variable leaking into the pod.
+        let both = [("JOB_COMPLETION_INDEX", "1"), ("SLURM_ARRAY_TASK_ID", "2"), ("VIGIL_SHARDS", "3")];
+        assert_eq!(shard_from_env(&env(&both)), Ok((1, 3)));
+        let e = shard_from_env(&env(&[("JOB_COMPLETION_INDEX", "1")])).unwrap_err();
+        assert!(e.contains("VIGIL_SHARDS is not"), "{e}");
+        let e = shard_from_env(&env(&[("JOB_COMPLETION_INDEX", "3"), ("VIGIL_SHARDS", "3")])).unwrap_err();
+        assert!(e.contains("JOB_COMPLETION_INDEX 3") && e.contains("VIGIL_SHARDS 3"), "{e}");
+        let e = shard_from_env(&env(&[])).unwrap_err();
+        assert!(e.contains("neither JOB_COMPLETION_INDEX"), "{e}");
+    }
 }
 
 /// `A..B`, `A..` (to the end) or `..B` (from 0): chain positions A <= p < B.
@@ -272,9 +330,13 @@ impl ShardSpec {
     }
 }
 
-/// I and N from a Kubernetes Indexed Job (`JOB_COMPLETION_INDEX`, with N in
-/// `VIGIL_SHARDS`) or a Slurm array (`SLURM_ARRAY_TASK_ID` −
-/// `SLURM_ARRAY_TASK_MIN`, N = `SLURM_ARRAY_TASK_COUNT`).
+/// I and N for `--shard auto`. N is always explicit, `VIGIL_SHARDS` (the
+/// Job's `completions`; `deploy/slurm/submit.sh` exports it), never inferred
+/// from the scheduler: I is `JOB_COMPLETION_INDEX` in a Kubernetes Indexed
+/// Job, else `SLURM_ARRAY_TASK_ID` in a Slurm array numbered from 0. The
+/// array's own size (`SLURM_ARRAY_TASK_MIN`/`COUNT`) is not used: re-running
+/// one failed index (`sbatch --array=5 …`) makes an array of one task, and it
+/// must still verify shard 5 of N, not the whole chain.
 pub fn shard_from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<(u32, u32), String> {
     let number = |k: &str| -> Result<Option<u32>, String> {
         var(k).map(|v| v.trim().parse::<u32>().map_err(|e| format!("{k}={v:?}: {e}"))).transpose()
@@ -283,13 +345,22 @@ pub fn shard_from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<(u32, u32)
         let n = number("VIGIL_SHARDS")?.ok_or(
             "JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job) but VIGIL_SHARDS is not: set it in the manifest to the Job's completions",
         )?;
+        if i >= n {
+            return Err(format!(
+                "JOB_COMPLETION_INDEX {i} is not below VIGIL_SHARDS {n} (set VIGIL_SHARDS to the Job's completions)"
+            ));
+        }
         (i, n)
-    } else if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
-        let min =
-            number("SLURM_ARRAY_TASK_MIN")?.ok_or("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_MIN is not")?;
-        let n =
-            number("SLURM_ARRAY_TASK_COUNT")?.ok_or("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not")?;
-        let i = id.checked_sub(min).ok_or(format!("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}"))?;
+    } else if let Some(i) = number("SLURM_ARRAY_TASK_ID")? {
+        let n = number("VIGIL_SHARDS")?.ok_or(
+            "SLURM_ARRAY_TASK_ID is set (a Slurm array) but VIGIL_SHARDS is not: export VIGIL_SHARDS=N, the number of shards, to every task (deploy/slurm/submit.sh does)",
+        )?;
+        if i >= n {
+            return Err(format!(
+                "SLURM_ARRAY_TASK_ID {i} is not below VIGIL_SHARDS {n}: the array must be numbered 0 to VIGIL_SHARDS-1 (--array=0-{})",
+                n.saturating_sub(1)
+            ));
+        }
         (i, n)
     } else {
         return Err(

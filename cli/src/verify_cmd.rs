@@ -62,7 +62,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "A..B", value_parser = args::position_range, conflicts_with = "shard")]
     range: Option<(u64, Option<u64>)>,
     /// Verify the I-th of N parts of the chain (I from 0), balanced by signatures;
-    /// `auto` takes I and N from a Kubernetes Indexed Job or a Slurm array.
+    /// `auto`: N from VIGIL_SHARDS, I from JOB_COMPLETION_INDEX (Kubernetes
+    /// Indexed Job) or SLURM_ARRAY_TASK_ID (Slurm array numbered from 0).
     #[arg(long, value_name = "I/N|auto", value_parser = args::shard_spec)]
     shard: Option<args::ShardSpec>,
     /// With --range or --shard: write the range's boundary summary here (for
@@ -499,6 +500,7 @@ pub fn stitch(paths: &[PathBuf], json: bool, chain: &[PathBuf]) -> Result<u8, Fa
         shard::stitch_with_chain(paths, Some((&files, IoMode::Mmap)))?
     };
     let mut printer = Printer::new(json, false, ProgressBar::hidden());
+    printer.shards = Some(ShardTime { count: stitched.ranges, longest: stitched.longest_seconds });
     for event in &stitched.events {
         match event {
             shard::Event::Block(r) => printer.block(r),
@@ -613,6 +615,15 @@ struct Printer {
     saver: Option<Saver>,
     out: BufWriter<std::io::Stdout>,
     error: Option<std::io::Error>,
+    /// `vigil stitch`: the summary's seconds are its shards' summed.
+    shards: Option<ShardTime>,
+}
+
+/// The shards a stitched summary joins (`seconds` is their sum).
+#[derive(Clone, Copy)]
+struct ShardTime {
+    count: usize,
+    longest: f64,
 }
 
 /// A `block` line of the NDJSON report, written straight to the output (a
@@ -662,6 +673,7 @@ impl Printer {
             saver: None,
             out: BufWriter::new(std::io::stdout()),
             error: None,
+            shards: None,
         }
     }
 
@@ -740,13 +752,17 @@ impl Printer {
     fn summary(&mut self, s: &Summary) {
         let verdict = if s.valid() { "valid" } else { "invalid" };
         if self.json {
-            let line = json!({
+            let mut line = json!({
                 "type": "summary", "verdict": verdict, "files": s.files, "blocks": s.blocks,
                 "invalid_blocks": s.invalid_blocks, "malformed": s.malformed, "transactions": s.transactions,
                 "signatures": s.signatures, "bytes": s.bytes, "seconds": s.seconds,
                 "chain_id": s.chain_id.map(hex::encode), "first": block_ref_json(&s.first),
                 "last": block_ref_json(&s.last),
             });
+            if let Some(t) = self.shards {
+                line["shards"] = json!(t.count);
+                line["longest_shard_seconds"] = json!(t.longest);
+            }
             self.emit(&line.to_string());
         } else {
             let secs = s.seconds.max(1e-9);
@@ -754,17 +770,25 @@ impl Printer {
             if s.malformed > 0 {
                 problems += &format!(", {} malformed", s.malformed);
             }
+            let (tx_s, mb_s) = (s.transactions as f64 / secs, s.bytes as f64 / secs / 1e6);
+            let time = match self.shards {
+                None => format!("{:.2} s ({tx_s:.0} tx/s, {mb_s:.1} MB/s)", s.seconds),
+                Some(t) => format!(
+                    "{:.2} s of shard time in {} shard{}, longest {:.2} s ({tx_s:.0} tx/s, {mb_s:.1} MB/s per shard-second)",
+                    s.seconds,
+                    t.count,
+                    if t.count == 1 { "" } else { "s" },
+                    t.longest
+                ),
+            };
             self.emit(&format!(
-                "{}: {} blocks ({problems}), {} transactions, {} signatures, {} bytes in {} files, {:.2} s ({:.0} tx/s, {:.1} MB/s)",
+                "{}: {} blocks ({problems}), {} transactions, {} signatures, {} bytes in {} files, {time}",
                 verdict.to_uppercase(),
                 s.blocks,
                 s.transactions,
                 s.signatures,
                 s.bytes,
                 s.files,
-                s.seconds,
-                s.transactions as f64 / secs,
-                s.bytes as f64 / secs / 1e6,
             ));
             if let (Some(first), Some(last), false) = (s.first, s.last, self.quiet) {
                 let chain = s.chain_id.map_or_else(|| "?".into(), hex::encode);

@@ -598,15 +598,17 @@ fn serve_refuses_remote_addresses_without_allow_remote() {
     assert_eq!(code(&o), 2);
 }
 
-/// The NDJSON lines without the timing field, and the human report without
-/// the timing tail of its summary line.
+/// The NDJSON lines without the timing fields (a stitch's adds its shards'),
+/// and the human report without the timing tail of its summary line.
 fn comparable(o: &Output, json: bool) -> Vec<String> {
     let text = String::from_utf8(o.stdout.clone()).unwrap();
     text.lines()
         .map(|l| {
             if json {
                 let mut v: Value = serde_json::from_str(l).unwrap();
-                v.as_object_mut().unwrap().remove("seconds");
+                for k in ["seconds", "shards", "longest_shard_seconds"] {
+                    v.as_object_mut().unwrap().remove(k);
+                }
                 v.to_string()
             } else {
                 l.split(" files, ").next().unwrap().to_owned()
@@ -641,10 +643,13 @@ fn shards_under_kubernetes_and_slurm_environments_stitch_to_the_single_run() {
                 if name == "k8s" {
                     cmd.env("JOB_COMPLETION_INDEX", i.to_string()).env("VIGIL_SHARDS", n.to_string());
                 } else {
-                    // Arrays often start at 1: --array=1-4.
-                    cmd.env("SLURM_ARRAY_TASK_ID", (i + 1).to_string())
-                        .env("SLURM_ARRAY_TASK_MIN", "1")
-                        .env("SLURM_ARRAY_TASK_COUNT", n.to_string());
+                    // --array=0-3 with VIGIL_SHARDS=4 (submit.sh); shard 2
+                    // as a one-index re-run gets it: --array=2 alone.
+                    let (min, count) = if i == 2 { (i, 1) } else { (0, n) };
+                    cmd.env("SLURM_ARRAY_TASK_ID", i.to_string())
+                        .env("SLURM_ARRAY_TASK_MIN", min.to_string())
+                        .env("SLURM_ARRAY_TASK_COUNT", count.to_string())
+                        .env("VIGIL_SHARDS", n.to_string());
                 }
                 let o = cmd.output().unwrap();
                 assert_eq!(code(&o), 0, "{name} shard {i}: {}", String::from_utf8_lossy(&o.stderr));
@@ -681,6 +686,13 @@ fn shard_auto_needs_a_scheduler_and_stitch_names_missing_shards() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("VIGIL_SHARDS"), "{o:?}");
     let o = run(&[("JOB_COMPLETION_INDEX", "4"), ("VIGIL_SHARDS", "4")], &["--shard", "auto"]);
     assert_eq!(code(&o), 2);
+    // A Slurm task without VIGIL_SHARDS (its array may be one re-run index).
+    let o = run(
+        &[("SLURM_ARRAY_TASK_ID", "5"), ("SLURM_ARRAY_TASK_MIN", "5"), ("SLURM_ARRAY_TASK_COUNT", "1")],
+        &["--shard", "auto"],
+    );
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("VIGIL_SHARDS is not"), "{o:?}");
     let o = run(&[], &["--shard", "5/5"]);
     assert_eq!(code(&o), 2);
     // Two of three shards: stitch names the missing one and exits 2.

@@ -209,3 +209,34 @@ fn stitch_totals_that_overflow_are_an_error_naming_the_summary() {
     assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stdout));
     assert!(stderr(&o).contains("s1.json") && stderr(&o).contains("overflows"), "{}", stderr(&o));
 }
+
+/// `vigil stitch` reports the shards' work: the summary's seconds are their
+/// seconds summed (the human line says so, with the longest shard), and
+/// `--json` keeps its fields and adds `shards` and `longest_shard_seconds`.
+#[test]
+fn the_stitch_summary_reports_the_shards_summed_seconds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = generate(tmp.path(), "chain", &["nonce@9"]);
+    let summaries = shards(&chain, 3, tmp.path(), &[]);
+    for (p, seconds) in summaries.iter().zip([1.5, 4.0, 2.25]) {
+        let s = shard::read_summary(p).unwrap();
+        shard::write_summary(p, &shard::ShardSummary { seconds, ..s }).unwrap();
+    }
+    let o = stitch(&summaries, &["--json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let line: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(line["type"], "summary");
+    assert_eq!(line["seconds"], 7.75, "{line}");
+    assert_eq!((&line["shards"], &line["longest_shard_seconds"]), (&3.into(), &4.0.into()), "{line}");
+    let transactions = line["transactions"].as_u64().unwrap();
+    assert!(transactions > 0 && line["verdict"] == "invalid" && line["blocks"] == 24, "{line}");
+
+    let o = stitch(&summaries, &[]);
+    assert_eq!(code(&o), 1);
+    let out = String::from_utf8(o.stdout).unwrap();
+    let summary = out.lines().find(|l| l.starts_with("INVALID: ")).unwrap_or_else(|| panic!("{out}"));
+    let want = format!("7.75 s of shard time in 3 shards, longest 4.00 s ({:.0} tx/s,", transactions as f64 / 7.75);
+    assert!(summary.contains(&want), "{summary}\nwant {want}");
+    assert!(summary.ends_with("MB/s per shard-second)"), "{summary}");
+}

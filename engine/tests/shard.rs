@@ -556,3 +556,27 @@ fn shard_counts_and_range_starts_are_range_checked() {
             .is_ok()
     );
 }
+
+/// The stitched summary's seconds are the shards' work summed (not the
+/// longest shard's, nor the stitch's own time); the longest is kept apart.
+#[test]
+fn the_stitched_seconds_are_the_shards_seconds_summed() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = chain(dir.path(), 21, 40, 9);
+    let out = tempfile::tempdir().unwrap();
+    let summaries = run_shards(&files, 3, out.path());
+    // Times no run would give by chance; rewritten through the engine, so
+    // the checksums are right.
+    for (p, seconds) in summaries.iter().zip([1.5, 4.0, 2.25]) {
+        let s = shard::read_summary(p).unwrap();
+        shard::write_summary(p, &shard::ShardSummary { seconds, ..s }).unwrap();
+    }
+    let stitched = shard::stitch(&summaries).unwrap();
+    assert_eq!(stitched.summary.seconds, 7.75);
+    assert_eq!((stitched.ranges, stitched.longest_seconds), (3, 4.0));
+    // A crafted negative time counts as none rather than hiding another's.
+    let s = shard::read_summary(&summaries[1]).unwrap();
+    shard::write_summary(&summaries[1], &shard::ShardSummary { seconds: -3.0, ..s }).unwrap();
+    let stitched = shard::stitch(&summaries).unwrap();
+    assert_eq!((stitched.summary.seconds, stitched.longest_seconds), (3.75, 2.25));
+}

@@ -276,8 +276,15 @@ pub enum Event {
 pub struct Stitched {
     /// Invalid and malformed blocks, in chain order.
     pub events: Vec<Event>,
-    /// The totals, as one run over the chain reports them.
+    /// The totals, as one run over the chain reports them, except `seconds`:
+    /// the ranges' seconds summed, the work they did together (their wall
+    /// span is not known: the ranges may run one after another or at once).
     pub summary: Summary,
+    /// The summaries joined.
+    pub ranges: usize,
+    /// The longest range's seconds: with every range run at once, about the
+    /// wall time the verification took.
+    pub longest_seconds: f64,
 }
 
 fn unhex32(s: &str, path: &Path, what: &'static str) -> Result<Digest, StitchError> {
@@ -435,6 +442,7 @@ pub fn stitch_with_chain(paths: &[PathBuf], chain: Option<(&[PathBuf], IoMode)>)
         })
     };
     let mut totals = Summary::default();
+    let mut longest_seconds = 0.0f64;
     // Every block with a report, by position; and the malformed ones.
     let mut reports: BTreeMap<u64, BlockReport> = BTreeMap::new();
     let mut malformed: Vec<(u32, u64, String)> = Vec::new();
@@ -517,7 +525,11 @@ pub fn stitch_with_chain(paths: &[PathBuf], chain: Option<(&[PathBuf], IoMode)>)
         add(&mut totals.transactions, t.transactions, "transactions", p)?;
         add(&mut totals.signatures, t.signatures, "signatures", p)?;
         add(&mut totals.bytes, t.bytes, "bytes", p)?;
-        totals.seconds = totals.seconds.max(s.seconds);
+        // The shards' work, not the stitch's own time (a damaged value
+        // counts as none).
+        let seconds = if s.seconds.is_finite() { s.seconds.max(0.0) } else { 0.0 };
+        totals.seconds += seconds;
+        longest_seconds = longest_seconds.max(seconds);
     }
     // The ranges' counts add up to the chain's, as the walks saw it.
     if (totals.blocks, totals.transactions, totals.files)
@@ -548,5 +560,10 @@ pub fn stitch_with_chain(paths: &[PathBuf], chain: Option<(&[PathBuf], IoMode)>)
         keyed.push(((file, offset), Event::Malformed { file: path, offset, detail }));
     }
     keyed.sort_by_key(|(k, _)| *k);
-    Ok(Stitched { events: keyed.into_iter().map(|(_, e)| e).collect(), summary: totals })
+    Ok(Stitched {
+        events: keyed.into_iter().map(|(_, e)| e).collect(),
+        summary: totals,
+        ranges: loaded.len(),
+        longest_seconds,
+    })
 }
