@@ -7,6 +7,7 @@ mod common;
 mod checkpoints;
 mod cli;
 mod deploy;
+mod follow;
 mod hostile_input;
 mod serve;
 mod shards;

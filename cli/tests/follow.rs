@@ -1,0 +1,154 @@
+//! `vigil verify --follow DIR`: a writer appends a chain in bursts (blocks
+//! cut anywhere, across segment files); what is reported is what one run
+//! over the whole chain reports, each block soon after its last byte lands;
+//! a tail left cut short is waited for until `--settle`, garbage is reported
+//! at once, and SIGTERM ends it with the state written.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use crate::common;
+use common::*;
+
+/// Reads the follower's stdout lines on a thread, each with when it came.
+fn lines_of(child: &mut Child) -> Receiver<(Instant, Value)> {
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines() {
+            let line = line.unwrap();
+            let value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+            if tx.send((Instant::now(), value)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Takes lines until `n` have come in all (`got`), or `within` passes.
+fn take(rx: &Receiver<(Instant, Value)>, got: &mut Vec<(Instant, Value)>, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while got.len() < n {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => got.push(line),
+            Err(RecvTimeoutError::Timeout) => return,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    f.write_all(bytes).unwrap();
+    f.flush().unwrap();
+}
+
+/// Events without the directory's name in file names.
+fn named(v: &Value, dir: &Path) -> Value {
+    let mut v = v.clone();
+    let prefix = format!("{}/", dir.display());
+    for key in ["file", "previous_file"] {
+        if let Some(f) = v[key].as_str() {
+            v[key] = Value::from(f.trim_start_matches(&prefix));
+        }
+    }
+    v
+}
+
+#[test]
+fn follow_reports_a_growing_chain_as_one_run_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = faulty_chain(tmp.path());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&chain).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let full = vigil(&["verify", s(&chain), "--json", "--all"]);
+    assert_eq!(code(&full), 1);
+    let expected: Vec<Value> =
+        ndjson_lines(&full.stdout).iter().filter(|v| v["type"] != "summary").map(|v| named(v, &chain)).collect();
+
+    let live = tmp.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    let st = tmp.path().join("state.json");
+    let mut child = Command::new(VIGIL)
+        .args(["verify", "--follow", s(&live), "--json", "--settle", "1.5", "--state", s(&st)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines_of(&mut child);
+    let mut got = Vec::new();
+
+    // The chain written in bursts of 1 to 3000 bytes, 0 to 40 ms apart,
+    // cutting blocks and headers anywhere, file after file.
+    let mut seed = 7u64;
+    let mut next = |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        let target = live.join(f.file_name().unwrap());
+        let mut at = 0;
+        while at < bytes.len() {
+            let n = (1 + next(3000) as usize).min(bytes.len() - at);
+            append(&target, &bytes[at..at + n]);
+            at += n;
+            std::thread::sleep(Duration::from_millis(next(40)));
+        }
+    }
+    let last_write = Instant::now();
+    take(&rx, &mut got, expected.len(), Duration::from_secs(20));
+    let events: Vec<Value> = got.iter().map(|(_, v)| named(v, &live)).collect();
+    assert_eq!(events, expected, "what --follow reported, against one run");
+    // The last block is reported within a second of its last byte.
+    let (when, _) = got.last().unwrap();
+    assert!(when.duration_since(last_write) < Duration::from_secs(1), "{:?}", when.duration_since(last_write));
+
+    // A block cut short at the end of the last file: waited for, then
+    // reported malformed once the file has not changed for --settle.
+    let last = live.join(files.last().unwrap().file_name().unwrap());
+    let header = std::fs::read(&files[0]).unwrap()[..150].to_vec();
+    let torn_at = std::fs::metadata(&last).unwrap().len();
+    append(&last, &header);
+    let cut = Instant::now();
+    take(&rx, &mut got, expected.len() + 1, Duration::from_secs(5));
+    let (when, torn) = got.last().unwrap();
+    assert_eq!(torn["type"], "malformed", "{torn}");
+    assert_eq!(torn["offset"].as_u64(), Some(torn_at));
+    let waited = when.duration_since(cut);
+    assert!(waited >= Duration::from_millis(1400) && waited < Duration::from_secs(3), "{waited:?}");
+
+    // Garbage in a new segment file is reported at once.
+    let garbage_file = live.join("zzz.vblk");
+    append(&garbage_file, &[0x55; 300]);
+    let wrote = Instant::now();
+    take(&rx, &mut got, expected.len() + 2, Duration::from_secs(5));
+    let (when, garbage) = got.last().unwrap();
+    assert_eq!(garbage["type"], "malformed", "{garbage}");
+    assert!(garbage["file"].as_str().unwrap().ends_with("zzz.vblk"), "{garbage}");
+    assert!(when.duration_since(wrote) < Duration::from_secs(1));
+
+    // SIGTERM: the summary, the state written, the exit code of what it verified.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    take(&rx, &mut got, expected.len() + 3, Duration::from_secs(5));
+    let summary = &got.last().unwrap().1;
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["blocks"], ndjson_lines(&full.stdout).last().unwrap()["blocks"]);
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("SIGTERM: stopped following"), "{err}");
+    let state: Value = serde_json::from_slice(&std::fs::read(&st).unwrap()).unwrap();
+    assert_eq!(state["blocks"], summary["blocks"]);
+    // Resuming the followed directory: nothing new but the garbage, read again.
+    let o = vigil(&["verify", s(&live), "--resume", s(&st), "--json"]);
+    let lines = ndjson_lines(&o.stdout);
+    assert_eq!(lines[0]["type"], "malformed", "{lines:?}");
+    assert_eq!(lines.last().unwrap()["blocks"], 0);
+}
