@@ -1,8 +1,8 @@
 //! Where the engine's diagnostics go: `tracing` events on stderr, each line
 //! `vigil: <message>` as the CLI's own messages are.
 //!
-//! By default warnings from every crate and the engine's notices (`info`)
-//! are shown. `VIGIL_STAGE_TIMES=1` adds the pipeline's stage times (target
+//! By default warnings from every crate and vigil's notices (`info`: the
+//! engine's and the command's own) are shown. `VIGIL_STAGE_TIMES=1` adds the pipeline's stage times (target
 //! `vigil::stages`), `VIGIL_HYBRID_TRACE=1` each hybrid batch's split
 //! (target `vigil::hybrid`); `RUST_LOG` (`target=level,…`, or a bare level)
 //! adds its own directives after those.
@@ -48,7 +48,10 @@ where
 /// The filter: defaults, the two switches, then `RUST_LOG`.
 fn filter() -> Targets {
     let on = |k: &str| std::env::var(k).is_ok_and(|v| v == "1");
-    let mut t = Targets::new().with_default(Level::WARN).with_target("vigil_engine", Level::INFO);
+    let mut t = Targets::new()
+        .with_default(Level::WARN)
+        .with_target("vigil_engine", Level::INFO)
+        .with_target("vigil", Level::INFO);
     if on("VIGIL_STAGE_TIMES") {
         t = t.with_target("vigil::stages", Level::DEBUG);
     }
@@ -71,8 +74,25 @@ fn filter() -> Targets {
     t
 }
 
+/// How diagnostics are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `vigil: message`, one a line.
+    #[default]
+    Text,
+    /// One JSON object a line: timestamp, level, target, fields (message).
+    Json,
+}
+
 /// Installs the stderr subscriber (once, at start).
-pub fn init() {
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false).event_format(Plain);
-    let _ = tracing_subscriber::registry().with(layer).with(filter()).try_init();
+pub fn init(format: LogFormat) {
+    let registry = tracing_subscriber::registry().with(filter());
+    let _ = match format {
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false).event_format(Plain))
+            .try_init(),
+        LogFormat::Json => {
+            registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init()
+        }
+    };
 }

@@ -6,6 +6,7 @@ mod devices_cmd;
 mod gen_cmd;
 mod inspect_cmd;
 mod lines;
+mod metrics;
 mod serve_cmd;
 mod sigs_cmd;
 mod verify_cmd;
@@ -19,6 +20,10 @@ use vigil_cli::{EXIT_ERROR, EXIT_INVALID, Fatal, args, init_threads, log};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How diagnostics are written on stderr: `vigil: message` lines, or JSON
+    /// objects (levels and targets from RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: log::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -72,7 +77,7 @@ struct StitchArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    log::init();
+    log::init(cli.log_format);
     // A mapped segment that shrinks under a run is reported by name with
     // exit 2, not a bare "Bus error" (vigil_engine::input::sigbus).
     if let Err(e) = vigil_engine::input::sigbus::install_handler() {
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    let cli_format = cli.log_format;
     let result = match cli.command {
         Command::Verify(a) => verify_cmd::run(a),
         Command::Gen(a) => gen_cmd::run(a),
@@ -105,7 +111,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(Fatal(msg)) => {
-            eprintln!("vigil: error: {msg}");
+            match cli_format {
+                log::LogFormat::Text => eprintln!("vigil: error: {msg}"),
+                log::LogFormat::Json => tracing::error!("{msg}"),
+            }
             ExitCode::from(EXIT_ERROR)
         }
     }

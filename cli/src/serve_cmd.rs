@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// Where signatures are verified.
     #[arg(long, value_enum, default_value = "cpu")]
     backend: args::Backend,
+    /// Serve Prometheus metrics on http://ADDR/metrics (loopback only unless
+    /// --allow-remote; port 0 picks one and says which).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 fn socket_mode(s: &str) -> Result<u32, String> {
@@ -174,7 +178,17 @@ pub fn run(a: ServeArgs) -> Result<u8, Fatal> {
         validator.status().backend,
         if server_config.token.is_some() { ", token required" } else { "" }
     );
-    let counters = server::serve(listener, Arc::clone(&validator), server_config, shutdown)?;
+    let counters = Arc::new(server::ServerCounters::default());
+    let metrics = a
+        .metrics
+        .map(|addr| {
+            let export = crate::metrics::serve_export(Arc::clone(&validator), Arc::clone(&counters));
+            crate::metrics::serve(addr, a.allow_remote, export)
+        })
+        .transpose()?;
+    server::serve_counted(listener, Arc::clone(&validator), server_config, shutdown, Arc::clone(&counters))?;
+    drop(metrics);
+    let counters = Arc::try_unwrap(counters).map_err(|_| Fatal("the server's counters are still shared".into()))?;
     let status = validator.status();
     if let Ok(v) = Arc::try_unwrap(validator) {
         v.shutdown();

@@ -1,6 +1,7 @@
 //! `vigil verify`: progress, human report or NDJSON, exit code.
 
 use crate::lines::Lines;
+use crate::metrics;
 use crate::{EXIT_INVALID, Fatal, args};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -109,6 +110,13 @@ pub struct VerifyArgs {
     /// (a new segment file ends the wait at once).
     #[arg(long, value_name = "SECS", default_value = "5", requires = "follow", value_parser = args::settle)]
     settle: f64,
+    /// With --follow: serve Prometheus metrics on http://ADDR/metrics (loopback
+    /// only unless --allow-remote).
+    #[arg(long, value_name = "HOST:PORT", requires = "follow")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Serve --metrics on a non-loopback address.
+    #[arg(long, requires = "metrics")]
+    allow_remote: bool,
 }
 
 /// How progress is shown (`--progress`).
@@ -189,8 +197,8 @@ fn run_checkpointed(a: VerifyArgs) -> Result<u8, Fatal> {
     };
     if let (Some(cp), false) = (&before, a.quiet) {
         let (file, offset) = cp.position();
-        eprintln!(
-            "vigil: resuming after {} blocks ({}), at {} @ {offset}: {total_bytes} new bytes",
+        tracing::info!(
+            "resuming after {} blocks ({}), at {} @ {offset}: {total_bytes} new bytes",
             cp.blocks,
             tip_text(cp),
             file.display()
@@ -216,8 +224,8 @@ fn run_checkpointed(a: VerifyArgs) -> Result<u8, Fatal> {
     if verifier.stopped() {
         let signal = stop.load(Ordering::Relaxed) as i32;
         let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
-        eprintln!(
-            "vigil: {name}: stopped after {} blocks ({}), at {} @ {offset}; state written to {} (--resume it)",
+        tracing::info!(
+            "{name}: stopped after {} blocks ({}), at {} @ {offset}; state written to {} (--resume it)",
             cp.blocks,
             tip_text(&cp),
             file.display(),
@@ -227,8 +235,8 @@ fn run_checkpointed(a: VerifyArgs) -> Result<u8, Fatal> {
         return Ok(128 + signal as u8);
     }
     if !a.quiet {
-        eprintln!(
-            "vigil: state after {} blocks ({}), at {} @ {offset}, written to {}",
+        tracing::info!(
+            "state after {} blocks ({}), at {} @ {offset}, written to {}",
             cp.blocks,
             tip_text(&cp),
             file.display(),
@@ -278,7 +286,7 @@ fn run_follow(a: VerifyArgs) -> Result<u8, Fatal> {
             let files = expand_files(std::slice::from_ref(dir), "--follow")?;
             Resume::plan(&cp, &files, opts.rules, opts.authorities.as_ref(), opts.chain_id.as_ref(), opts.io)
                 .map_err(|e| Fatal(format!("--resume {}: {e}", path.display())))?;
-            eprintln!("vigil: resuming after {} blocks ({})", cp.blocks, tip_text(&cp));
+            tracing::info!("resuming after {} blocks ({})", cp.blocks, tip_text(&cp));
             Verifier::resume(opts, &cp, &files)
         }
     };
@@ -303,9 +311,22 @@ fn run_follow(a: VerifyArgs) -> Result<u8, Fatal> {
         tracing::warn!("{}: no file events ({e}); polling every {} ms", dir.display(), FOLLOW_POLL.as_millis());
     }
     let mut follower = Follower::new(dir.clone(), verifier, Duration::from_secs_f64(a.settle));
+    let exported = Arc::new(std::sync::Mutex::new(metrics::FollowState::default()));
+    let _metrics = a
+        .metrics
+        .map(|addr| metrics::serve(addr, a.allow_remote, metrics::follow_export(Arc::clone(&exported))))
+        .transpose()?;
     let mut failed = None;
     while stop.load(Ordering::Relaxed) == 0 {
-        if let Err(e) = follower.step(&mut sink) {
+        let step = follower.step(&mut sink);
+        {
+            let verifier = follower.verifier();
+            let mut e = exported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            e.summary = verifier.summary();
+            e.signer = verifier.signer_stats();
+            e.waiting = step.as_ref().is_ok_and(|s| s.waiting);
+        }
+        if let Err(e) = step {
             failed = Some(e);
             break;
         }
@@ -326,8 +347,8 @@ fn run_follow(a: VerifyArgs) -> Result<u8, Fatal> {
         match state.and_then(|cp| cp.write(path).map(|()| cp)) {
             Ok(cp) => {
                 let (file, offset) = cp.position();
-                eprintln!(
-                    "vigil: state after {} blocks ({}), at {} @ {offset}, written to {}",
+                tracing::info!(
+                    "state after {} blocks ({}), at {} @ {offset}, written to {}",
                     cp.blocks,
                     tip_text(&cp),
                     file.display(),
@@ -335,7 +356,7 @@ fn run_follow(a: VerifyArgs) -> Result<u8, Fatal> {
                 );
             }
             // Nothing read yet: no state to write.
-            Err(CheckpointError::Files(why)) => eprintln!("vigil: no state written: {why}"),
+            Err(CheckpointError::Files(why)) => tracing::info!("no state written: {why}"),
             Err(e) => return Err(Fatal(format!("--state {}: {e}", path.display()))),
         }
     }
@@ -344,7 +365,7 @@ fn run_follow(a: VerifyArgs) -> Result<u8, Fatal> {
     }
     let signal = stop.load(Ordering::Relaxed) as i32;
     let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
-    eprintln!("vigil: {name}: stopped following {}", dir.display());
+    tracing::info!("{name}: stopped following {}", dir.display());
     sink.finish(&summary)
 }
 

@@ -323,3 +323,28 @@ fn progress_lines_off_a_terminal_and_quiet() {
     let o = vigil(&["verify", s(&chain), "--progress", "none", "--progress-every", "0"]);
     assert_eq!(code(&o), 2, "an interval of 0 is refused");
 }
+
+/// `--log-format json`: diagnostics as JSON lines with levels, errors too.
+#[test]
+fn logs_as_json_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = faulty_chain(tmp.path());
+    let st = tmp.path().join("state.json");
+    let o = vigil(&["--log-format", "json", "verify", s(&chain), "--state", s(&st), "--progress", "none"]);
+    assert_eq!(code(&o), 1);
+    let events: Vec<Value> = stderr(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let state = events
+        .iter()
+        .find(|e| e["fields"]["message"].as_str().is_some_and(|m| m.starts_with("state after 36 blocks")))
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(state["level"], "INFO");
+    assert!(state["timestamp"].is_string() && state["target"].as_str().unwrap().starts_with("vigil"));
+    let o = vigil(&["verify", s(&tmp.path().join("none")), "--log-format", "json"]);
+    assert_eq!(code(&o), 2);
+    let error: Value = serde_json::from_str(stderr(&o).trim()).unwrap();
+    assert_eq!(error["level"], "ERROR");
+    assert!(error["fields"]["message"].as_str().unwrap().contains("none: no such file"), "{error}");
+}

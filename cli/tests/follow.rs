@@ -76,11 +76,19 @@ fn follow_reports_a_growing_chain_as_one_run_does() {
     let st = tmp.path().join("state.json");
     let mut child = Command::new(VIGIL)
         .args(["verify", "--follow", s(&live), "--json", "--settle", "1.5", "--state", s(&st)])
+        .args(["--metrics", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let rx = lines_of(&mut child);
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let said = crate::metrics::announced(&mut err, &["vigil: metrics on http://"]);
+    let metrics = said[0].strip_suffix("/metrics").unwrap().to_owned();
+    let err = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut err, &mut rest).map(|_| rest)
+    });
     let mut got = Vec::new();
 
     // The chain written in bursts of 1 to 3000 bytes, 0 to 40 ms apart,
@@ -133,6 +141,15 @@ fn follow_reports_a_growing_chain_as_one_run_does() {
     assert!(garbage["file"].as_str().unwrap().ends_with("zzz.vblk"), "{garbage}");
     assert!(when.duration_since(wrote) < Duration::from_secs(1));
 
+    // Its metrics count what it reported.
+    let m = crate::metrics::samples(&crate::metrics::http_get(&metrics, "/metrics").2);
+    let count = |f: &dyn Fn(&Value) -> bool| got.iter().filter(|(_, v)| f(v)).count() as f64;
+    assert_eq!(m["vigil_blocks_total{verdict=\"invalid\"}"], count(&|v| v["valid"] == false));
+    assert_eq!(m["vigil_blocks_total{verdict=\"valid\"}"], count(&|v| v["valid"] == true));
+    assert_eq!(m["vigil_blocks_total{verdict=\"malformed\"}"], count(&|v| v["type"] == "malformed"));
+    assert_eq!(m["vigil_waiting_for_tail"], 0.0);
+    assert!(m["vigil_tip_height"] >= 30.0 && m["vigil_signatures_verified_total{device=\"cpu\"}"] > 0.0, "{m:?}");
+
     // SIGTERM: the summary, the state written, the exit code of what it verified.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     let status = child.wait().unwrap();
@@ -141,8 +158,7 @@ fn follow_reports_a_growing_chain_as_one_run_does() {
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["blocks"], ndjson_lines(&full.stdout).last().unwrap()["blocks"]);
     assert_eq!(status.code(), Some(1));
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let err = err.join().unwrap().unwrap();
     assert!(err.contains("SIGTERM: stopped following"), "{err}");
     let state: Value = serde_json::from_slice(&std::fs::read(&st).unwrap()).unwrap();
     assert_eq!(state["blocks"], summary["blocks"]);

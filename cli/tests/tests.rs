@@ -9,5 +9,6 @@ mod cli;
 mod deploy;
 mod follow;
 mod hostile_input;
+mod metrics;
 mod serve;
 mod shards;

@@ -32,6 +32,7 @@ pub mod follow;
 // What drives the pipeline: a whole chain, a node's requests, a shard.
 pub mod verify;
 pub mod validator;
+pub mod stats;
 pub mod shard;
 
 #[cfg(feature = "test-utils")]

@@ -40,6 +40,7 @@ use crate::format::{BlockView, Malformation, check_header};
 use crate::hash::Digest;
 use crate::report::{BlockReport, CollectSink};
 use crate::sig::{RuleSet, SharedSigner, SigItem, Signer, SignerConfig, SignerStats};
+use crate::stats::{BATCH_SIGNATURES, Histogram, HistogramSnapshot, LATENCY_SECONDS};
 use crate::verify::{Verifier, VerifyOptions};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -326,9 +327,19 @@ pub struct ValidatorStatus {
     /// What verifies signatures: `cpu`, `gpu: ADAPTER` or
     /// `auto: cpu + gpu: ADAPTER`.
     pub backend: String,
+    /// Block requests accepted.
+    pub block_requests: u64,
+    /// Signature requests accepted.
+    pub signature_requests: u64,
+    /// Seconds from a request's submission to its verdict.
+    pub latency_seconds: HistogramSnapshot,
+    /// Signatures a batch held (requests' and blocks' as queued).
+    pub batch_signatures: HistogramSnapshot,
+    /// Where signatures were verified: CPU, GPU, GPU failures and the CPU
+    /// fallbacks for them.
+    pub signer: SignerStats,
 }
 
-#[derive(Default)]
 struct Counters {
     requests: AtomicU64,
     batches: AtomicU64,
@@ -342,6 +353,33 @@ struct Counters {
     overloaded: AtomicU64,
     waited_for_room: AtomicU64,
     chains: AtomicU64,
+    block_requests: AtomicU64,
+    signature_requests: AtomicU64,
+    latency: Histogram,
+    batch_signatures: Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            requests: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            blocks: AtomicU64::new(0),
+            invalid_blocks: AtomicU64::new(0),
+            malformed_blocks: AtomicU64::new(0),
+            signatures: AtomicU64::new(0),
+            invalid_signatures: AtomicU64::new(0),
+            signatures_checked: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            overloaded: AtomicU64::new(0),
+            waited_for_room: AtomicU64::new(0),
+            chains: AtomicU64::new(0),
+            block_requests: AtomicU64::new(0),
+            signature_requests: AtomicU64::new(0),
+            latency: Histogram::new(LATENCY_SECONDS),
+            batch_signatures: Histogram::new(BATCH_SIGNATURES),
+        }
+    }
 }
 
 struct Job {
@@ -484,6 +522,11 @@ impl Validator {
         q.bytes += bytes;
         q.signatures += signatures;
         shared.counters.requests.fetch_add(1, Relaxed);
+        let by_kind = match q.jobs.back().map(|j| &j.request) {
+            Some(Request::Block(_)) => &shared.counters.block_requests,
+            _ => &shared.counters.signature_requests,
+        };
+        by_kind.fetch_add(1, Relaxed);
         drop(q);
         shared.work.notify_one();
         Ok(Pending { rx })
@@ -528,6 +571,11 @@ impl Validator {
             max_batch: s.config.max_batch as u64,
             max_delay_us: s.config.max_delay.as_micros() as u64,
             backend: s.config.signer.backend_name(),
+            block_requests: c.block_requests.load(Relaxed),
+            signature_requests: c.signature_requests.load(Relaxed),
+            latency_seconds: c.latency.snapshot(),
+            batch_signatures: c.batch_signatures.snapshot(),
+            signer: self.signer_stats(),
         }
     }
 
@@ -573,10 +621,17 @@ impl Worker {
     fn run(mut self) {
         while let Some(jobs) = self.next_batch() {
             let started = Instant::now();
+            let enqueued: Vec<Instant> = jobs.iter().map(|j| j.enqueued).collect();
+            let signatures: usize = jobs.iter().map(|j| j.signatures).sum();
             self.process(jobs);
             let c = &self.shared.counters;
             c.busy_ns.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
             c.batches.fetch_add(1, Relaxed);
+            c.batch_signatures.observe(signatures as f64);
+            // Every request of the batch is answered by now.
+            for at in enqueued {
+                c.latency.observe(at.elapsed().as_secs_f64());
+            }
         }
     }
 

@@ -416,7 +416,7 @@ struct Shared {
     token: Option<blake3::Hash>,
     /// Open connections' sockets, to close them when the grace ends.
     sockets: Mutex<HashMap<u64, Arc<Stream>>>,
-    counters: ServerCounters,
+    counters: Arc<ServerCounters>,
     started: Instant,
 }
 
@@ -453,6 +453,20 @@ pub fn serve(
     config: ServerConfig,
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<ServerCounters> {
+    let counters = Arc::new(ServerCounters::default());
+    serve_counted(listener, validator, config, shutdown, Arc::clone(&counters))?;
+    Arc::try_unwrap(counters).map_err(|_| io::Error::other("counters still shared"))
+}
+
+/// [`serve`], counting into `counters`, which the caller may read while it
+/// runs (metrics).
+pub fn serve_counted(
+    listener: Listener,
+    validator: Arc<Validator>,
+    config: ServerConfig,
+    shutdown: Arc<AtomicBool>,
+    counters: Arc<ServerCounters>,
+) -> io::Result<()> {
     if config.max_in_flight == 0 || config.max_connections == 0 {
         return Err(invalid("max_in_flight and max_connections must be at least 1".into()));
     }
@@ -476,7 +490,7 @@ pub fn serve(
         shutdown,
         force_at: OnceLock::new(),
         sockets: Mutex::new(HashMap::new()),
-        counters: ServerCounters::default(),
+        counters,
         started: Instant::now(),
     });
     let mut connections = Vec::new();
@@ -534,8 +548,8 @@ pub fn serve(
     for c in connections {
         let _ = c.join();
     }
-    let shared = Arc::try_unwrap(shared).map_err(|_| io::Error::other("connections still running"))?;
-    Ok(shared.counters)
+    Arc::try_unwrap(shared).map_err(|_| io::Error::other("connections still running"))?;
+    Ok(())
 }
 
 fn refuse(stream: Stream, shared: &Shared) {
@@ -840,7 +854,7 @@ fn status_json(shared: &Shared) -> String {
         "protocol": proto::VERSION,
         "uptime_seconds": shared.started.elapsed().as_secs_f64(),
         "validator": shared.validator.status(),
-        "server": &shared.counters,
+        "server": &*shared.counters,
         "limits": {
             "max_frame": shared.config.max_frame,
             "max_in_flight": shared.config.max_in_flight,

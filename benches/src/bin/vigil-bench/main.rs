@@ -19,7 +19,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    vigil_cli::log::init();
+    vigil_cli::log::init(vigil_cli::log::LogFormat::Text);
     match bench_cmd::run_bench(cli.args) {
         Ok(code) => ExitCode::from(code),
         Err(Fatal(msg)) => {
