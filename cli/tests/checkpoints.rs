@@ -332,10 +332,8 @@ fn logs_as_json_lines() {
     let st = tmp.path().join("state.json");
     let o = vigil(&["--log-format", "json", "verify", s(&chain), "--state", s(&st), "--progress", "none"]);
     assert_eq!(code(&o), 1);
-    let events: Vec<Value> = stderr(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect();
+    let events: Vec<Value> =
+        stderr(&o).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))).collect();
     let state = events
         .iter()
         .find(|e| e["fields"]["message"].as_str().is_some_and(|m| m.starts_with("state after 36 blocks")))

@@ -142,8 +142,17 @@ fn follow_reports_a_growing_chain_as_one_run_does() {
     assert!(when.duration_since(wrote) < Duration::from_secs(1));
 
     // Its metrics count what it reported.
-    let m = crate::metrics::samples(&crate::metrics::http_get(&metrics, "/metrics").2);
     let count = |f: &dyn Fn(&Value) -> bool| got.iter().filter(|(_, v)| f(v)).count() as f64;
+    // Updated after each step, just after its lines: scrape until they show.
+    let started = Instant::now();
+    let m = loop {
+        let m = crate::metrics::samples(&crate::metrics::http_get(&metrics, "/metrics").2);
+        let malformed = m["vigil_blocks_total{verdict=\"malformed\"}"];
+        if malformed == count(&|v| v["type"] == "malformed") || started.elapsed() > Duration::from_secs(10) {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(m["vigil_blocks_total{verdict=\"invalid\"}"], count(&|v| v["valid"] == false));
     assert_eq!(m["vigil_blocks_total{verdict=\"valid\"}"], count(&|v| v["valid"] == true));
     assert_eq!(m["vigil_blocks_total{verdict=\"malformed\"}"], count(&|v| v["type"] == "malformed"));

@@ -117,8 +117,18 @@ fn serve_metrics_are_prometheus_text_and_move_with_requests() {
     client.send(&Request::VerifySignatures { rules: Rules::Zip215, signatures: vec![bad.clone(), bad] }).unwrap();
     assert_eq!(client.recv().unwrap().1, Response::SignatureVerdicts(vec![false, false]));
 
-    let after = samples(&http_get(&metrics, "/metrics").2);
+    // Counters are updated just after a verdict is sent: scrape until the
+    // last request shows (or 10 s pass, and the asserts say what is off).
     let n = blocks.len() as f64;
+    let started = Instant::now();
+    let after = loop {
+        let m = samples(&http_get(&metrics, "/metrics").2);
+        let settled = m["vigil_request_latency_seconds_count"] == n + 1.0 && m["vigil_responses_total"] == n + 1.0;
+        if settled || started.elapsed() > Duration::from_secs(10) {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(after["vigil_requests_total{kind=\"block\"}"], n);
     assert_eq!(after["vigil_requests_total{kind=\"signatures\"}"], 1.0);
     assert_eq!(after["vigil_blocks_total{verdict=\"valid\"}"], n);
