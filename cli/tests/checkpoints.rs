@@ -184,6 +184,16 @@ fn a_state_that_does_not_match_the_chain_is_refused() {
     refused(&[], "is not among the chain's files");
     std::fs::rename(tmp.path().join("away"), last).unwrap();
 
+    // A FIFO (opening it would block), a device.
+    let fifo = tmp.path().join("fifo");
+    let c = std::ffi::CString::new(s(&fifo)).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for path in [s(&fifo), "/dev/zero"] {
+        let o = vigil(&["verify", s(&dir), "--resume", path]);
+        assert_eq!(code(&o), 2);
+        assert!(stderr(&o).contains(&format!("{path}: not a vigil checkpoint: not a regular file")), "{}", stderr(&o));
+    }
+
     // Not a state; a state whose digest does not match its files.
     std::fs::write(&st, b"{\"vigil_checkpoint\": 1").unwrap();
     refused(&[], "not a vigil checkpoint");

@@ -198,10 +198,13 @@ fn unhex32(s: &str) -> Option<Digest> {
 impl Checkpoint {
     /// Reads a checkpoint file (bounded: [`MAX_CHECKPOINT_BYTES`]).
     pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
-        let file = File::open(path).map_err(io_err(path))?;
-        let meta = file.metadata().map_err(io_err(path))?;
         let invalid = |problem: String| CheckpointError::Invalid { path: path.to_owned(), problem };
-        if !meta.is_file() {
+        // Looked at before it is opened: opening a FIFO would block.
+        if !std::fs::metadata(path).map_err(io_err(path))?.is_file() {
+            return Err(invalid("not a regular file".into()));
+        }
+        let file = File::open(path).map_err(io_err(path))?;
+        if !file.metadata().map_err(io_err(path))?.is_file() {
             return Err(invalid("not a regular file".into()));
         }
         let reader = io::BufReader::new(file.take(MAX_CHECKPOINT_BYTES));
