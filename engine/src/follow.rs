@@ -134,12 +134,7 @@ impl Follower {
             }
         }
         names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
-        let files: Vec<PathBuf> = names.into_iter().map(|n| self.dir.join(n)).collect();
-        // Only regular files, as a full run requires.
-        if !files.is_empty() {
-            crate::input::expand_files(&files, "--follow")?;
-        }
-        Ok(files)
+        Ok(names.into_iter().map(|n| self.dir.join(n)).collect())
     }
 
     /// Verifies what is ready now (reports go to `sink`).
@@ -168,6 +163,11 @@ impl Follower {
                 (i, verified, consumed > verified)
             }
         };
+        // Only regular files, as a full run requires: those not passed yet
+        // (a data directory's older segments are not opened again each step).
+        if first < files.len() {
+            crate::input::expand_files(&files[first..], "--follow")?;
+        }
         let mut sources = Vec::new();
         let mut step = Step::default();
         for (j, path) in files.iter().enumerate().skip(first) {
