@@ -22,7 +22,7 @@ use crate::chain::{ChainState, Parent};
 use crate::format::{HEADER_LEN, check_header};
 use crate::frame::{Batch, Source};
 use crate::hash::{self, Digest};
-use crate::input::{IoMode, Mapped};
+use crate::input::{InputError, IoMode};
 use crate::sig::RuleSet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -133,6 +133,9 @@ pub enum CheckpointError {
         /// How it differs.
         problem: String,
     },
+    /// Reading a chain file failed.
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// The chain's files are not those the checkpoint was written for.
     #[error("{0} (verify from the start, without --resume)")]
     Files(String),
@@ -154,32 +157,16 @@ pub fn authorities_digest(keys: &HashSet<[u8; 32]>) -> String {
     hasher.finalize().to_hex().to_string()
 }
 
-/// BLAKE3 of bytes `0..length` of `path` (mapped and hashed on all cores,
-/// or read with plain reads).
+/// BLAKE3 of bytes `0..length` of `path`, as the shards hash spans
+/// ([`crate::shard::hash_span`]: mapped and hashed on all cores, or read).
 pub fn file_digest(path: &Path, length: u64, io: IoMode) -> Result<String, CheckpointError> {
-    let file = File::open(path).map_err(io_err(path))?;
-    let size = file.metadata().map_err(io_err(path))?.len();
-    if size < length {
-        return Err(CheckpointError::Changed {
+    crate::shard::hash_span(path, 0, length, io).map(hex::encode).map_err(|e| match e {
+        InputError::Changed { .. } => CheckpointError::Changed {
             path: path.to_owned(),
-            problem: format!("it holds {size} bytes, fewer than the {length} verified"),
-        });
-    }
-    let mut hasher = blake3::Hasher::new();
-    match io {
-        IoMode::Mmap if length > 0 => {
-            let len = usize::try_from(length).map_err(|_| io_err(path)(io::ErrorKind::FileTooLarge.into()))?;
-            let map = Mapped::map_span(&file, path, 0, len).map_err(io_err(path))?;
-            hasher.update_rayon(&map);
-        }
-        _ => {
-            let copied = io::copy(&mut (&file).take(length), &mut hasher).map_err(io_err(path))?;
-            if copied < length {
-                return Err(CheckpointError::Changed { path: path.to_owned(), problem: "it shrank while read".into() });
-            }
-        }
-    }
-    Ok(hasher.finalize().to_hex().to_string())
+            problem: format!("it holds fewer than the {length} bytes verified"),
+        },
+        other => CheckpointError::Input(other),
+    })
 }
 
 fn all_digest(files: &[FileMark]) -> String {
