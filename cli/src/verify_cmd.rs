@@ -331,7 +331,7 @@ fn run_follow(a: VerifyArgs) -> Result<u8, Fatal> {
             break;
         }
         if let Some(saver) = &sink.saver
-            && saver.every.is_some_and(|every| saver.last.elapsed() >= every)
+            && saver.due()
         {
             let state = follower.verifier().checkpoint();
             sink.checkpoint(state);
@@ -625,6 +625,13 @@ struct Saver {
     last: Instant,
     /// The signal received (0: none).
     stop: Arc<AtomicUsize>,
+}
+
+impl Saver {
+    /// Whether `--checkpoint-every` says a checkpoint is due.
+    fn due(&self) -> bool {
+        self.every.is_some_and(|every| self.last.elapsed() >= every)
+    }
 }
 
 struct Printer {
@@ -924,7 +931,7 @@ impl ReportSink for Printer {
         let Some(saver) = &self.saver else { return Flow::Continue };
         if saver.stop.load(Ordering::Relaxed) != 0 {
             Flow::Stop
-        } else if saver.every.is_some_and(|every| saver.last.elapsed() >= every) {
+        } else if saver.due() {
             Flow::Checkpoint
         } else {
             Flow::Continue

@@ -11,12 +11,6 @@ use std::time::{Duration, Instant};
 use crate::common;
 use common::*;
 
-fn segments(chain: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(chain).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files
-}
-
 /// Makes `dir` hold the first `n` bytes of the chain, file by file (the
 /// file holding byte `n` cut there, later files absent), as a writer that
 /// appends would leave it.

@@ -525,13 +525,7 @@ fn serve_answers_blocks_and_signatures_and_stops_cleanly_on_sigterm() {
         }
     };
     // The sample chain, a block a request: all valid, positions in order.
-    let sample = workspace().join("datasets/sample");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&sample)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "vblk"))
-        .collect();
-    files.sort();
+    let files = segments(&workspace().join("datasets/sample"));
     let mut sent = 0;
     for f in &files {
         let data = std::fs::read(f).unwrap();

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -64,8 +64,7 @@ fn named(v: &Value, dir: &Path) -> Value {
 fn follow_reports_a_growing_chain_as_one_run_does() {
     let tmp = tempfile::tempdir().unwrap();
     let chain = faulty_chain(tmp.path());
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&chain).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
+    let files = segments(&chain);
     let full = vigil(&["verify", s(&chain), "--json", "--all"]);
     assert_eq!(code(&full), 1);
     let expected: Vec<Value> =

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -95,16 +94,10 @@ fn serve_metrics_are_prometheus_text_and_move_with_requests() {
     }
     assert_eq!(http_get(&metrics, "/other").0, 404);
 
-    // The sample chain's blocks (valid), one corrupted block, and two
-    // signatures that do not verify.
+    // The first sample file's blocks (valid), then two signatures that do
+    // not verify.
     let mut client = Client::connect(&listen).unwrap();
-    let sample = workspace().join("datasets/sample");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&sample)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "vblk"))
-        .collect();
-    files.sort();
+    let files = segments(&workspace().join("datasets/sample"));
     let data = std::fs::read(&files[0]).unwrap();
     let blocks: Vec<Vec<u8>> = vigil_engine::format::blocks(&data)
         .map(|(offset, b)| data[offset as usize..offset as usize + b.unwrap().len()].to_vec())

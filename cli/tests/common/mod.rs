@@ -23,6 +23,17 @@ pub fn conformance() -> PathBuf {
     dir
 }
 
+/// A chain directory's `*.vblk` files, in chain order.
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "vblk"))
+        .collect();
+    files.sort();
+    files
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
