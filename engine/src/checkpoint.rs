@@ -27,7 +27,7 @@ use crate::sig::RuleSet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -235,36 +235,11 @@ impl Checkpoint {
     }
 
     /// Writes the checkpoint to `path` atomically: a temporary file beside
-    /// it, synced, then renamed over it.
+    /// it, synced, then renamed over it ([`crate::shard`]'s atomic write).
     pub fn write(&self, path: &Path) -> Result<(), CheckpointError> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let name = path.file_name().ok_or_else(|| CheckpointError::Invalid {
-            path: path.to_owned(),
-            problem: "a checkpoint path names a file".into(),
-        })?;
-        let mut tmp_name = name.to_os_string();
-        tmp_name.push(format!(".tmp-{}", std::process::id()));
-        let tmp = dir.join(tmp_name);
-        let written = (|| {
-            let mut out = io::BufWriter::new(File::create(&tmp)?);
-            serde_json::to_writer(&mut out, self)?;
-            out.write_all(b"\n")?;
-            let file = out.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            // The rename itself, durable (where directories can be synced).
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok::<(), io::Error>(())
-        })();
-        written.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io_err(path)(e)
-        })
+        let mut json = serde_json::to_vec(self).map_err(|e| io_err(path)(e.into()))?;
+        json.push(b'\n');
+        crate::shard::write_atomically(path, &json).map_err(io_err(path))
     }
 
     /// Where the next block is read: the last file and its offset.

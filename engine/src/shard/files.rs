@@ -1,5 +1,6 @@
 //! The chain's files as shards see them: stamps (name, size, modification
-//! time), BLAKE3 of byte spans, and atomic writes of indexes and summaries.
+//! time), BLAKE3 of byte spans, and atomic writes of indexes, summaries
+//! (and checkpoints).
 
 use crate::hash::Digest;
 use crate::input::{InputError, IoMode};
@@ -7,11 +8,22 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, renamed
-/// into place; on any failure the temporary file is removed.
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` atomically and durably: a temporary file
+/// beside it, synced, renamed into place, and the directory synced (where
+/// directories can be); on any failure the temporary file is removed.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

@@ -40,6 +40,7 @@ mod stitch;
 mod summary;
 mod walk;
 
+pub(crate) use files::write_atomically;
 pub use files::{FileChange, FileStamp, hash_span};
 pub use index::{IndexError, IndexProblem};
 pub use range::{MAX_SHARDS, Range, RangeError, ShardSpecError, check_shard};
