@@ -9,7 +9,7 @@ use {
     std::sync::Arc,
     vigil_engine::GpuMode,
     vigil_engine::gpu::ed25519::Kernel,
-    vigil_engine::gpu::{GpuError, GpuOptions, GpuSigner, default_cache_dir},
+    vigil_engine::gpu::{GpuError, GpuFaults, GpuOptions, GpuSigner, default_cache_dir},
 };
 
 /// Where signatures are verified.
@@ -34,13 +34,20 @@ fn hybrid_forced() -> bool {
 }
 
 /// Opens the best GPU as the environment says: `VIGIL_GPU_KERNEL` (a
-/// kernel build, `FIELD[:WORKGROUP[:checked|unchecked]]`), and the pipeline
+/// kernel build, `FIELD[:WORKGROUP[:checked|unchecked]]`), the pipeline
 /// cache in `$VIGIL_CACHE_DIR`, `$XDG_CACHE_HOME/vigil` or
-/// `~/.cache/vigil`. A build that does not parse, or that the adapter
-/// cannot run, is said and replaced by the fastest.
+/// `~/.cache/vigil`, and `VIGIL_GPU_FAULT` (failures to inject, for tests:
+/// [`GpuFaults`]). A build that does not parse, or that the adapter cannot
+/// run, is said and replaced by the fastest. The engine self-tests the
+/// device as it opens it: an adapter that fails is an error.
 #[cfg(feature = "gpu")]
 pub fn open_gpu() -> Result<GpuSigner, GpuError> {
     let mut options = GpuOptions::new().with_cache_dir(default_cache_dir(|k| std::env::var_os(k)));
+    if let Some(v) = std::env::var("VIGIL_GPU_FAULT").ok().filter(|v| !v.is_empty()) {
+        let faults: GpuFaults = v.parse().map_err(|e| GpuError::Failed(format!("VIGIL_GPU_FAULT={v}: {e}")))?;
+        eprintln!("vigil: VIGIL_GPU_FAULT={v}: injecting GPU failures ({faults})");
+        options = options.with_faults(faults);
+    }
     let requested = std::env::var("VIGIL_GPU_KERNEL").ok().filter(|v| !v.is_empty());
     let parsed = requested.as_deref().map(str::parse::<Kernel>);
     if let Some(Ok(kernel)) = &parsed {

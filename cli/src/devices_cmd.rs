@@ -1,4 +1,5 @@
-//! `vigil devices`: the GPU adapters wgpu can see, best first.
+//! `vigil devices`: the GPU adapters wgpu can see, best first, and the
+//! known-answer self-test of the one vigil opens.
 
 use crate::Fatal;
 use clap::Args;
@@ -24,9 +25,18 @@ pub fn run(a: DevicesArgs) -> Result<u8, Fatal> {
 #[cfg(feature = "gpu")]
 pub fn run(a: DevicesArgs) -> Result<u8, Fatal> {
     let adapters = list_adapters();
+    // The one vigil opens is opened, which runs its self-test.
+    let self_test = (!adapters.is_empty()).then(|| match crate::args::open_gpu() {
+        Ok(gpu) => (true, gpu.self_test().to_string()),
+        Err(e) => (false, e.to_string()),
+    });
     if a.json {
-        for adapter in &adapters {
-            println!("{}", serde_json::to_string(adapter)?);
+        for (i, adapter) in adapters.iter().enumerate() {
+            let mut line = serde_json::to_value(adapter)?;
+            if let (0, Some((passed, detail))) = (i, &self_test) {
+                line["self_test"] = serde_json::json!({"passed": passed, "detail": detail});
+            }
+            println!("{line}");
         }
         return Ok(0);
     }
@@ -44,6 +54,10 @@ pub fn run(a: DevicesArgs) -> Result<u8, Fatal> {
             d.max_storage_buffer_binding_size >> 20,
             d.max_compute_workgroup_size_x
         );
+        if let (0, Some((passed, detail))) = (i, &self_test) {
+            let refused = if *passed { "" } else { " (REFUSED: --backend gpu exits 2, auto uses the CPU)" };
+            println!("   self-test: {detail}{refused}");
+        }
     }
     Ok(0)
 }

@@ -144,8 +144,21 @@ pub fn signer(e: &mut Encoder<'_, '_>, s: &vigil_engine::sig::SignerStats) -> fm
     )?;
     e.counter("vigil_gpu_calls", "GPU signature calls", s.gpu_calls)?;
     e.counter("vigil_gpu_failures", "GPU calls that failed (each redone on the CPU)", s.gpu_failures)?;
-    e.counter("vigil_cpu_fallbacks", "GPU calls whose signatures were verified on the CPU instead", s.cpu_fallbacks)?;
-    e.counter("vigil_fallback_signatures", "Signatures verified on the CPU after the GPU failed", s.fallback_signatures)
+    e.counter(
+        "vigil_cpu_fallbacks",
+        "Batches meant for the GPU verified on the CPU instead (failed calls, and every batch once the device is lost)",
+        s.cpu_fallbacks,
+    )?;
+    e.counter(
+        "vigil_fallback_signatures",
+        "Signatures meant for the GPU verified on the CPU instead",
+        s.fallback_signatures,
+    )?;
+    e.gauge(
+        "vigil_gpu_lost",
+        "1 once the GPU device was lost (everything runs on the CPU from then on)",
+        f64::from(u8::from(s.gpu_lost)),
+    )
 }
 
 /// `vigil serve`'s metrics: the validator's and the server's counters.

@@ -19,6 +19,7 @@ use vigil_engine::checkpoint::{Checkpoint, CheckpointError, Resume, ResumeSource
 use vigil_engine::follow::Follower;
 use vigil_engine::input::ChainInput;
 use vigil_engine::shard::{self, Range};
+use vigil_engine::sig::SignerStats;
 use vigil_engine::{
     BlockRef, BlockReport, Discontinuity, Failure, Flow, IoMode, MalformedReport, ReportSink, RuleSet, Summary,
     Verifier, VerifyOptions, expand_files, expand_inputs,
@@ -158,7 +159,9 @@ pub fn run(a: VerifyArgs) -> Result<u8, Fatal> {
     let opts = options(&a)?;
 
     let mut sink = Printer::for_run(&a, total_bytes);
-    let summary = Verifier::new(opts).verify_inputs(&inputs, &mut sink)?;
+    let mut verifier = Verifier::new(opts);
+    let summary = verifier.verify_inputs(&inputs, &mut sink)?;
+    sink.gpu = gpu_stats(&verifier);
     sink.bar.finish_and_clear();
     if summary.blocks == 0 && summary.malformed == 0 {
         let streams = inputs.iter().filter(|i| matches!(i, ChainInput::Stream(_))).count();
@@ -214,6 +217,7 @@ fn run_checkpointed(a: VerifyArgs) -> Result<u8, Fatal> {
     });
     let sources: Vec<_> = sources.iter().map(ResumeSource::source).collect();
     let result = verifier.run_sources(&sources, &mut sink);
+    sink.gpu = gpu_stats(&verifier);
     sink.bar.finish_and_clear();
     // The state of what was verified, even when an I/O error stopped the
     // run (a later --resume starts where it failed).
@@ -342,6 +346,7 @@ fn run_follow(a: VerifyArgs) -> Result<u8, Fatal> {
     }
     drop(watcher);
     let summary = follower.verifier().summary();
+    sink.gpu = gpu_stats(follower.verifier());
     if let Some(path) = &state_path {
         let state = follower.verifier().checkpoint();
         match state.and_then(|cp| cp.write(path).map(|()| cp)) {
@@ -645,6 +650,14 @@ struct Printer {
     error: Option<std::io::Error>,
     /// `vigil stitch`: the summary's seconds are its shards' summed.
     shards: Option<ShardTime>,
+    /// Where the signatures went, when a GPU took part.
+    gpu: Option<SignerStats>,
+}
+
+/// The verifier's signer counters, when a GPU takes part (for the summary).
+fn gpu_stats(verifier: &Verifier) -> Option<SignerStats> {
+    let signer = verifier.signer().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    signer.config().has_gpu().then(|| signer.stats())
 }
 
 /// The shards a stitched summary joins (`seconds` is their sum).
@@ -702,6 +715,7 @@ impl Printer {
             out: BufWriter::new(std::io::stdout()),
             error: None,
             shards: None,
+            gpu: None,
         }
     }
 
@@ -791,6 +805,12 @@ impl Printer {
                 line["shards"] = json!(t.count);
                 line["longest_shard_seconds"] = json!(t.longest);
             }
+            if let Some(g) = self.gpu {
+                line["gpu"] = json!({
+                    "calls": g.gpu_calls, "signatures": g.gpu_signatures, "cpu_signatures": g.cpu_signatures,
+                    "failures": g.gpu_failures, "fallback_signatures": g.fallback_signatures, "lost": g.gpu_lost,
+                });
+            }
             self.emit(&line.to_string());
         } else {
             let secs = s.seconds.max(1e-9);
@@ -828,8 +848,26 @@ impl Printer {
                     hex::encode(last.hash)
                 ));
             }
+            if let (Some(g), false) = (self.gpu, self.quiet) {
+                self.emit(&gpu_line(&g));
+            }
         }
     }
+}
+
+/// The summary's line on the GPU's share, and its failures if any.
+fn gpu_line(g: &SignerStats) -> String {
+    let mut line =
+        format!("gpu: {} signatures in {} calls, {} on the CPU", g.gpu_signatures, g.gpu_calls, g.cpu_signatures);
+    if g.gpu_failures > 0 || g.gpu_lost {
+        line += &format!(
+            "; {} calls failed{}, and {} signatures meant for the GPU were verified on the CPU instead",
+            g.gpu_failures,
+            if g.gpu_lost { " (the device was lost)" } else { "" },
+            g.fallback_signatures
+        );
+    }
+    line
 }
 
 fn file_name(path: &Path) -> String {

@@ -469,6 +469,8 @@ fn gpu_backend_matches_cpu_and_auto_falls_back() {
         let mut lines = ndjson(o);
         if let Some(last) = lines.last_mut() {
             last.as_object_mut().unwrap().remove("seconds");
+            // Where the signatures went (present when a GPU took part).
+            last.as_object_mut().unwrap().remove("gpu");
         }
         lines
     };
@@ -751,4 +753,74 @@ fn shards_from_an_index_stitch_to_the_single_run_and_a_stale_index_is_refused() 
     let o = vigil(&["verify", s(&other), "--shard", "0/2", "--index", s(&index)]);
     assert_eq!(code(&o), 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("vigil index"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A GPU that fails or is lost mid-run (injected with `VIGIL_GPU_FAULT`)
+/// changes no verdict: the report is the CPU's, and the summary counts what
+/// was redone. A GPU that gets its self-test wrong is refused: `--backend
+/// gpu` exits 2 naming adapter and driver, `auto` uses the CPU and says
+/// why, `vigil devices` shows it.
+#[test]
+fn gpu_failures_change_no_report_and_a_miscomputing_gpu_is_refused() {
+    if vigil(&["devices", "--json"]).stdout.is_empty() {
+        assert!(std::env::var("VIGIL_REQUIRE_GPU").map_or(true, |v| v != "1"), "VIGIL_REQUIRE_GPU=1 but no adapter");
+        eprintln!("SKIPPING the GPU failure tests: no GPU adapter");
+        return;
+    }
+    let with_fault = |fault: &str, args: &[&str]| {
+        let mut cmd = Command::new(VIGIL);
+        cmd.args(args).env("VIGIL_GPU_FAULT", fault).env_remove("VIGIL_HYBRID");
+        cmd.output().expect("run vigil")
+    };
+    let file = conformance().join("faults/tx_signature-4.vblk");
+    let strip = |o: &Output| {
+        let mut lines = ndjson(o);
+        let last = lines.last_mut().unwrap().as_object_mut().unwrap();
+        last.remove("seconds");
+        let gpu = last.remove("gpu");
+        (lines, gpu)
+    };
+    let cpu = vigil(&["verify", s(&file), "--json", "--all"]);
+    assert_eq!(code(&cpu), 1);
+    let args = ["verify", s(&file), "--json", "--all", "--backend", "gpu"];
+    for (fault, lost) in [("fail:0", false), ("lost:0", true)] {
+        let o = with_fault(fault, &args);
+        assert_eq!(code(&o), code(&cpu), "{fault}: {}", stderr(&o));
+        let (report, gpu) = strip(&o);
+        assert_eq!(report, strip(&cpu).0, "{fault}");
+        let gpu = gpu.expect("a gpu object in the summary");
+        assert_eq!(gpu["failures"], 1, "{fault}: {gpu}");
+        assert_eq!(gpu["lost"], lost, "{fault}: {gpu}");
+        assert_eq!(gpu["fallback_signatures"], gpu["cpu_signatures"], "{fault}: {gpu}");
+        assert!(gpu["fallback_signatures"].as_u64() > Some(0), "{fault}: {gpu}");
+        assert!(stderr(&o).contains(if lost { "the GPU device was lost" } else { "injected failure of call 0" }));
+    }
+    // The text summary says it too.
+    let o = with_fault("lost:0", &["verify", s(&file), "--backend", "gpu"]);
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("gpu: 0 signatures in 1 calls") && out.contains("(the device was lost)"), "{out}");
+
+    // A miscomputing adapter.
+    let o = with_fault("wrong", &args);
+    assert_eq!(code(&o), 2);
+    let err = stderr(&o);
+    assert!(err.contains("--backend gpu: the GPU adapter \"") && err.contains("failed its self-test"), "{err}");
+    let devices = ndjson(&vigil(&["devices", "--json"]));
+    let adapter = &devices[0];
+    for field in ["name", "driver"] {
+        assert!(err.contains(adapter[field].as_str().unwrap()), "{field} not in {err}");
+    }
+    assert_eq!(adapter["self_test"]["passed"], true, "{adapter}");
+    let auto = {
+        let mut cmd = Command::new(VIGIL);
+        cmd.args(["verify", s(&file), "--json", "--all", "--backend", "auto"]);
+        cmd.env("VIGIL_GPU_FAULT", "wrong").env("VIGIL_HYBRID", "1").output().unwrap()
+    };
+    assert_eq!(code(&auto), code(&cpu));
+    assert_eq!(strip(&auto), (strip(&cpu).0, None));
+    assert!(stderr(&auto).contains("failed its self-test") && stderr(&auto).contains("using the CPU"));
+    let shown = String::from_utf8(with_fault("wrong", &["devices"]).stdout).unwrap();
+    assert!(shown.contains("self-test: the GPU adapter") && shown.contains("REFUSED"), "{shown}");
+    let shown = String::from_utf8(vigil(&["devices"]).stdout).unwrap();
+    assert!(shown.contains("self-test: passed: "), "{shown}");
 }

@@ -143,3 +143,67 @@ fn serve_metrics_are_prometheus_text_and_move_with_requests() {
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("--metrics 0.0.0.0:0: not a loopback address"), "{}", stderr(&o));
 }
+
+/// `vigil serve --backend gpu` whose device is lost (injected) at its first
+/// call: every verdict still comes, from the CPU, and `status` and the
+/// metrics say the GPU was lost and what was redone.
+#[test]
+fn serve_with_a_lost_gpu_answers_from_the_cpu_and_says_so() {
+    use vigil_client::{Client, Outcome, Request, Response};
+    if vigil(&["devices", "--json"]).stdout.is_empty() {
+        assert!(std::env::var("VIGIL_REQUIRE_GPU").map_or(true, |v| v != "1"), "VIGIL_REQUIRE_GPU=1 but no adapter");
+        eprintln!("SKIPPING the lost-GPU serve test: no GPU adapter");
+        return;
+    }
+    let mut child = Command::new(VIGIL)
+        .args(["serve", "--listen", "tcp:127.0.0.1:0", "--metrics", "127.0.0.1:0", "--max-delay-us", "0"])
+        .args(["--backend", "gpu"])
+        .env("VIGIL_GPU_FAULT", "lost:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let said = announced(&mut err, &["vigil: metrics on http://", "vigil: serving protocol v1 on "]);
+    let metrics = said[0].strip_suffix("/metrics").unwrap().to_owned();
+    let listen = said[1].split(' ').next().unwrap().to_owned();
+    let (tx, warnings) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in err.lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+
+    let mut client = Client::connect(&listen).unwrap();
+    let files = segments(&workspace().join("datasets/sample"));
+    let data = std::fs::read(&files[0]).unwrap();
+    let blocks: Vec<Vec<u8>> = vigil_engine::format::blocks(&data)
+        .map(|(offset, b)| data[offset as usize..offset as usize + b.unwrap().len()].to_vec())
+        .collect();
+    let mut signatures = 0;
+    for block in &blocks {
+        client.send(&Request::SubmitBlock(block.clone())).unwrap();
+        match client.recv().unwrap().1 {
+            Response::BlockVerdict(v) => {
+                assert_eq!(v.outcome, Outcome::Valid, "{v:?}");
+                signatures += u64::from(v.tx_count) + 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let Response::Status(status) = client.call(&Request::Status).unwrap() else { panic!("no status") };
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let signer = &status["validator"]["signer"];
+    assert_eq!(signer["gpu_lost"], true, "{status}");
+    assert_eq!(signer["gpu_signatures"], 0, "{status}");
+    assert_eq!(signer["fallback_signatures"], signer["signatures"], "{status}");
+    assert!(signer["gpu_failures"].as_u64() >= Some(1), "{status}");
+    let m = samples(&http_get(&metrics, "/metrics").2);
+    assert_eq!(m["vigil_gpu_lost"], 1.0);
+    assert_eq!(m["vigil_signatures_verified_total{device=\"gpu\"}"], 0.0);
+    assert!(m["vigil_fallback_signatures_total"] >= signatures as f64, "{m:?}");
+    drop(client);
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let said: Vec<String> = warnings.try_iter().collect();
+    assert!(said.iter().any(|l| l.contains("the GPU device was lost")), "{said:?}");
+}

@@ -17,6 +17,8 @@ mod gpu_conformance;
 #[cfg(feature = "gpu")]
 mod gpu_ed25519;
 #[cfg(feature = "gpu")]
+mod gpu_selftest;
+#[cfg(feature = "gpu")]
 mod hybrid;
 mod lanes_equal_single;
 mod multihash;

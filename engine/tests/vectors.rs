@@ -32,11 +32,11 @@ fn hex_str(v: &Value) -> &str {
 
 /// One signature to check, named for messages.
 #[derive(Debug, Clone)]
-struct Case {
-    name: String,
-    public_key: [u8; 32],
-    message: Vec<u8>,
-    signature: [u8; 64],
+pub(crate) struct Case {
+    pub name: String,
+    pub public_key: [u8; 32],
+    pub message: Vec<u8>,
+    pub signature: [u8; 64],
 }
 
 impl Case {
@@ -155,7 +155,7 @@ fn describe(c: &Case) -> String {
 // ---------------------------------------------------------------------------
 // RFC 8032 sign.input
 
-fn rfc_cases() -> Vec<Case> {
+pub(crate) fn rfc_cases() -> Vec<Case> {
     let text = String::from_utf8(read("rfc8032-sign.input")).expect("utf-8");
     let cases: Vec<Case> = text
         .lines()
@@ -253,7 +253,7 @@ fn rfc8032_signatures_with_a_bit_of_s_flipped_are_invalid_and_batch_agrees_on_th
 // ---------------------------------------------------------------------------
 // ed25519-speccheck
 
-fn speccheck_cases() -> Vec<Case> {
+pub(crate) fn speccheck_cases() -> Vec<Case> {
     let cases = json("speccheck-cases.json");
     let cases: Vec<Case> = cases
         .as_array()

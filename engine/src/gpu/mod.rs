@@ -9,12 +9,17 @@
 pub mod basepoint;
 pub mod blake3;
 pub mod ed25519;
+mod faults;
+pub mod selftest;
+
+pub use faults::{GpuFaults, ParseFaultsError};
+pub use selftest::SelfTest;
 
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use wgpu::util::DeviceExt;
 
 /// An adapter as `vigil devices` shows it.
@@ -60,6 +65,21 @@ pub enum GpuError {
     /// dispatch holds), with what went wrong.
     #[error("GPU error: {0}")]
     Failed(String),
+    /// The device was lost (a driver reset, a GPU removed or hung): no
+    /// later call runs on it.
+    #[error("the GPU device was lost: {0}")]
+    Lost(String),
+    /// The adapter gave a wrong answer in the known-answer self-test run
+    /// when it was opened ([`selftest`]): it is not used.
+    #[error("the GPU adapter \"{adapter}\", driver \"{driver}\", failed its self-test: {detail}; it is not used")]
+    SelfTest {
+        /// The adapter's name.
+        adapter: String,
+        /// The driver's name and version.
+        driver: String,
+        /// What was wrong (how many answers, the first of them).
+        detail: String,
+    },
 }
 
 fn instance() -> wgpu::Instance {
@@ -117,6 +137,9 @@ pub struct GpuOptions {
     /// Where compiled pipelines are kept between runs (large shaders
     /// compile slowly), where the adapter supports it; `None`: not kept.
     pub cache_dir: Option<PathBuf>,
+    /// Failures to inject into [`GpuSigner`]'s calls (tests of the CPU
+    /// fallback and of the self-test, on any adapter); none by default.
+    pub faults: GpuFaults,
 }
 
 impl GpuOptions {
@@ -134,6 +157,12 @@ impl GpuOptions {
     /// Keep compiled pipelines in this directory (`None`: nowhere).
     pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.cache_dir = dir;
+        self
+    }
+
+    /// Inject these failures ([`GpuFaults`]).
+    pub fn with_faults(mut self, faults: GpuFaults) -> Self {
+        self.faults = faults;
         self
     }
 }
@@ -183,6 +212,8 @@ pub struct GpuContext {
     /// Compiled pipelines kept on disk between runs (large shaders compile
     /// slowly), where the adapter supports it.
     cache: Option<(wgpu::PipelineCache, PathBuf)>,
+    /// Why the device was lost, once it is (wgpu's device-lost callback).
+    lost: Arc<OnceLock<String>>,
 }
 
 impl fmt::Debug for GpuContext {
@@ -224,7 +255,22 @@ impl GpuContext {
             .then_some(options.cache_dir.as_deref())
             .flatten()
             .and_then(|dir| open_pipeline_cache(&device, &adapter.get_info(), dir));
-        Ok(GpuContext { device, queue, adapter: summary, features, cache })
+        let lost = Arc::new(OnceLock::new());
+        let flag = Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, message| {
+            let _ = flag.set(format!("{reason:?}: {message}"));
+        });
+        Ok(GpuContext { device, queue, adapter: summary, features, cache, lost })
+    }
+
+    /// Why the device was lost, if it was: every later call fails.
+    pub fn lost(&self) -> Option<&str> {
+        self.lost.get().map(String::as_str)
+    }
+
+    /// Marks the device lost (a call found it gone, or a test says so).
+    pub(crate) fn mark_lost(&self, why: String) {
+        let _ = self.lost.set(why);
     }
 
     /// Compiles a compute pipeline from WGSL source.
@@ -493,6 +539,10 @@ impl Bound {
 /// Signature verification on the GPU: the device and its pipelines, opened
 /// once and shared (verdicts exactly the CPU's: `tests/gpu_ed25519.rs`).
 ///
+/// Opening it runs the known-answer self-test ([`selftest`]) on the device,
+/// once per adapter, driver and kernel in a process: an adapter that gets
+/// one answer wrong is refused ([`GpuError::SelfTest`]).
+///
 /// The device is what its users share: one [`Signer`](crate::sig::Signer)'s
 /// hybrid split at a time runs its GPU part on it (`GpuSigner::turn`),
 /// and it is warmed up once.
@@ -503,6 +553,11 @@ pub struct GpuSigner {
     turn: Mutex<()>,
     /// Whether the hybrid's untimed warm-up call was made.
     warm: AtomicBool,
+    /// What the self-test found when it was opened.
+    self_test: SelfTest,
+    /// Injected failures, and the signature calls made so far (their numbers).
+    faults: GpuFaults,
+    calls: AtomicU64,
 }
 
 impl fmt::Debug for GpuSigner {
@@ -513,13 +568,14 @@ impl fmt::Debug for GpuSigner {
 
 impl GpuSigner {
     /// Opens the best adapter and compiles the signature pipelines (the
-    /// fastest kernel, no pipeline cache on disk).
+    /// fastest kernel, no pipeline cache on disk), then self-tests it.
     pub fn open() -> Result<GpuSigner, GpuError> {
         GpuSigner::open_with(&GpuOptions::default())
     }
 
     /// Opens the best adapter and compiles the signature pipelines as
-    /// `options` say.
+    /// `options` say, then self-tests it: an adapter that gets a known
+    /// answer wrong is [`GpuError::SelfTest`].
     pub fn open_with(options: &GpuOptions) -> Result<GpuSigner, GpuError> {
         let ctx = GpuContext::with_options(options)?;
         let kernel = match options.kernel {
@@ -527,7 +583,25 @@ impl GpuSigner {
             _ => ed25519::Kernel::for_adapter(&ctx),
         };
         let ed25519 = ed25519::GpuEd25519::with_kernel(&ctx, kernel);
-        Ok(GpuSigner { ctx, ed25519, turn: Mutex::new(()), warm: AtomicBool::new(false) })
+        let mut signer = GpuSigner {
+            ctx,
+            ed25519,
+            turn: Mutex::new(()),
+            warm: AtomicBool::new(false),
+            self_test: SelfTest::default(),
+            faults: options.faults.clone(),
+            calls: AtomicU64::new(0),
+        };
+        signer.self_test = selftest::once(&signer, !signer.faults.is_none())?;
+        if !signer.self_test.passed() {
+            let a = &signer.ctx.adapter;
+            return Err(GpuError::SelfTest {
+                adapter: a.name.clone(),
+                driver: format!("{} {}", a.driver, a.driver_info).trim().to_owned(),
+                detail: signer.self_test.to_string(),
+            });
+        }
+        Ok(signer)
     }
 
     /// Held while a hybrid split's GPU part runs: one at a time on this
@@ -557,6 +631,18 @@ impl GpuSigner {
         self.ed25519.kernel()
     }
 
+    /// What the known-answer self-test found when it was opened (it
+    /// passed: a failing adapter is not opened).
+    pub fn self_test(&self) -> &SelfTest {
+        &self.self_test
+    }
+
+    /// Why the device was lost, if it was: every later call fails at once,
+    /// and a [`Signer`](crate::sig::Signer) verifies on the CPU instead.
+    pub fn lost(&self) -> Option<&str> {
+        self.ctx.lost()
+    }
+
     /// Where the time of the signature calls went so far (host work, waits
     /// for the device).
     pub fn call_stats(&self) -> ed25519::CallStats {
@@ -571,6 +657,32 @@ impl GpuSigner {
 
     /// One verdict per item, exactly `sig::verify(rules, …)`'s.
     pub fn verify(&self, rules: crate::sig::RuleSet, items: &[crate::sig::SigItem<'_>]) -> Result<Vec<bool>, GpuError> {
-        self.ed25519.verify(&self.ctx, rules, items)
+        if let Some(why) = self.lost() {
+            return Err(GpuError::Lost(why.to_owned()));
+        }
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.faults.lost_at.is_some_and(|at| call >= at) {
+            self.ctx.mark_lost(format!("injected: lost at call {call}"));
+            return Err(GpuError::Lost(format!("injected: lost at call {call}")));
+        }
+        if self.faults.fail_calls.contains(&call) {
+            return Err(GpuError::Failed(format!("injected failure of call {call}")));
+        }
+        match self.device_verify_both(items) {
+            Ok(both) => Ok(both.into_iter().map(|v| v.get(rules)).collect()),
+            // A call that failed because the device went away says so.
+            Err(e) => Err(self.lost().map_or(e, |why| GpuError::Lost(why.to_owned()))),
+        }
+    }
+
+    /// Both rule sets' verdicts from the device, as the kernel (and an
+    /// injected miscomputation) gives them: what `verify` and the
+    /// self-test use.
+    fn device_verify_both(&self, items: &[crate::sig::SigItem<'_>]) -> Result<Vec<ed25519::Verdicts>, GpuError> {
+        let mut both = self.ed25519.verify_both(&self.ctx, items)?;
+        if self.faults.wrong_verdicts {
+            faults::miscompute(&mut both);
+        }
+        Ok(both)
     }
 }

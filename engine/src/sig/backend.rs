@@ -10,7 +10,9 @@
 //! verdicts never depend on the GPU working; every such failure is counted
 //! in [`SignerStats`] and the last one is kept
 //! ([`Signer::last_gpu_failure`]), so a caller that wants the GPU or
-//! nothing (`vigil sigs --backend gpu`) can still fail loudly.
+//! nothing (`vigil sigs --backend gpu`) can still fail loudly. Once the
+//! device is lost (`GpuSigner::lost`) no call is made to it: every later
+//! batch runs on the CPU, counted as a fallback.
 
 use super::{BatchSizer, RuleSet, SigItem, verify_many_tuned};
 #[cfg(feature = "gpu")]
@@ -165,15 +167,19 @@ pub struct SignerStats {
     pub gpu_calls: u64,
     /// GPU calls that failed (an error, a panic, a wrong verdict count).
     pub gpu_failures: u64,
-    /// GPU calls whose signatures were verified on the CPU instead: every
-    /// failure is (so this equals `gpu_failures`).
+    /// Batches (or a batch's GPU part) meant for the GPU and verified on
+    /// the CPU instead: every failed call, and every batch after the
+    /// device was lost (no call is made to a lost device).
     pub cpu_fallbacks: u64,
     /// Signatures whose verdicts came from the GPU.
     pub gpu_signatures: u64,
     /// Signatures verified on the CPU, fallbacks included.
     pub cpu_signatures: u64,
-    /// Signatures verified on the CPU after the GPU failed on them.
+    /// Signatures verified on the CPU that were meant for the GPU (after a
+    /// failed call, or once the device was lost).
     pub fallback_signatures: u64,
+    /// Whether the GPU was lost (from then on everything runs on the CPU).
+    pub gpu_lost: bool,
 }
 
 /// The counters and the last failure, updated as a signer runs.
@@ -194,14 +200,18 @@ impl Tally {
     #[cfg(feature = "gpu")]
     pub(crate) fn gpu_failed(&mut self, n: usize, failure: GpuFailure) {
         let s = &mut self.stats;
+        let lost = matches!(failure, GpuFailure::Error(GpuError::Lost(_)));
         s.gpu_calls += 1;
         s.gpu_failures += 1;
         s.cpu_fallbacks += 1;
         s.fallback_signatures += n as u64;
         s.cpu_signatures += n as u64;
-        // The first failure is a warning (the CLI shows warnings); the rest
-        // are counted, and traced at debug level.
-        if s.gpu_failures == 1 {
+        // The first failure, and a loss, are warnings (the CLI shows
+        // warnings); the rest are counted, and traced at debug level.
+        if lost && !s.gpu_lost {
+            s.gpu_lost = true;
+            tracing::warn!("{failure}: {n} signatures, and every batch from now on, verified on the CPU");
+        } else if s.gpu_failures == 1 {
             tracing::warn!(
                 "a GPU call on {n} signatures failed ({failure}); verified on the CPU (further failures are counted)"
             );
@@ -209,6 +219,20 @@ impl Tally {
             tracing::debug!(target: "vigil::hybrid", "a GPU call on {n} signatures failed ({failure}); verified on the CPU");
         }
         self.last_failure = Some(failure);
+    }
+
+    /// `n` signatures meant for a GPU that was lost were verified on the
+    /// CPU (no call was made).
+    #[cfg(feature = "gpu")]
+    pub(crate) fn gpu_gone(&mut self, n: usize, why: &str) {
+        let s = &mut self.stats;
+        if !s.gpu_lost {
+            s.gpu_lost = true;
+            tracing::warn!("the GPU was lost ({why}); verifying on the CPU from now on");
+        }
+        s.cpu_fallbacks += 1;
+        s.fallback_signatures += n as u64;
+        s.cpu_signatures += n as u64;
     }
 
     pub(crate) fn cpu_verified(&mut self, n: usize) {
@@ -325,6 +349,12 @@ impl Signer {
         self.tally.stats.signatures += items.len() as u64;
         #[cfg(feature = "gpu")]
         if let Some(gpu) = &self.config.gpu {
+            if let Some(why) = gpu.lost() {
+                let mut verdicts = vec![false; items.len()];
+                verify_many_tuned(rules, items, &mut verdicts, &mut self.sizer);
+                self.tally.gpu_gone(items.len(), why);
+                return verdicts;
+            }
             return match self.config.gpu_mode {
                 GpuMode::Only => match call_gpu(gpu, rules, items) {
                     Ok(verdicts) => {
