@@ -15,7 +15,11 @@
 #   bandwidth, each output checked against the CPU; BUILDS, KERNEL_SIGS,
 #   KERNEL_SIZES, KERNEL_MESSAGES, SECONDS_PER override its sizes), generates
 #   a chain on all cores and times `vigil verify` with --backend cpu, gpu and
-#   auto on it; prints the tables last (and copies the logs to $OUT if set).
+#   auto on it, and with --rules strict; then a chain with 1% invalid
+#   signatures (INVALID_TXS, default 10^6: one bad signature in every block
+#   of 100) the same three ways; prints the tables last (and copies the logs
+#   to $OUT if set). Every run's summary says how many signatures the GPU
+#   verified and whether a call failed (`gpu` in --json).
 #   `AB_REFS="branch ..." benches/gpu.sh build` also builds those revisions;
 #   `run` then measures each one's default kernel and `verify --backend gpu`
 #   beside this checkout's (rows gpu-vigil-ab-*).
@@ -25,11 +29,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
 build)
-  cargo build --release -q -p vigil
+  # `vigil bench` runs `vigil-bench` from beside `vigil`: both travel.
+  cargo build --release -q -p vigil -p vigil-benches --bin vigil --bin vigil-bench
   rm -rf gpu-run
   mkdir -p gpu-run
-  cp target/release/vigil gpu-run/vigil
-  strip gpu-run/vigil
+  cp target/release/vigil target/release/vigil-bench gpu-run/
+  strip gpu-run/vigil gpu-run/vigil-bench
   # AB_REFS="rev ...": also build those revisions (e.g. an experiment's
   # branch), measured by `run` beside this checkout's build.
   for ref in ${AB_REFS:-}; do
@@ -83,12 +88,29 @@ run)
   "$vigil" gen "$work/chain" --seed 7 --blocks "$blocks" --txs-per-block "$per" --senders 1000 \
     --payload 100..300 --segment-size 256MiB >/dev/null
   stamp "generated: $(du -sh "$work/chain" | cut -f1)"
+  # verify_as NAME CHAIN ARGS...: one timed `vigil verify --json` run.
+  verify_as() {
+    local name=$1 chain=$2
+    shift 2
+    stamp "vigil verify $* ($name)"
+    VIGIL_STAGE_TIMES=1 "$vigil" verify --json "$@" "$chain" > "$work/$name.json" 2> "$work/$name.err" || true
+    tail -1 "$work/$name.json"
+    grep -E "busy seconds|GPU signature calls|self-test|failed|lost" "$work/$name.err" || true
+  }
   for backend in cpu gpu auto; do
-    stamp "vigil verify --backend $backend"
-    VIGIL_STAGE_TIMES=1 "$vigil" verify --json --backend "$backend" "$work/chain" \
-      > "$work/$backend.json" 2> "$work/$backend.err" || true
-    tail -1 "$work/$backend.json"
-    grep -E "busy seconds|GPU signature calls" "$work/$backend.err" || true
+    verify_as "$backend" "$work/chain" --backend "$backend"
+  done
+  for backend in cpu gpu auto; do
+    verify_as "strict-$backend" "$work/chain" --backend "$backend" --rules strict
+  done
+  # 1% invalid: blocks of 100 transactions, one signature flipped in each.
+  bad=$(( ${INVALID_TXS:-1000000} / 100 )); [ "$bad" -ge 1 ] || bad=1
+  stamp "generating $((bad * 100)) transactions, 1% with an invalid signature"
+  seq 0 $((bad - 1)) | sed 's/^/--fault=tx_signature@/' > "$work/faults.args"
+  xargs -a "$work/faults.args" "$vigil" gen "$work/invalid" --seed 8 --blocks "$bad" --txs-per-block 100 \
+    --senders 1000 --payload 100..300 --segment-size 256MiB >/dev/null
+  for backend in cpu gpu auto; do
+    verify_as "invalid-$backend" "$work/invalid" --backend "$backend"
   done
   for ab in gpu-run/vigil-ab-*; do
     [ -x "$ab" ] || continue
@@ -106,23 +128,35 @@ work = sys.argv[1]
 rows = {}
 import glob, os
 abs_ = sorted(os.path.basename(f)[:-5] for f in glob.glob(f"{work}/gpu-vigil-ab-*.json"))
-for b in ["cpu", "gpu", "auto"] + abs_:
+def load(name):
     try:
-        rows[b] = json.loads(open(f"{work}/{b}.json").read().splitlines()[-1])
-    except Exception as e:
-        rows[b] = None
-base = rows["cpu"]
-label = {b: (f"{b[4:]} --backend gpu" if b.startswith("gpu-vigil-ab-") else f"--backend {b}") for b in rows}
-w = max(22, *(len(l) for l in label.values()))
-print(f"{'vigil verify':<{w}} {'seconds':>9} {'tx/s':>12} {'vs --backend cpu':>17}  verdict")
-for b, r in rows.items():
-    if r is None:
-        print(f"{label[b]:<{w}} {'failed':>9}"); continue
-    tps = r["transactions"] / r["seconds"]
-    ratio = base["seconds"] / r["seconds"] if base else float("nan")
-    print(f"{label[b]:<{w}} {r['seconds']:>9.2f} {tps:>12.0f} {ratio:>16.2f}x  {r['verdict']}")
-verdicts = {r["verdict"] for r in rows.values() if r}
-print("verdicts agree" if len(verdicts) == 1 else f"VERDICTS DIFFER: {verdicts}")
+        return json.loads(open(f"{work}/{name}.json").read().splitlines()[-1])
+    except Exception:
+        return None
+# (title, [(label, run name)]): each table's rows against its own --backend cpu row.
+tables = [
+    ("zip215, valid chain", [(f"--backend {b}", b) for b in ("cpu", "gpu", "auto")]
+        + [(f"{b[4:]} --backend gpu", b) for b in abs_]),
+    ("--rules strict, same chain", [(f"--backend {b}", f"strict-{b}") for b in ("cpu", "gpu", "auto")]),
+    ("zip215, 1% invalid signatures", [(f"--backend {b}", f"invalid-{b}") for b in ("cpu", "gpu", "auto")]),
+]
+w = 30
+for title, rows in tables:
+    runs = [(label, load(name)) for label, name in rows]
+    base = runs[0][1]
+    print(f"{'vigil verify: ' + title:<{w + 24}}")
+    print(f"{'':<{w}} {'seconds':>9} {'tx/s':>12} {'vs cpu':>8}  {'GPU sigs':>10} {'failed':>6}  verdict")
+    for label, r in runs:
+        if r is None:
+            print(f"{label:<{w}} {'failed':>9}"); continue
+        tps = r["transactions"] / r["seconds"]
+        ratio = base["seconds"] / r["seconds"] if base else float("nan")
+        g = r.get("gpu") or {}
+        print(f"{label:<{w}} {r['seconds']:>9.2f} {tps:>12.0f} {ratio:>7.2f}x  {g.get('signatures', 0):>10} "
+              f"{g.get('failures', 0):>6}  {r['verdict']} ({r['invalid_blocks']} invalid blocks)")
+    seen = {(r["verdict"], r["invalid_blocks"]) for _, r in runs if r}
+    print("verdicts agree" if len(seen) == 1 else f"VERDICTS DIFFER: {seen}")
+    print()
 PY
   echo
   cat "$work/kernels.txt"
