@@ -2,6 +2,8 @@
 //! `{"pubkey":hex,"msg":hex,"sig":hex}`. In the engine (not the CLI) so that
 //! the fuzz targets (`fuzz/`) reach the parser that reads untrusted lines.
 
+use std::borrow::Cow;
+
 /// One decoded line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigLine {
@@ -40,24 +42,39 @@ pub enum SigLineError {
     },
 }
 
+/// The line's fields, borrowed from it (hex needs no escapes; a field that
+/// has some is unescaped into its own string).
 #[derive(serde::Deserialize)]
-struct Line {
-    pubkey: String,
-    msg: String,
-    sig: String,
+struct Line<'a> {
+    #[serde(borrow)]
+    pubkey: Cow<'a, str>,
+    #[serde(borrow)]
+    msg: Cow<'a, str>,
+    #[serde(borrow)]
+    sig: Cow<'a, str>,
 }
 
 /// Decodes one line; the error says which field is wrong and why. Allocates
-/// no more than the line's own length justifies.
+/// only the message (the key and signature decode in place).
 pub fn parse_sig_line(line: &str) -> Result<SigLine, SigLineError> {
-    let l: Line = serde_json::from_str(line).map_err(|e| SigLineError::Json(e.to_string()))?;
-    let bytes = |field: &'static str, hex_text: &str| {
-        hex::decode(hex_text).map_err(|source| SigLineError::Hex { field, source })
-    };
-    let length = |field, expected| move |v: Vec<u8>| SigLineError::Length { field, len: v.len(), expected };
-    let public_key = bytes("pubkey", &l.pubkey)?.try_into().map_err(length("pubkey", 32))?;
-    let signature = bytes("sig", &l.sig)?.try_into().map_err(length("sig", 64))?;
-    Ok(SigLine { public_key, message: bytes("msg", &l.msg)?, signature })
+    let l: Line<'_> = serde_json::from_str(line).map_err(|e| SigLineError::Json(e.to_string()))?;
+    let public_key = fixed("pubkey", &l.pubkey)?;
+    let signature = fixed("sig", &l.sig)?;
+    let message = hex::decode(&*l.msg).map_err(|source| SigLineError::Hex { field: "msg", source })?;
+    Ok(SigLine { public_key, message, signature })
+}
+
+/// `N` bytes from hex, in place; otherwise the hex error, or the length
+/// the text decodes to.
+fn fixed<const N: usize>(field: &'static str, text: &str) -> Result<[u8; N], SigLineError> {
+    let hex_error = |source| SigLineError::Hex { field, source };
+    let mut out = [0u8; N];
+    if text.len() == 2 * N {
+        hex::decode_to_slice(text, &mut out).map_err(hex_error)?;
+        return Ok(out);
+    }
+    let len = hex::decode(text).map_err(hex_error)?.len();
+    Err(SigLineError::Length { field, len, expected: N })
 }
 
 #[cfg(test)]
@@ -74,5 +91,12 @@ mod tests {
         let odd = parse_sig_line(&format!(r#"{{"pubkey":"{pk}","msg":"abc","sig":"{sig}"}}"#)).unwrap_err().to_string();
         assert!(odd.starts_with("msg:"), "{odd}");
         assert!(parse_sig_line("{").is_err());
+        // A field with JSON escapes is unescaped (\u0030 is "0").
+        let escaped = format!(r#"{{"pubkey":"\u0030{}","msg":"","sig":"{sig}"}}"#, &pk[1..]);
+        assert_eq!(parse_sig_line(&escaped).unwrap().public_key, [7; 32]);
+        let long = parse_sig_line(&format!(r#"{{"pubkey":"{pk}00","msg":"","sig":"{sig}"}}"#)).unwrap_err();
+        assert_eq!(long.to_string(), "pubkey is 33 bytes, expected 32");
+        let bad = parse_sig_line(&format!(r#"{{"pubkey":"{pk}","msg":"","sig":"{}zz"}}"#, &sig[2..])).unwrap_err();
+        assert!(bad.to_string().starts_with("sig: Invalid character 'z'"), "{bad}");
     }
 }
