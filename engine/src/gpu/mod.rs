@@ -657,13 +657,12 @@ impl GpuSigner {
 
     /// One verdict per item, exactly `sig::verify(rules, …)`'s.
     pub fn verify(&self, rules: crate::sig::RuleSet, items: &[crate::sig::SigItem<'_>]) -> Result<Vec<bool>, GpuError> {
-        if let Some(why) = self.lost() {
-            return Err(GpuError::Lost(why.to_owned()));
-        }
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
         if self.faults.lost_at.is_some_and(|at| call >= at) {
             self.ctx.mark_lost(format!("injected: lost at call {call}"));
-            return Err(GpuError::Lost(format!("injected: lost at call {call}")));
+        }
+        if let Some(why) = self.lost() {
+            return Err(GpuError::Lost(why.to_owned()));
         }
         if self.faults.fail_calls.contains(&call) {
             return Err(GpuError::Failed(format!("injected failure of call {call}")));

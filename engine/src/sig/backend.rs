@@ -350,8 +350,7 @@ impl Signer {
         #[cfg(feature = "gpu")]
         if let Some(gpu) = &self.config.gpu {
             if let Some(why) = gpu.lost() {
-                let mut verdicts = vec![false; items.len()];
-                verify_many_tuned(rules, items, &mut verdicts, &mut self.sizer);
+                let verdicts = on_cpu(&mut self.sizer, rules, items);
                 self.tally.gpu_gone(items.len(), why);
                 return verdicts;
             }
@@ -362,8 +361,7 @@ impl Signer {
                         verdicts
                     }
                     Err(failure) => {
-                        let mut verdicts = vec![false; items.len()];
-                        verify_many_tuned(rules, items, &mut verdicts, &mut self.sizer);
+                        let verdicts = on_cpu(&mut self.sizer, rules, items);
                         self.tally.gpu_failed(items.len(), failure);
                         verdicts
                     }
@@ -380,15 +378,18 @@ impl Signer {
                 }
             };
         }
-        self.cpu(rules, items)
-    }
-
-    fn cpu(&mut self, rules: RuleSet, items: &[SigItem<'_>]) -> Vec<bool> {
-        let mut verdicts = vec![false; items.len()];
-        verify_many_tuned(rules, items, &mut verdicts, &mut self.sizer);
+        let verdicts = on_cpu(&mut self.sizer, rules, items);
         self.tally.cpu_verified(items.len());
         verdicts
     }
+}
+
+/// `items`' verdicts on the CPU, the batch size from `sizer` (the caller
+/// counts them: verified on the CPU, or a GPU's fallback).
+fn on_cpu(sizer: &mut BatchSizer, rules: RuleSet, items: &[SigItem<'_>]) -> Vec<bool> {
+    let mut verdicts = vec![false; items.len()];
+    verify_many_tuned(rules, items, &mut verdicts, sizer);
+    verdicts
 }
 
 #[cfg(all(test, feature = "gpu"))]
