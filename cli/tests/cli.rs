@@ -762,9 +762,7 @@ fn shards_from_an_index_stitch_to_the_single_run_and_a_stale_index_is_refused() 
 /// why, `vigil devices` shows it.
 #[test]
 fn gpu_failures_change_no_report_and_a_miscomputing_gpu_is_refused() {
-    if vigil(&["devices", "--json"]).stdout.is_empty() {
-        assert!(std::env::var("VIGIL_REQUIRE_GPU").map_or(true, |v| v != "1"), "VIGIL_REQUIRE_GPU=1 but no adapter");
-        eprintln!("SKIPPING the GPU failure tests: no GPU adapter");
+    if !gpu_adapter_or_skip("the GPU failure tests") {
         return;
     }
     let with_fault = |fault: &str, args: &[&str]| {

@@ -47,16 +47,6 @@ fn concat(files: &[PathBuf]) -> Vec<u8> {
     files.iter().flat_map(|f| std::fs::read(f).unwrap()).collect()
 }
 
-fn chain_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "vblk"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// Report lines without what names the input (file names, byte counts of
 /// what was read, timings), to compare a stream's run with a file's.
 fn comparable(lines: &[Value]) -> Vec<Value> {
@@ -75,7 +65,7 @@ fn comparable(lines: &[Value]) -> Vec<Value> {
 
 #[test]
 fn streams_are_verified_exactly_as_the_same_bytes_in_a_file() {
-    let valid = chain_files(&conformance().join("valid"));
+    let valid = segments(&conformance().join("valid"));
     let whole = concat(&valid);
     let tmp = tempfile::tempdir().unwrap();
 
@@ -108,7 +98,7 @@ fn streams_are_verified_exactly_as_the_same_bytes_in_a_file() {
     let mut huge_body = whole.clone();
     huge_body[124..128].copy_from_slice(&u32::MAX.to_le_bytes()); // body_len beyond everything
     cases.push(huge_body);
-    for f in chain_files(&faults).into_iter().take(6) {
+    for f in segments(&faults).into_iter().take(6) {
         cases.push(std::fs::read(f).unwrap());
     }
     for (i, bytes) in cases.into_iter().enumerate() {
@@ -153,7 +143,7 @@ fn a_fifo_is_waited_for_never_blocking_in_open() {
     let tmp = tempfile::tempdir().unwrap();
     let fifo = tmp.path().join("p.vblk");
     mkfifo(&fifo);
-    let chain = concat(&chain_files(&sample()));
+    let chain = concat(&segments(&sample()));
 
     // The writer comes late: vigil says it waits, then verifies it all.
     let mut child = Command::new(VIGIL)
@@ -183,7 +173,7 @@ fn a_fifo_is_waited_for_never_blocking_in_open() {
     assert_eq!(status.code(), Some(2));
 
     // --authorities from a FIFO.
-    let proposer = ndjson(&vigil(&["inspect", s(&chain_files(&sample())[0]), "--json"]).stdout)[0]["proposer"]
+    let proposer = ndjson(&vigil(&["inspect", s(&segments(&sample())[0]), "--json"]).stdout)[0]["proposer"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -205,7 +195,7 @@ fn directory_entries_that_are_not_segment_files_are_errors_naming_them() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("chain");
     std::fs::create_dir(&dir).unwrap();
-    for f in chain_files(&sample()) {
+    for f in segments(&sample()) {
         std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
     }
     assert_eq!(code(&vigil(&["verify", s(&dir)])), 0);
@@ -264,7 +254,7 @@ fn endless_or_huge_streams_are_refused_in_bounded_time_and_memory() {
     // A stream's block that claims more than a stream block may hold, and
     // whose stream goes on past that bound: refused, never held whole.
     // (One whose stream ends first is malformed, as in a file: above.)
-    let mut header = std::fs::read(&chain_files(&sample())[0]).unwrap()[..224].to_vec();
+    let mut header = std::fs::read(&segments(&sample())[0]).unwrap()[..224].to_vec();
     header[124..128].copy_from_slice(&u32::MAX.to_le_bytes());
     let mut child = Command::new(VIGIL)
         .args(["verify", "-"])
@@ -339,7 +329,7 @@ fn a_run_that_verified_nothing_is_not_valid() {
 
 #[test]
 fn files_out_of_order_are_named_and_a_file_twice_is_refused() {
-    let files = chain_files(&conformance().join("valid"));
+    let files = segments(&conformance().join("valid"));
     // 001 before 000: one diagnostic naming both files and what was
     // expected; the rule failures are FORMAT.md's as before.
     let o = vigil(&["verify", s(&files[1]), s(&files[0]), "--json"]);
@@ -449,7 +439,7 @@ fn many_blocks(dir: &Path) -> PathBuf {
 fn a_mapped_file_that_shrinks_is_named_not_a_bus_error() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = many_blocks(tmp.path());
-    let file = chain_files(&dir).remove(0);
+    let file = segments(&dir).remove(0);
     // The report blocks on a pipe nobody reads yet, with the file mapped;
     // then the file shrinks and the reading resumes. (`--no-mmap` would
     // have read this small file ahead before it shrank: a file that
@@ -500,7 +490,7 @@ fn a_closed_output_pipe_ends_the_run_promptly_and_quietly() {
     // `vigil sigs … | head`, with stderr closed too: no panic, no message.
     let line = r#"{"pubkey":"00","msg":"","sig":"00"}"#; // parse error: written to stderr
     let mut input = String::new();
-    let ok = ndjson(&vigil(&["inspect", s(&chain_files(&dir)[0]), "--json"]).stdout)[0].clone();
+    let ok = ndjson(&vigil(&["inspect", s(&segments(&dir)[0]), "--json"]).stdout)[0].clone();
     let good = format!(
         r#"{{"pubkey":"{}","msg":"00","sig":"{}"}}"#,
         ok["proposer"].as_str().unwrap(),
@@ -567,7 +557,7 @@ fn json_reports_of_a_million_transaction_block_stay_under_512_mib() {
     // Block timestamp 0: every transaction breaks tx_timestamp, so the
     // block's report holds 1,048,577 failures (cheaply: the signatures of
     // the transactions still verify).
-    let file = chain_files(&dir).remove(0);
+    let file = segments(&dir).remove(0);
     let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
     std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(48)).unwrap();
     f.write_all(&[0; 8]).unwrap();

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::{ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common;
@@ -57,18 +57,44 @@ pub fn announced<R: BufRead>(err: &mut R, prefixes: &[&str]) -> Vec<String> {
     found.into_iter().flatten().collect()
 }
 
-#[test]
-fn serve_metrics_are_prometheus_text_and_move_with_requests() {
-    use vigil_client::{Client, Request, Response, Rules, Signature};
-    let mut child = Command::new(VIGIL)
-        .args(["serve", "--listen", "tcp:127.0.0.1:0", "--metrics", "127.0.0.1:0", "--max-delay-us", "0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
+/// A `vigil serve` child on loopback TCP with `--metrics` (ports picked by
+/// the system) and no batching delay, plus `args` and `env`: the child, its
+/// stderr past the announcements, the metrics address and the listen
+/// address. Killed when dropped.
+fn serve_with_metrics(args: &[&str], env: &[(&str, &str)]) -> (Child, BufReader<ChildStderr>, String, String) {
+    let mut child = Child(
+        Command::new(VIGIL)
+            .args(["serve", "--listen", "tcp:127.0.0.1:0", "--metrics", "127.0.0.1:0", "--max-delay-us", "0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = BufReader::new(child.0.stderr.take().unwrap());
     let said = announced(&mut err, &["vigil: metrics on http://", "vigil: serving protocol v1 on "]);
     let metrics = said[0].strip_suffix("/metrics").unwrap().to_owned();
     let listen = said[1].split(' ').next().unwrap().to_owned();
+    (child, err, metrics, listen)
+}
+
+/// A child process killed when dropped, so that a failing test leaves no
+/// server behind (a child already waited for is left alone).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn serve_metrics_are_prometheus_text_and_move_with_requests() {
+    use vigil_client::{Client, Request, Response, Rules, Signature};
+    let (mut child, mut err, metrics, listen) = serve_with_metrics(&[], &[]);
     // Keep reading stderr so the server never blocks on it.
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
 
@@ -135,8 +161,8 @@ fn serve_metrics_are_prometheus_text_and_move_with_requests() {
     assert!(after["vigil_uptime_seconds"] > 0.0);
     drop(client);
 
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap().success());
+    assert_eq!(child.0.wait().unwrap().code(), Some(0));
 
     // Only loopback, unless --allow-remote.
     let o = vigil(&["serve", "--listen", "tcp:127.0.0.1:0", "--metrics", "0.0.0.0:0"]);
@@ -150,22 +176,10 @@ fn serve_metrics_are_prometheus_text_and_move_with_requests() {
 #[test]
 fn serve_with_a_lost_gpu_answers_from_the_cpu_and_says_so() {
     use vigil_client::{Client, Outcome, Request, Response};
-    if vigil(&["devices", "--json"]).stdout.is_empty() {
-        assert!(std::env::var("VIGIL_REQUIRE_GPU").map_or(true, |v| v != "1"), "VIGIL_REQUIRE_GPU=1 but no adapter");
-        eprintln!("SKIPPING the lost-GPU serve test: no GPU adapter");
+    if !gpu_adapter_or_skip("the lost-GPU serve test") {
         return;
     }
-    let mut child = Command::new(VIGIL)
-        .args(["serve", "--listen", "tcp:127.0.0.1:0", "--metrics", "127.0.0.1:0", "--max-delay-us", "0"])
-        .args(["--backend", "gpu"])
-        .env("VIGIL_GPU_FAULT", "lost:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let said = announced(&mut err, &["vigil: metrics on http://", "vigil: serving protocol v1 on "]);
-    let metrics = said[0].strip_suffix("/metrics").unwrap().to_owned();
-    let listen = said[1].split(' ').next().unwrap().to_owned();
+    let (mut child, err, metrics, listen) = serve_with_metrics(&["--backend", "gpu"], &[("VIGIL_GPU_FAULT", "lost:0")]);
     let (tx, warnings) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in err.lines() {
@@ -202,8 +216,8 @@ fn serve_with_a_lost_gpu_answers_from_the_cpu_and_says_so() {
     assert_eq!(m["vigil_signatures_verified_total{device=\"gpu\"}"], 0.0);
     assert!(m["vigil_fallback_signatures_total"] >= signatures as f64, "{m:?}");
     drop(client);
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap().success());
+    assert_eq!(child.0.wait().unwrap().code(), Some(0));
     let said: Vec<String> = warnings.try_iter().collect();
     assert!(said.iter().any(|l| l.contains("the GPU device was lost")), "{said:?}");
 }

@@ -34,6 +34,17 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Whether `vigil devices` sees a GPU adapter; without one, says that
+/// `what` skips (and fails under `VIGIL_REQUIRE_GPU=1`, as CI runs).
+pub fn gpu_adapter_or_skip(what: &str) -> bool {
+    if !vigil(&["devices", "--json"]).stdout.is_empty() {
+        return true;
+    }
+    assert!(std::env::var("VIGIL_REQUIRE_GPU").map_or(true, |v| v != "1"), "VIGIL_REQUIRE_GPU=1 but no adapter");
+    eprintln!("SKIPPING {what}: no GPU adapter");
+    false
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
